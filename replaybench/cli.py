@@ -1,0 +1,192 @@
+"""The `replaybench` command line. Every command takes --config (default replaybench.yaml) and
+exits non-zero with a one-line reason on bad input."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from replaybench.config import DEFAULT_CONFIG, Settings, load_settings, prepare_environment
+from replaybench.errors import ReplaybenchError
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration file.")]
+FORMATS = ["auto", "openai", "otel", "openinference", "langfuse", "litellm", "helicone"]
+
+
+def _settings(config: Path) -> Settings:
+    prepare_environment()
+    return load_settings(config)
+
+
+def _parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ReplaybenchError(f"{option} must be a date like 2026-11-28, not {value!r}") from None
+
+
+def _run_flow(settings: Settings, config: Path, run_date: date | None, force: bool, kind: str,
+              fleet_url: str | None = None) -> dict | None:
+    from flows.nightly import nightly
+
+    return asyncio.run(nightly(run_date=run_date, config=str(config), force=force, kind=kind,
+                               fleet_url=fleet_url))
+
+
+def _print_decisions(settings: Settings, run_id: str) -> None:
+    from replaybench.warehouse import open_warehouse
+    from tasks.report import best_candidate
+
+    with open_warehouse(settings.warehouse) as wh:
+        scores = wh.frame("SELECT * FROM scores WHERE run_id = $r", r=run_id).to_dicts()
+    table = Table(title=f"run {run_id}", show_lines=False)
+    for col in ("prompt_version", "best candidate", "decision", "why"):
+        table.add_column(col, overflow="fold")
+    for pv in sorted({s["prompt_version"] for s in scores}):
+        best = best_candidate([s for s in scores if s["prompt_version"] == pv], settings.baseline)
+        if best:
+            table.add_row(pv, best["model"], best["recommendation"], best["reason"])
+        else:
+            table.add_row(pv, "—", "—", "no candidate answered")
+    console.print(table)
+
+
+@app.command()
+def demo(config: ConfigOpt = Path(DEFAULT_CONFIG),
+         force: Annotated[bool, typer.Option(help="Run again even if completed.")] = False):
+    """Ingest the bundled demo logs, start the local model fleet, run the nightly flow."""
+    from replaybench.sim.server import Fleet
+    from replaybench.warehouse import open_warehouse
+    from tasks.ingest import ingest_paths
+
+    settings = _settings(config)
+    console.print(f"ingesting {', '.join(str(p) for p in settings.logs)}")
+    console.print("  " + ingest_paths(settings.warehouse, settings.logs).summary())
+    with open_warehouse(settings.warehouse) as wh:
+        last = wh.execute("SELECT max(ts) FROM logs").fetchone()[0]
+    if last is None:
+        raise ReplaybenchError("the demo logs are empty: nothing to replay")
+    run_date = last.astimezone(settings.tz).date() + timedelta(days=1)
+    with Fleet(time_scale=settings.fleet.time_scale) as fleet:
+        console.print(f"local model fleet on {fleet.base_url} (simulated models)")
+        console.print(f"running the nightly flow for {run_date - timedelta(days=1)} …")
+        result = _run_flow(settings, config, run_date, force, "demo", fleet.base_url)
+    _finish(settings, result, run_date)
+
+
+def _finish(settings: Settings, result: dict | None, run_date: date) -> None:
+    from replaybench.warehouse import open_warehouse
+
+    if result is None:
+        with open_warehouse(settings.warehouse) as wh:
+            row = wh.execute("SELECT run_id, report_path FROM runs WHERE run_date = $d AND "
+                             "status = 'completed' ORDER BY started_at DESC LIMIT 1",
+                             {"d": run_date}).fetchone()
+        console.print(f"{run_date - timedelta(days=1)} was already completed "
+                      f"(run {row[0]}); pass --force to run it again")
+        console.print(f"report: {row[1]}")
+        return
+    _print_decisions(settings, result["run_id"])
+    console.print(f"run {result['run_id']}: {result['status']}")
+    console.print(f"report: {result['report']}")
+    if result["status"] != "completed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(paths: Annotated[list[Path], typer.Argument(help="Log files (JSONL, JSON; .gz too).")],
+           format: Annotated[str, typer.Option("--format", help="|".join(FORMATS))] = "auto",
+           config: ConfigOpt = Path(DEFAULT_CONFIG)):
+    """Load production log files into the warehouse's `logs` table."""
+    from tasks.ingest import ingest_paths
+
+    if format not in FORMATS:
+        raise ReplaybenchError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
+    settings = _settings(config)
+    result = ingest_paths(settings.warehouse, paths, format)
+    console.print(result.summary())
+    if result.read and not (result.ingested or result.duplicates):
+        raise ReplaybenchError("nothing usable was read: every record was rejected")
+
+
+@app.command()
+def run(date_: Annotated[str | None, typer.Option("--date", help="Run for the day before this "
+                                                  "date (YYYY-MM-DD); default: yesterday.")] = None,
+        force: Annotated[bool, typer.Option(help="Run even if that day is completed.")] = False,
+        config: ConfigOpt = Path(DEFAULT_CONFIG)):
+    """The nightly regression for the day before --date."""
+    settings = _settings(config)
+    run_date = _parse_date(date_, "--date") or settings.default_date()
+    _finish(settings, _run_flow(settings, config, run_date, force, "nightly"), run_date)
+
+
+@app.command("runs")
+def list_runs(config: ConfigOpt = Path(DEFAULT_CONFIG)):
+    """List the runs in the warehouse, newest first."""
+    from replaybench.warehouse import open_warehouse
+
+    settings = _settings(config)
+    with open_warehouse(settings.warehouse) as wh:
+        rows = wh.frame("SELECT run_id, kind, window_start, window_end, status, started_at, "
+                        "finished_at, report_path FROM runs ORDER BY started_at DESC").to_dicts()
+    table = Table()
+    for col in ("run_id", "kind", "window", "status", "took", "report"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        took = (r["finished_at"] - r["started_at"]) if r["finished_at"] else None
+        window = f"{r['window_start']:%Y-%m-%d %H:%M} → {r['window_end']:%Y-%m-%d %H:%M} UTC"
+        table.add_row(r["run_id"], r["kind"], window, r["status"],
+                      f"{took.total_seconds():.0f} s" if took else "—", r["report_path"] or "—")
+    console.print(table if rows else "no runs yet")
+
+
+@app.command()
+def report(run_id: str, config: ConfigOpt = Path(DEFAULT_CONFIG)):
+    """Re-render the report of a stored run."""
+    from replaybench import runs
+    from replaybench.warehouse import open_warehouse
+    from tasks.report import render_report
+
+    settings = _settings(config)
+    with open_warehouse(settings.warehouse) as wh:
+        runs.get(wh, run_id)
+        path = render_report(wh, settings, run_id)
+        wh.execute("UPDATE runs SET report_path = $p WHERE run_id = $r",
+                   {"p": str(path), "r": run_id})
+    console.print(f"report: {path}")
+
+
+@app.command()
+def sim(host: str = "127.0.0.1", port: int = 8400,
+        time_scale: Annotated[float, typer.Option(help="Fraction of simulated latency to "
+                                                  "sleep (0 = answer at once).")] = 1.0,
+        config: ConfigOpt = Path(DEFAULT_CONFIG)):
+    """Serve the local model fleet (OpenAI-compatible) until interrupted."""
+    from replaybench.sim.server import run as serve
+
+    serve(host=host, port=port, time_scale=time_scale)
+
+
+def main() -> None:
+    try:
+        app()
+    except ReplaybenchError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

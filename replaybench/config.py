@@ -1,0 +1,286 @@
+"""Settings: `replaybench.yaml` plus the environment, read and validated in this one place.
+
+Nothing else in replaybench reads environment variables. Secrets never live in the file: the file
+names the environment variables that hold them (`api_key_env`), and `Settings.api_key` resolves them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import subprocess
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from replaybench.errors import ConfigError, register_secret
+
+DEFAULT_CONFIG = "replaybench.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Price(_Strict):
+    """USD per one million tokens."""
+
+    input: float = Field(ge=0, description="Uncached input tokens.")
+    cached_input: float | None = Field(None, ge=0, description="Cache-hit input tokens.")
+    output: float = Field(ge=0, description="Output tokens, reasoning tokens included.")
+
+
+class Candidate(_Strict):
+    """A model endpoint to replay production traffic against."""
+
+    name: str = Field(description="How the candidate appears in the warehouse and the report.")
+    provider: Literal["openai"] = Field("openai", description="API dialect of the endpoint.")
+    base_url: str = Field(description="Endpoint root, e.g. https://api.z.ai/api/paas/v4.")
+    model: str = Field(description="The model string sent in each request.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the key.")
+    max_concurrency: int = Field(32, ge=1, le=1024, description="Requests in flight at once.")
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
+    stream: bool = Field(True, description="Stream answers (needed to measure TTFT).")
+    params: dict[str, object] = Field(
+        default_factory=dict, description="Sampling parameters that override the logged ones."
+    )
+    price: Price | None = Field(None, description="Overrides the price table for this model.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_baseline(cls, v: str) -> str:
+        if v == "production":
+            raise ValueError("'production' is reserved for the logged answers")
+        return v
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when the endpoint lives on this machine (e.g. the local model fleet)."""
+        host = urlparse(self.base_url).hostname or ""
+        return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+class Sample(_Strict):
+    """How each night's requests are drawn from the logs."""
+
+    per_prompt_version: int = Field(200, ge=1, description="Requests per prompt_version.")
+    seed: int = Field(7, description="Same seed and data give the same sample.")
+    window_days: int = Field(1, ge=1, le=366, description="Days of traffic a run draws from.")
+
+
+class Smtp(_Strict):
+    host: str = "127.0.0.1"
+    port: int = 25
+    starttls: bool = False
+    ssl: bool = False
+    username_env: str | None = None
+    password_env: str | None = None
+
+
+class Email(_Strict):
+    to: list[str]
+    from_: str = Field(alias="from")
+    smtp: Smtp = Smtp()
+
+
+class Fleet(_Strict):
+    """The local model fleet that `replaybench demo` starts."""
+
+    port: int = Field(8400, description="Candidates whose base_url is on this loopback port are "
+                                        "pointed at the fleet the demo starts.")
+    time_scale: float = Field(1.0, ge=0, description="Fraction of simulated latency to sleep.")
+
+
+class Settings(_Strict):
+    """The whole configuration; paths are resolved against the config file's folder."""
+
+    timezone: str = "UTC"
+    warehouse: Path = Path("data/warehouse.duckdb")
+    reports_dir: Path = Path("reports")
+    logs: list[Path] = Field(default_factory=list)
+    sample: Sample = Sample()
+    baseline: str = "production"
+    candidates: list[Candidate] = Field(default_factory=list)
+    suites: Path = Path("data/suites")
+    prices: Path = Path("data/prices.yaml")
+    email: Email | None = None
+    fleet: Fleet = Fleet()
+    source: Path | None = Field(None, exclude=True, description="The file this was loaded from.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name like Europe/Berlin)")
+        return v
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique_names(cls, v: list[Candidate]) -> list[Candidate]:
+        names = [c.name for c in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"candidate names must be unique; repeated: {', '.join(dupes)}")
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def candidate(self, name: str) -> Candidate:
+        for c in self.candidates:
+            if c.name == name:
+                return c
+        raise ConfigError(f"no candidate named {name!r} in {self.source or DEFAULT_CONFIG}")
+
+    def api_key(self, candidate: Candidate) -> str | None:
+        """The candidate's API key from the environment, or None if it needs none."""
+        if not candidate.api_key_env:
+            return None
+        key = os.environ.get(candidate.api_key_env)
+        if not key:
+            raise ConfigError(
+                f"No {candidate.api_key_env} in the environment: set it, "
+                f"or remove {candidate.name} from candidates"
+            )
+        register_secret(key)
+        return key
+
+    def default_date(self) -> date:
+        """Today in the configured timezone: `run` without --date covers the day before it."""
+        return datetime.now(self.tz).date()
+
+    def window(self, run_date: date) -> tuple[datetime, datetime]:
+        """The UTC bounds of the days before `run_date` (local midnight to local midnight)."""
+        end = datetime.combine(run_date, datetime.min.time(), self.tz)
+        start = end - timedelta(days=self.sample.window_days)
+        utc = ZoneInfo("UTC")
+        return start.astimezone(utc), end.astimezone(utc)
+
+    def config_hash(self) -> str:
+        """A short hash of everything that can change a run's result."""
+        blob = self.model_dump_json(exclude={"email", "source", "fleet"})
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def with_fleet(self, fleet_url: str) -> Settings:
+        """Point every candidate served by the local fleet's port at a fleet running elsewhere."""
+        def on_fleet(c: Candidate) -> bool:
+            return c.is_loopback and urlparse(c.base_url).port == self.fleet.port
+
+        moved = [c.model_copy(update={"base_url": fleet_url}) if on_fleet(c) else c
+                 for c in self.candidates]
+        return self.model_copy(update={"candidates": moved})
+
+
+def load_settings(path: str | Path = DEFAULT_CONFIG) -> Settings:
+    """Read and validate a config file; any problem is a ConfigError naming the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found (pass --config PATH)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}".splitlines()[0]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings")
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from None
+    return _resolve_paths(settings, path)
+
+
+def _resolve_paths(s: Settings, path: Path) -> Settings:
+    root = path.resolve().parent
+
+    def rel(p: Path) -> Path:
+        return p if p.is_absolute() else root / p
+
+    return s.model_copy(
+        update={
+            "warehouse": rel(s.warehouse),
+            "reports_dir": rel(s.reports_dir),
+            "logs": [rel(p) for p in s.logs],
+            "suites": rel(s.suites),
+            "prices": rel(s.prices),
+            "source": path.resolve(),
+        }
+    )
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per problem, naming the key, with a suggestion for misspelled keys."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            key = str(err["loc"][-1])
+            model = _model_at(err["loc"][:-1])
+            known = list(model.model_fields) if model else []
+            known += [f.alias for f in (model.model_fields.values() if model else []) if f.alias]
+            hint = difflib.get_close_matches(key, known, n=1)
+            lines.append(f"unknown key {loc!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        else:
+            lines.append(f"{loc}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        inner = getattr(ann, "__args__", None)
+        candidates = [ann, *(inner or ())]
+        nxt = next((a for a in candidates if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if nxt is None:
+            return None
+        model = nxt
+    return model
+
+
+# --- the process environment -------------------------------------------------------------
+
+def state_home() -> Path:
+    """Where replaybench keeps local state (Prefect's database); REPLAYBENCH_HOME relocates it."""
+    return Path(os.environ.get("REPLAYBENCH_HOME", ".replaybench")).resolve()
+
+
+def prepare_environment() -> None:
+    """Keep Prefect and Great Expectations local, quiet and offline, unless told otherwise."""
+    home = state_home()
+    defaults = {
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+
+
+def git_revision(root: Path | None = None) -> str | None:
+    """The checkout's short git revision, for run metadata; None outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None

@@ -1,0 +1,72 @@
+"""Prices: a dated table in `data/prices.yaml`, overridable per candidate in the config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from replaybench.config import Candidate, Price
+from replaybench.errors import ConfigError
+
+
+class _Entry(Price):
+    effective_from: date
+
+
+class _Table(BaseModel):
+    version: str
+    models: dict[str, list[_Entry]]
+
+
+@dataclass(frozen=True)
+class Costing:
+    """A price and where it came from (stored with every replay as `price_version`)."""
+
+    price: Price
+    version: str
+
+    def cost(self, input_tokens: int | None, cached_tokens: int | None,
+             output_tokens: int | None) -> float | None:
+        """USD for one call; cached input at the cached price where the model has one."""
+        if input_tokens is None or output_tokens is None:
+            return None
+        cached = min(cached_tokens or 0, input_tokens)
+        cached_price = self.price.cached_input if self.price.cached_input is not None \
+            else self.price.input
+        usd = ((input_tokens - cached) * self.price.input + cached * cached_price
+               + output_tokens * self.price.output)
+        return usd / 1_000_000
+
+
+class PriceTable:
+    def __init__(self, table: _Table, source: Path):
+        self.table = table
+        self.source = source
+
+    @classmethod
+    def load(cls, path: Path) -> PriceTable:
+        try:
+            raw = yaml.safe_load(Path(path).read_text())
+            return cls(_Table.model_validate(raw), Path(path))
+        except FileNotFoundError:
+            raise ConfigError(f"price table {path} not found (set `prices:` in the config)") from None
+        except (yaml.YAMLError, ValidationError) as exc:
+            raise ConfigError(f"price table {path} is invalid: {str(exc).splitlines()[0]}") from None
+
+    def costing(self, candidate: Candidate, day: date) -> Costing | None:
+        """The candidate's price on `day`: its config override, else the table's entry."""
+        if candidate.price is not None:
+            return Costing(candidate.price, f"config:{candidate.name}")
+        for key in (candidate.name, candidate.model, candidate.model.split("/")[-1]):
+            entries = [e for e in self.table.models.get(key, []) if e.effective_from <= day]
+            if entries:
+                entry = max(entries, key=lambda e: e.effective_from)
+                price = Price(input=entry.input, cached_input=entry.cached_input,
+                              output=entry.output)
+                return Costing(price, f"{self.source.name}@{self.table.version}:{key}"
+                                      f"@{entry.effective_from}")
+        return None

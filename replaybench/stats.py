@@ -1,0 +1,37 @@
+"""The statistics the verdicts stand on: Wilson intervals, exact McNemar, paired differences."""
+
+from __future__ import annotations
+
+import math
+
+from scipy import stats
+
+Z95 = 1.959963984540054
+
+
+def wilson(successes: int, n: int) -> tuple[float | None, float | None]:
+    """Wilson 95 % interval for a pass rate (well-behaved near 0 % and 100 %)."""
+    if n == 0:
+        return None, None
+    ci = stats.binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def mcnemar_exact(only_candidate: int, only_baseline: int) -> float | None:
+    """Two-sided exact McNemar p-value from the discordant pairs; None without any."""
+    discordant = only_candidate + only_baseline
+    if discordant == 0:
+        return 1.0
+    return float(stats.binomtest(only_candidate, discordant, 0.5).pvalue)
+
+
+def paired_difference(only_candidate: int, only_baseline: int,
+                      n: int) -> tuple[float | None, float | None, float | None]:
+    """Difference of two paired pass rates with a 95 % interval (Wald on the paired variance,
+    with a continuity correction), as (delta, low, high)."""
+    if n == 0:
+        return None, None, None
+    delta = (only_candidate - only_baseline) / n
+    variance = (only_candidate + only_baseline - (only_candidate - only_baseline) ** 2 / n) / n**2
+    half = Z95 * math.sqrt(max(variance, 0.0)) + 1 / n
+    return delta, max(-1.0, delta - half), min(1.0, delta + half)

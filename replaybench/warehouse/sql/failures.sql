@@ -1,0 +1,25 @@
+-- A few failed answers per prompt_version × candidate, next to production's answer to the same
+-- request (picked in a stable hash order, so a re-rendered report shows the same ones).
+WITH failed AS (
+    SELECT request_id, model, prompt_version,
+           string_agg("check", ', ' ORDER BY "check") AS failed_checks,
+           string_agg(reason, ' · ' ORDER BY "check") AS reasons
+    FROM checks
+    WHERE run_id = $run_id AND NOT passed AND model <> 'production'
+    GROUP BY ALL
+),
+picked AS (
+    SELECT *
+    FROM failed
+    QUALIFY row_number() OVER (PARTITION BY prompt_version, model ORDER BY hash(request_id)) <= $per_model
+)
+SELECT f.prompt_version, f.model, f.request_id, f.failed_checks, f.reasons,
+       c.output_text AS candidate_answer,
+       p.output_text AS production_answer,
+       p.reference,
+       l.messages->>'$[#-1].content' AS user_message
+FROM picked AS f
+JOIN answers AS c ON c.run_id = $run_id AND c.request_id = f.request_id AND c.model = f.model
+JOIN answers AS p ON p.run_id = $run_id AND p.request_id = f.request_id AND p.model = 'production'
+JOIN logs AS l ON l.request_id = f.request_id
+ORDER BY f.prompt_version, f.model, f.request_id;

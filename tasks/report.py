@@ -1,0 +1,121 @@
+"""Report: one self-contained HTML file per run, keyed by prompt_version.
+
+Its first screen carries the decision (per prompt_version: the best candidate, its recommendation,
+and what it would cost); below, a section per prompt_version with the full table and a few failing
+answers next to production's. Everything that came from logs or models is autoescaped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from replaybench import runs
+from replaybench.config import Settings
+from replaybench.warehouse import Warehouse, open_warehouse
+from tasks.score import RANK
+
+FAILURES_PER_MODEL = 3
+
+
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("replaybench", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(pct=_pct, pts=_pts, usd=_usd, num=_num, ms=_ms)
+    return env
+
+
+def best_candidate(rows: list[dict[str, Any]], baseline: str) -> dict[str, Any] | None:
+    """The candidate to act on: best recommendation, then pass rate, then cost per success."""
+    candidates = [r for r in rows if r["model"] != baseline and r["recommendation"]]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda r: (RANK[r["recommendation"]], -(r["pass_rate"] or 0),
+                                          r["cost_per_success_usd"] or float("inf")))
+
+
+def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, Any]:
+    """Everything the template shows, read from the warehouse (so a stored run re-renders)."""
+    run = runs.get(wh, run_id)
+    baseline = run["baseline"] or settings.baseline
+    scores = wh.frame("SELECT * FROM scores WHERE run_id = $r ORDER BY prompt_version, model",
+                      r=run_id).to_dicts()
+    failures = wh.frame("failures", run_id=run_id, per_model=FAILURES_PER_MODEL).to_dicts()
+    check_failures = wh.frame("check_failures", run_id=run_id).to_dicts()
+    candidates = wh.frame("replay_summary", run_id=run_id).to_dicts()
+    sections = []
+    for pv in wh.frame("prompt_versions", run_id=run_id).to_dicts():
+        name = pv["prompt_version"]
+        rows = [s for s in scores if s["prompt_version"] == name]
+        rows.sort(key=lambda r: (r["model"] != baseline, RANK.get(r["recommendation"], 9),
+                                 -(r["pass_rate"] or 0)))
+        sections.append({
+            **pv,
+            "anchor": "pv-" + "".join(ch if ch.isalnum() else "-" for ch in name),
+            "rows": rows,
+            "baseline_row": next((r for r in rows if r["model"] == baseline), None),
+            "best": best_candidate(rows, baseline),
+            "failures": [f for f in failures if f["prompt_version"] == name],
+            "checks": [c for c in check_failures if c["prompt_version"] == name and c["failed"]],
+        })
+    return {
+        "run": run,
+        "baseline": baseline,
+        "sections": sections,
+        "candidates": candidates,
+        "simulated": any(c["simulated"] for c in candidates),
+        "sample": settings.sample,
+        "generated_at": datetime.now(UTC),
+    }
+
+
+def render_report(wh: Warehouse, settings: Settings, run_id: str) -> Path:
+    """Write reports/<run_id>.html and return its path."""
+    html = environment().get_template("report.html.j2").render(
+        **report_context(wh, settings, run_id))
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.reports_dir / f"{run_id}.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report_task(settings: Settings, run_id: str) -> str:
+    with open_warehouse(settings.warehouse) as wh:
+        return str(render_report(wh, settings, run_id))
+
+
+# --- formatting filters ------------------------------------------------------------------------
+
+def _pct(x: float | None, digits: int = 1) -> str:
+    return "—" if x is None else f"{x * 100:.{digits}f} %"
+
+
+def _pts(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:+.1f}"
+
+
+def _usd(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"${x:.4f}" if x < 1 else f"${x:,.2f}"
+
+
+def _num(x: float | None, digits: int = 0) -> str:
+    return "—" if x is None else f"{x:,.{digits}f}"
+
+
+def _ms(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:,.0f} ms" if x < 10_000 else f"{x / 1000:,.1f} s"

@@ -1,0 +1,161 @@
+"""Score: per prompt_version × model, quality with its interval, the paired difference to the
+baseline, tokens, cost and latency — then a verdict and a recommendation in a sentence.
+
+The rules (also in the README):
+- verdict: `improved` / `regressed` when the exact McNemar p < ALPHA and the interval of the paired
+  difference lies above / below zero; `no_difference` when that interval lies inside ±MARGIN;
+  `inconclusive` otherwise.
+- recommendation: `reject` if regressed or the error rate is over MAX_ERROR_RATE; `promote` if
+  improved at no more than PROMOTE_COST_RATIO × the baseline's cost per success, or no different
+  and at most SAVING_RATIO of it; `canary` if improved (but dearer) or no different and cheaper;
+  `hold` otherwise.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from replaybench import stats
+from replaybench.config import Settings
+from replaybench.runs import Run
+from replaybench.warehouse import Warehouse, open_warehouse
+
+ALPHA = 0.05
+MARGIN = 0.03
+MAX_ERROR_RATE = 0.10
+PROMOTE_COST_RATIO = 1.25
+SAVING_RATIO = 0.80
+
+RANK = {"promote": 0, "canary": 1, "hold": 2, "reject": 3}
+
+
+def summarise(outcomes: pl.DataFrame) -> pl.DataFrame:
+    """Per prompt_version × model: counts, efficiency and latency from one row per answer."""
+    ok = pl.col("status") == "ok"
+    return (
+        outcomes.group_by("prompt_version", "model")
+        .agg(
+            n=pl.len(),
+            passed=pl.col("passed").sum(),
+            output_tokens_per_task=pl.col("output_tokens").mean(),
+            reasoning_tokens_per_task=pl.col("reasoning_tokens").mean(),
+            cost_total=pl.col("cost_usd").sum(),
+            latency_p50_ms=pl.col("latency_ms").filter(ok).quantile(0.5, "linear"),
+            latency_p95_ms=pl.col("latency_ms").filter(ok).quantile(0.95, "linear"),
+            ttft_p50_ms=pl.col("ttft_ms").filter(ok).quantile(0.5, "linear"),
+            error_rate=(~ok).mean(),
+        )
+        .with_columns(
+            pass_rate=pl.col("passed") / pl.col("n"),
+            cost_per_task_usd=pl.col("cost_total") / pl.col("n"),
+            cost_per_success_usd=pl.when(pl.col("passed") > 0)
+            .then(pl.col("cost_total") / pl.col("passed")),
+        )
+        .sort("prompt_version", "model")
+    )
+
+
+def pair_with_baseline(outcomes: pl.DataFrame, baseline: str) -> pl.DataFrame:
+    """Per prompt_version × model, the discordant pairs against the baseline on the same requests."""
+    base = outcomes.filter(pl.col("model") == baseline).select(
+        "request_id", base_passed=pl.col("passed")
+    )
+    return (
+        outcomes.filter(pl.col("model") != baseline)
+        .join(base, on="request_id", how="inner")
+        .group_by("prompt_version", "model")
+        .agg(
+            pairs=pl.len(),
+            only_candidate=(pl.col("passed") & ~pl.col("base_passed")).sum(),
+            only_baseline=(~pl.col("passed") & pl.col("base_passed")).sum(),
+        )
+    )
+
+
+def verdict(p_value: float | None, low: float | None, high: float | None) -> str:
+    if p_value is None or low is None or high is None:
+        return "inconclusive"
+    if p_value < ALPHA and low > 0:
+        return "improved"
+    if p_value < ALPHA and high < 0:
+        return "regressed"
+    if -MARGIN <= low and high <= MARGIN:
+        return "no_difference"
+    return "inconclusive"
+
+
+def recommend(row: dict, base: dict) -> tuple[str, str]:
+    """(recommendation, the reasons in a sentence) for one candidate row against the baseline."""
+    v = row["verdict"]
+    cost, base_cost = row["cost_per_success_usd"], base.get("cost_per_success_usd")
+    cost_ratio = cost / base_cost if cost is not None and base_cost else None
+    if v == "regressed" or row["error_rate"] > MAX_ERROR_RATE:
+        rec = "reject"
+    elif (v == "improved" and cost_ratio is not None and cost_ratio <= PROMOTE_COST_RATIO) or (
+        v == "no_difference" and cost_ratio is not None and cost_ratio <= SAVING_RATIO
+    ):
+        rec = "promote"
+    elif v == "improved" or (v == "no_difference" and cost_ratio is not None and cost_ratio < 1):
+        rec = "canary"
+    else:
+        rec = "hold"
+
+    parts = []
+    if row["delta_vs_baseline"] is not None:
+        sig = "significant" if (row["p_value"] or 1) < ALPHA else "not significant"
+        parts.append(f"quality {row['delta_vs_baseline'] * 100:+.1f} pts "
+                     f"[{row['delta_low'] * 100:+.1f}, {row['delta_high'] * 100:+.1f}], {sig}")
+    tokens, base_tokens = row["output_tokens_per_task"], base.get("output_tokens_per_task")
+    if tokens is not None and base_tokens:
+        parts.append(f"{tokens / base_tokens:.1f}× the output tokens")
+    if cost_ratio is not None:
+        parts.append(f"cost per success {(cost_ratio - 1) * 100:+.0f} %")
+    if row["error_rate"] > 0:
+        parts.append(f"{row['error_rate'] * 100:.0f} % errors")
+    return rec, "; ".join(parts) + f": {rec}"
+
+
+def score_outcomes(outcomes: pl.DataFrame, baseline: str) -> pl.DataFrame:
+    """The `scores` rows of one run (without run_id) from its per-answer outcomes."""
+    summary = summarise(outcomes).join(
+        pair_with_baseline(outcomes, baseline), on=["prompt_version", "model"], how="left"
+    )
+    baseline_rows = {r["prompt_version"]: r for r in
+                     summary.filter(pl.col("model") == baseline).iter_rows(named=True)}
+    rows = []
+    for row in summary.iter_rows(named=True):
+        row["pass_rate_low"], row["pass_rate_high"] = stats.wilson(row["passed"], row["n"])
+        row.update(delta_vs_baseline=None, delta_low=None, delta_high=None, p_value=None,
+                   verdict=None, recommendation=None, reason=None)
+        if row["model"] != baseline and row["pairs"]:
+            delta, low, high = stats.paired_difference(
+                row["only_candidate"], row["only_baseline"], row["pairs"])
+            p = stats.mcnemar_exact(row["only_candidate"], row["only_baseline"])
+            row.update(delta_vs_baseline=delta, delta_low=low, delta_high=high, p_value=p,
+                       verdict=verdict(p, low, high))
+            row["recommendation"], row["reason"] = recommend(
+                row, baseline_rows.get(row["prompt_version"], {}))
+        rows.append(row)
+    columns = ["prompt_version", "model", "n", "passed", "pass_rate", "pass_rate_low",
+               "pass_rate_high", "delta_vs_baseline", "delta_low", "delta_high", "p_value",
+               "verdict", "output_tokens_per_task", "reasoning_tokens_per_task",
+               "cost_per_task_usd", "cost_per_success_usd", "latency_p50_ms", "latency_p95_ms",
+               "ttft_p50_ms", "error_rate", "recommendation", "reason"]
+    return pl.DataFrame(rows, infer_schema_length=None).select(columns)
+
+
+def score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
+    """Compute and store the run's scores (replacing any from an earlier attempt)."""
+    scores = score_outcomes(wh.frame("outcomes", run_id=run.run_id), settings.baseline)
+    with wh.transaction():
+        wh.execute("DELETE FROM scores WHERE run_id = $r", {"r": run.run_id})
+        wh.insert("scores", scores.with_columns(run_id=pl.lit(run.run_id)))
+    return scores
+
+
+@task(name="score", cache_policy=NO_CACHE)
+def score_task(settings: Settings, run: Run) -> int:
+    with open_warehouse(settings.warehouse) as wh:
+        return len(score_run(wh, settings, run))

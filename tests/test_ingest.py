@@ -1,0 +1,118 @@
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from replaybench.errors import IngestError
+from replaybench.warehouse import open_warehouse
+from tasks.ingest import ingest_paths
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def row(request_id="req_1", **over):
+    rec = {
+        "request_id": request_id, "ts": "2026-11-20T14:03:11Z", "endpoint": "/support/triage",
+        "model_id": "openai/gpt-5-mini", "prompt_version": "triage@v4",
+        "request": {"model": "gpt-5-mini", "temperature": 0, "max_tokens": 16,
+                    "messages": [{"role": "system", "content": "Classify."},
+                                 {"role": "user", "content": "I was charged twice"}]},
+        "response": {"choices": [{"message": {"role": "assistant", "content": "billing"},
+                                  "finish_reason": "stop"}],
+                     "usage": {"prompt_tokens": 412, "completion_tokens": 3,
+                               "prompt_tokens_details": {"cached_tokens": 256},
+                               "completion_tokens_details": {"reasoning_tokens": 0}}},
+        "latency_ms": 812, "ttft_ms": 230, "cost_usd": 0.00042, "status": "ok",
+        "reference": "billing", "metadata": {"tenant": "acme"},
+    }
+    rec.update(over)
+    return json.dumps(rec)
+
+
+def write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_ingest_maps_the_openai_format(tmp_path):
+    src = write(tmp_path / "a.jsonl", [row()])
+    result = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert (result.read, result.ingested, result.rejected) == (1, 1, 0)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        r = wh.frame("SELECT * FROM logs").row(0, named=True)
+    assert r["prompt_version"] == "triage@v4" and r["output_text"] == "billing"
+    assert (r["input_tokens"], r["output_tokens"], r["cached_tokens"], r["reasoning_tokens"]) == \
+        (412, 3, 256, 0)
+    assert json.loads(r["messages"])[1]["content"] == "I was charged twice"
+    assert json.loads(r["params"]) == {"temperature": 0, "max_tokens": 16}
+    assert r["ts"].isoformat() == "2026-11-20T14:03:11+00:00"
+    assert r["source_format"] == "openai" and r["reference"] == "billing"
+
+
+def test_ingesting_twice_adds_nothing(tmp_path):
+    src = write(tmp_path / "a.jsonl", [row("req_1"), row("req_2"), row("req_1")])
+    first = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert (first.ingested, first.duplicates) == (2, 1)
+    second = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert (second.read, second.ingested, second.duplicates, second.rejected) == (3, 0, 3, 0)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        assert wh.execute("SELECT count(*) FROM logs").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize("line, reason", [
+    ('{"request_id": "x", "ts": ', "invalid JSON"),
+    ("[1, 2]", "not a JSON object"),
+    (row(request_id=None), "missing request_id"),
+    (row(request={"model": "m"}), "missing request.messages"),
+    (row(ts="yesterday-ish"), "unparsable timestamp"),
+    (row(latency_ms=-5), "latency_ms is negative"),
+    (row(cost_usd="cheap"), "cost_usd is not a number"),
+    (row(response={"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": -1}}),
+     "completion_tokens is negative"),
+])
+def test_a_malformed_line_is_a_reject_with_its_reason(tmp_path, line, reason):
+    src = write(tmp_path / "a.jsonl", [row("req_ok_1"), line, row("req_ok_2")])
+    result = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert (result.read, result.ingested, result.rejected) == (3, 2, 1)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        rejects = wh.frame("SELECT * FROM rejects").to_dicts()
+    assert len(rejects) == 1 and rejects[0]["position"] == 2
+    assert reason in rejects[0]["reason"]
+    assert rejects[0]["raw"]
+
+
+def test_invalid_utf8_is_rejected_and_gzip_is_read(tmp_path):
+    src = tmp_path / "a.jsonl.gz"
+    with gzip.open(src, "wb") as fh:
+        fh.write(row("req_1").encode() + b"\n" + b'{"request_id": "\xff\xfe"}\n')
+    result = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert (result.ingested, result.rejected) == (1, 1)
+    assert "invalid UTF-8" in " ".join(result.reasons)
+
+
+def test_missing_prompt_version_is_derived_from_the_system_prompt(tmp_path):
+    src = write(tmp_path / "a.jsonl", [row("r1", prompt_version=None), row("r2", prompt_version="")])
+    ingest_paths(tmp_path / "w.duckdb", [src])
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        rows = wh.frame("SELECT prompt_version, metadata FROM logs ORDER BY 1").to_dicts()
+    assert rows[0]["prompt_version"] == rows[1]["prompt_version"]
+    assert rows[0]["prompt_version"].startswith("sys:")
+    assert json.loads(rows[0]["metadata"])["prompt_version_derived"] is True
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(IngestError, match="no such file"):
+        ingest_paths(tmp_path / "w.duckdb", [tmp_path / "absent.jsonl"])
+
+
+def test_the_bundled_demo_logs_ingest_with_their_three_bad_lines_rejected(tmp_path):
+    demo = ROOT / "data" / "demo" / "production_logs.jsonl.gz"
+    result = ingest_paths(tmp_path / "w.duckdb", [demo])
+    assert result.ingested >= 5000
+    assert result.rejected == 3
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        pvs, endpoints, days = wh.execute(
+            "SELECT count(DISTINCT prompt_version), count(DISTINCT endpoint), "
+            "count(DISTINCT ts::DATE) FROM logs").fetchone()
+    assert pvs >= 5 and endpoints >= 3 and days == 14
