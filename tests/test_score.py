@@ -1,0 +1,76 @@
+import polars as pl
+import pytest
+
+from replaybench import stats
+from tasks.score import recommend, score_outcomes, verdict
+
+
+def outcomes(pv, model, passes, *, cost=0.001, tokens=100, status=None):
+    n = len(passes)
+    return pl.DataFrame({
+        "request_id": [f"r{i}" for i in range(n)], "prompt_version": [pv] * n, "model": [model] * n,
+        "status": status or ["ok"] * n, "output_tokens": [tokens] * n,
+        "reasoning_tokens": [0] * n, "cost_usd": [cost] * n,
+        "latency_ms": [float(100 + i) for i in range(n)], "ttft_ms": [50.0] * n,
+        "passed": passes,
+    })
+
+
+def test_wilson_interval_matches_the_textbook_values():
+    low, high = stats.wilson(81, 263)  # Wilson (1927) example used in many references
+    assert low == pytest.approx(0.2553, abs=1e-3) and high == pytest.approx(0.3662, abs=1e-3)
+    assert stats.wilson(0, 0) == (None, None)
+    assert stats.wilson(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_mcnemar_exact_on_discordant_pairs():
+    assert stats.mcnemar_exact(0, 0) == 1.0
+    assert stats.mcnemar_exact(10, 0) == pytest.approx(2 * 0.5**10)
+    assert stats.mcnemar_exact(5, 5) == pytest.approx(1.0)
+
+
+def test_verdict_rule():
+    assert verdict(0.001, 0.05, 0.20) == "improved"
+    assert verdict(0.001, -0.20, -0.05) == "regressed"
+    assert verdict(0.80, -0.02, 0.02) == "no_difference"
+    assert verdict(0.20, -0.10, 0.04) == "inconclusive"
+
+
+def test_scores_pair_the_candidate_with_production_on_the_same_requests():
+    base = [True] * 80 + [False] * 20
+    worse = [True] * 50 + [False] * 50          # fails 30 requests production passed
+    frame = pl.concat([outcomes("t@v1", "production", base, cost=0.002),
+                       outcomes("t@v1", "cand", worse, cost=0.001, tokens=300)])
+    scores = {r["model"]: r for r in score_outcomes(frame, "production").iter_rows(named=True)}
+    cand, prod = scores["cand"], scores["production"]
+    assert (prod["n"], prod["passed"], prod["pass_rate"]) == (100, 80, 0.8)
+    assert prod["verdict"] is None and prod["recommendation"] is None
+    assert cand["delta_vs_baseline"] == pytest.approx(-0.30)
+    assert cand["verdict"] == "regressed" and cand["recommendation"] == "reject"
+    assert cand["cost_per_success_usd"] == pytest.approx(0.1 / 50)
+    assert cand["output_tokens_per_task"] == 300
+    assert "3.0× the output tokens" in cand["reason"]
+    assert cand["pass_rate_low"] < 0.5 < cand["pass_rate_high"]
+
+
+def test_errors_count_as_failures_and_in_the_error_rate():
+    status = ["ok"] * 90 + ["error"] * 10
+    frame = pl.concat([outcomes("t@v1", "production", [True] * 100),
+                       outcomes("t@v1", "cand", [True] * 90 + [False] * 10, status=status)])
+    cand = score_outcomes(frame, "production").filter(pl.col("model") == "cand").row(0, named=True)
+    assert cand["error_rate"] == pytest.approx(0.10)
+    assert cand["pass_rate"] == pytest.approx(0.90)
+
+
+def test_recommendation_weighs_quality_against_cost():
+    base = {"cost_per_success_usd": 0.010, "output_tokens_per_task": 100}
+    row = {"verdict": "no_difference", "cost_per_success_usd": 0.005, "error_rate": 0.0,
+           "output_tokens_per_task": 100, "delta_vs_baseline": 0.0, "delta_low": -0.02,
+           "delta_high": 0.02, "p_value": 1.0}
+    assert recommend(row, base)[0] == "promote"
+    assert recommend({**row, "cost_per_success_usd": 0.009}, base)[0] == "canary"
+    assert recommend({**row, "cost_per_success_usd": 0.020}, base)[0] == "hold"
+    assert recommend({**row, "verdict": "improved", "cost_per_success_usd": 0.030}, base)[0] == \
+        "canary"
+    assert recommend({**row, "verdict": "inconclusive"}, base)[0] == "hold"
+    assert recommend({**row, "error_rate": 0.2}, base)[0] == "reject"

@@ -1,0 +1,387 @@
+"""tasks/validate.py: real Great Expectations suites over small hand-built answer frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tasks.validate import derive_columns, load_suites, run_checks
+
+SUITES_DIR = Path(__file__).resolve().parents[1] / "data" / "suites"
+COLUMNS = ["request_id", "model", "prompt_version", "output_text", "reference", "output_tokens"]
+
+INVOICE = {
+    "invoice_number": "INV-1",
+    "vendor": "ACME",
+    "date": "2026-11-20",
+    "currency": "EUR",
+    "total": 12.5,
+}
+SUMMARY = (
+    "The customer called about order #1234567 which arrived damaged. We apologised, explained the "
+    "return process, and agreed to send a replacement by express shipping at no cost. The customer "
+    "asked for a confirmation email, which we sent during the call, and was satisfied with the "
+    "resolution offered today."
+)
+
+
+def frame(*rows: tuple) -> pl.DataFrame:
+    """Answers frame from (request_id, prompt_version, output_text, reference[, output_tokens])."""
+    full = [(r[0], "glm-5.2", r[1], r[2], r[3], r[4] if len(r) > 4 else 10) for r in rows]
+    schema = dict(zip(COLUMNS, [pl.String] * 5 + [pl.Int64], strict=True))
+    return pl.DataFrame(full, schema=schema, orient="row").with_columns(latency_ms=pl.lit(120.0))
+
+
+def outcomes(checks: pl.DataFrame) -> dict[str, dict[str, tuple[bool, str | None]]]:
+    """{request_id: {check: (passed, reason)}}"""
+    out: dict[str, dict[str, tuple[bool, str | None]]] = {}
+    for row in checks.iter_rows(named=True):
+        assert row["check"] not in out.get(row["request_id"], {}), "one row per check"
+        out.setdefault(row["request_id"], {})[row["check"]] = (row["passed"], row["reason"])
+    return out
+
+
+def passes(result: dict[str, tuple[bool, str | None]]) -> dict[str, bool]:
+    return {check: passed for check, (passed, _) in result.items()}
+
+
+@pytest.fixture(scope="module")
+def suites():
+    return load_suites(SUITES_DIR)
+
+
+def test_suites_load_with_named_described_checks(suites):
+    names = {pv: [c.name for c in s.checks] for pv, s in suites.items()}
+    assert names == {
+        "call-summary@v1": ["not_empty", "length_40_120_words", "mentions_order_number"],
+        "invoice-extract@v2": ["json_parseable", "matches_schema"],
+        "text-to-sql@v2": ["starts_with_select", "read_only", "single_statement"],
+        "triage@v3": ["not_empty", "label_in_set"],
+        "triage@v4": ["not_empty", "label_in_set"],
+        "tutor-math@v1": ["final_answer_line", "answer_correct", "within_token_budget"],
+    }
+    for suite in suites.values():
+        for check in suite.checks:
+            assert check.meta.get("description"), f"{suite.prompt_version}: {check.name}"
+
+
+def test_triage_labels(suites):
+    result = outcomes(
+        run_checks(
+            frame(
+                ("ok", "triage@v4", "billing\n", "billing"),
+                ("prefixed", "triage@v4", "Category: billing", "billing"),
+                ("capital", "triage@v3", "Billing", None),
+                ("empty", "triage@v4", "  ", None),
+            ),
+            suites,
+        )
+    )
+    assert passes(result["ok"]) == {
+        "answered": True,
+        "not_empty": True,
+        "label_in_set": True,
+        "reference_match": True,
+    }
+    assert passes(result["prefixed"]) == {
+        "answered": True,
+        "not_empty": True,
+        "label_in_set": False,
+        "reference_match": False,
+    }
+    assert result["prefixed"]["label_in_set"][1] == (
+        "not in {billing, technical, account, ...}: 'Category: billing'"
+    )
+    assert passes(result["capital"]) == {"answered": True, "not_empty": True, "label_in_set": False}
+    assert passes(result["empty"]) == {"answered": True, "not_empty": False, "label_in_set": False}
+
+
+def test_invoice_json(suites):
+    missing_total = {k: v for k, v in INVOICE.items() if k != "total"}
+    result = outcomes(
+        run_checks(
+            frame(
+                ("ok", "invoice-extract@v2", json.dumps(INVOICE), None),
+                ("fenced", "invoice-extract@v2", f"```json\n{json.dumps(INVOICE)}\n```", None),
+                ("missing", "invoice-extract@v2", json.dumps(missing_total), None),
+                ("extra", "invoice-extract@v2", json.dumps({**INVOICE, "note": "x"}), None),
+                ("baddate", "invoice-extract@v2", json.dumps({**INVOICE, "date": "20/11"}), None),
+            ),
+            suites,
+        )
+    )
+    assert passes(result["ok"]) == {
+        "answered": True,
+        "json_parseable": True,
+        "matches_schema": True,
+    }
+    assert passes(result["fenced"]) == {
+        "answered": True,
+        "json_parseable": False,
+        "matches_schema": False,
+    }
+    assert result["fenced"]["json_parseable"][1].startswith("not valid JSON: '```json")
+    assert "not valid JSON" in result["fenced"]["matches_schema"][1]
+    for rid in ("missing", "extra", "baddate"):
+        assert passes(result[rid]) == {
+            "answered": True,
+            "json_parseable": True,
+            "matches_schema": False,
+        }, rid
+    assert "'total' is a required property" in result["missing"]["matches_schema"][1]
+
+
+def test_tutor_math(suites):
+    result = outcomes(
+        run_checks(
+            frame(
+                ("right", "tutor-math@v1", "6 * 7 = 42\nAnswer: 42", "42"),
+                ("wrong", "tutor-math@v1", "6 * 7 = 41\nAnswer: 41", "42"),
+                ("nonumber", "tutor-math@v1", "I am not sure how to solve this.", "42"),
+                ("long", "tutor-math@v1", "Answer: 42", "42", 5000),
+                ("noref", "tutor-math@v1", "Answer: 7", None),
+            ),
+            suites,
+        )
+    )
+    assert passes(result["right"]) == {
+        "answered": True,
+        "final_answer_line": True,
+        "answer_correct": True,
+        "within_token_budget": True,
+        "reference_match": True,
+    }
+    assert passes(result["wrong"]) == {
+        "answered": True,
+        "final_answer_line": True,
+        "answer_correct": False,
+        "within_token_budget": True,
+        "reference_match": False,
+    }
+    assert result["wrong"]["answer_correct"][1] == "41 != 42"
+    assert passes(result["nonumber"]) == {
+        "answered": True,
+        "final_answer_line": False,
+        "answer_correct": False,
+        "within_token_budget": True,
+        "reference_match": False,
+    }
+    assert result["nonumber"]["answer_correct"][1].startswith("no value in answer_number")
+    assert result["long"]["within_token_budget"] == (False, "not ≤ 2000: 5000")
+    # Checks that read the reference apply only where there is one.
+    assert passes(result["noref"]) == {
+        "answered": True,
+        "final_answer_line": True,
+        "within_token_budget": True,
+    }
+
+
+def test_text_to_sql(suites):
+    result = outcomes(
+        run_checks(
+            frame(
+                ("ok", "text-to-sql@v2", "SELECT name FROM users WHERE id = 1;", None),
+                ("cte", "text-to-sql@v2", "with x as (select 1) select * from x", None),
+                ("prose", "text-to-sql@v2", "Here is the query: SELECT 1", None),
+                ("delete", "text-to-sql@v2", "DELETE FROM users", None),
+                ("two", "text-to-sql@v2", "SELECT 1; SELECT 2", None),
+                ("updated_at", "text-to-sql@v2", "SELECT updated_at FROM t", None),
+            ),
+            suites,
+        )
+    )
+    every = {"answered", "starts_with_select", "read_only", "single_statement"}
+    for rid in ("ok", "cte", "updated_at"):
+        assert passes(result[rid]) == dict.fromkeys(every, True), rid
+    assert passes(result["prose"]) == {**dict.fromkeys(every, True), "starts_with_select": False}
+    assert passes(result["delete"]) == {
+        **dict.fromkeys(every, True),
+        "starts_with_select": False,
+        "read_only": False,
+    }
+    assert "at 'DELETE'" in result["delete"]["read_only"][1]
+    assert passes(result["two"]) == {**dict.fromkeys(every, True), "single_statement": False}
+
+
+def test_call_summary(suites):
+    result = outcomes(
+        run_checks(
+            frame(
+                ("ok", "call-summary@v1", SUMMARY, None),
+                ("short", "call-summary@v1", "Order #1234567 was damaged.", None),
+                ("noorder", "call-summary@v1", SUMMARY.replace("#1234567", "one"), None),
+            ),
+            suites,
+        )
+    )
+    every = {"answered", "not_empty", "length_40_120_words", "mentions_order_number"}
+    assert passes(result["ok"]) == dict.fromkeys(every, True)
+    assert passes(result["short"]) == {**dict.fromkeys(every, True), "length_40_120_words": False}
+    assert result["short"]["length_40_120_words"][1] == "not between 40 and 120: 4"
+    assert passes(result["noorder"]) == {
+        **dict.fromkeys(every, True),
+        "mentions_order_number": False,
+    }
+
+
+def test_reference_match_normalisation(suites):
+    reordered = json.dumps(dict(reversed(list(INVOICE.items()))), indent=2)
+    result = outcomes(
+        run_checks(
+            frame(
+                ("json", "invoice-extract@v2", json.dumps(INVOICE), reordered),
+                (
+                    "json_fenced",
+                    "invoice-extract@v2",
+                    f"```\n{json.dumps(INVOICE)}\n```",
+                    reordered,
+                ),
+                ("number", "no-suite@v1", "Answer: 42.0", "42"),
+                ("text", "no-suite@v1", "  The  Eiffel Tower!", "the eiffel tower"),
+                ("text_wrong", "no-suite@v1", "Big Ben", "the eiffel tower"),
+                ("noref", "no-suite@v1", "anything", None),
+                ("blankref", "no-suite@v1", "anything", "  "),
+            ),
+            suites,
+        )
+    )
+    assert result["json"]["reference_match"] == (True, None)
+    assert result["json_fenced"]["reference_match"][0] is False
+    assert result["number"] == {"answered": (True, None), "reference_match": (True, None)}
+    assert result["text"] == {"answered": (True, None), "reference_match": (True, None)}
+    assert result["text_wrong"]["reference_match"] == (False, "'big ben' != 'the eiffel tower'")
+    assert result["noref"] == {"answered": (True, None)}
+    assert result["blankref"] == {"answered": (True, None)}
+
+
+def test_failed_call_gets_one_answered_row(suites):
+    checks = run_checks(frame(("failed", "triage@v4", None, "billing")), suites)
+    assert checks.to_dicts() == [
+        {
+            "request_id": "failed",
+            "model": "glm-5.2",
+            "prompt_version": "triage@v4",
+            "check": "answered",
+            "passed": False,
+            "reason": "no answer (call failed)",
+        }
+    ]
+
+
+def test_output_frame_shape_and_order(suites):
+    checks = run_checks(
+        frame(("a", "triage@v4", "billing", None), ("b", "triage@v4", None, None)), suites
+    )
+    assert checks.schema == pl.Schema(
+        {
+            "request_id": pl.String,
+            "model": pl.String,
+            "prompt_version": pl.String,
+            "check": pl.String,
+            "passed": pl.Boolean,
+            "reason": pl.String,
+        }
+    )
+    assert checks.select("request_id", "check").rows() == [
+        ("a", "answered"),
+        ("a", "not_empty"),
+        ("a", "label_in_set"),
+        ("b", "answered"),
+    ]
+
+
+def test_erroring_expectation_fails_every_row(tmp_path):
+    (tmp_path / "broken.yaml").write_text(
+        "prompt_version: broken@v1\n"
+        "expectations:\n"
+        "  - type: expect_column_values_to_be_in_set\n"
+        "    kwargs: {column: no_such_column, value_set: [a]}\n"
+        "    meta: {name: typo_column, description: A check on a column that does not exist}\n"
+        "  - type: expect_column_values_to_be_in_set\n"
+        "    kwargs: {column: answer, value_set: [a]}\n"
+        "    meta: {name: fine, description: Answer is a}\n"
+    )
+    result = outcomes(
+        run_checks(
+            frame(("x", "broken@v1", "a", None), ("y", "broken@v1", "b", None)),
+            load_suites(tmp_path),
+        )
+    )
+    for rid in ("x", "y"):
+        passed, reason = result[rid]["typo_column"]
+        assert passed is False
+        assert reason.startswith("check errored:") and "no_such_column" in reason
+    assert result["x"]["fine"] == (True, None)
+    assert result["y"]["fine"][0] is False
+
+
+def test_unknown_expectation_type_is_rejected(tmp_path):
+    path = tmp_path / "triage@v9.yaml"
+    path.write_text(
+        "prompt_version: triage@v9\n"
+        "expectations:\n"
+        "  - type: expect_column_values_to_be_in_set\n"
+        "    kwargs: {column: answer, value_set: [a]}\n"
+        "  - type: expect_column_values_to_be_awesome\n"
+        "    kwargs: {column: answer}\n"
+        "    meta: {name: awesome}\n"
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"triage@v9\.yaml: expectation #2 \(awesome\).*"
+        r"unknown expectation type 'expect_column_values_to_be_awesome'",
+    ):
+        load_suites(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        (
+            "- type: expect_column_mean_to_be_between\n    kwargs: {column: answer_words}",
+            "not a row-level expectation",
+        ),
+        (
+            "- type: expect_column_values_to_be_in_set\n    kwargs: {value_set: [a]}",
+            "invalid kwargs",
+        ),
+        ("- type: expect_column_values_to_be_in_set\n    kwarg: {column: answer}", "unknown key"),
+        ("- just a string", "must be a mapping"),
+        (
+            "- type: expect_column_values_to_not_be_null\n    kwargs: {column: answer}\n"
+            "    meta: {name: answered}",
+            "reserved",
+        ),
+    ],
+)
+def test_malformed_entries_are_rejected(tmp_path, entry, message):
+    (tmp_path / "bad.yaml").write_text(f"prompt_version: bad@v1\nexpectations:\n  {entry}\n")
+    with pytest.raises(ValueError, match=message) as info:
+        load_suites(tmp_path)
+    assert "bad.yaml: expectation #1" in str(info.value)
+
+
+def test_derive_columns():
+    derived = derive_columns(
+        frame(
+            ("a", "p", "  Billing.  ", "billing"),
+            ("b", "p", "Step 1: 3 + 4 = 7\nAnswer: 1,234", "1234"),
+            ("c", "p", "it is 12 or maybe 13", None),
+            ("d", "p", None, '{"b": 1, "a": [1, 2]}'),
+            ("e", "p", '{"a":[1,2],"b":1}', '{"b": 1, "a": [1, 2]}'),
+        )
+    ).rows_by_key("request_id", named=True, unique=True)
+    assert derived["a"]["answer"] == "Billing."
+    assert derived["a"]["answer_label"] == "billing"
+    assert derived["a"]["answer_norm"] == derived["a"]["reference_norm"] == "billing"
+    assert derived["b"]["answer_number"] == 1234.0
+    assert derived["b"]["reference_number"] == 1234.0
+    assert derived["b"]["answer_norm"] == derived["b"]["reference_norm"] == "1234"
+    assert derived["c"]["answer_number"] == 13.0
+    assert derived["c"]["answer_words"] == 6
+    assert derived["d"]["answer"] is None and derived["d"]["answer_norm"] is None
+    assert derived["d"]["reference_norm"] == '{"a":[1,2],"b":1}'
+    assert derived["e"]["answer_norm"] == derived["e"]["reference_norm"]
