@@ -1,0 +1,42 @@
+"""A deterministic token-count approximation shared by the fleet and the demo log generator.
+
+Real tokenizers differ per model; the simulation only needs counts that are stable, cheap and
+roughly proportional to text length (~4 characters per token, as for English BPE vocabularies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD = 4  # role markers and separators per message, as in OpenAI's chat format
+REPLY_PRIMING = 3  # every reply is primed with <|start|>assistant<|message|>
+
+
+def count_tokens(text: str | None) -> int:
+    """Approximate token count of `text`: ceil(len / 4), at least 1 for non-empty text."""
+    if not text:
+        return 0
+    return max(1, -(-len(text) // CHARS_PER_TOKEN))
+
+
+def message_text(content: Any) -> str:
+    """The text of a message's `content`: a string, or the text parts of a content-part list."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "") for part in content if isinstance(part, Mapping)
+        )
+    return str(content)
+
+
+def count_message_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
+    """Approximate prompt tokens of a chat: content tokens plus a small per-message overhead."""
+    total = REPLY_PRIMING
+    for message in messages:
+        total += MESSAGE_OVERHEAD + count_tokens(message_text(message.get("content")))
+    return total
