@@ -39,8 +39,8 @@ async def nightly(run_date: date | None = None, config: str = DEFAULT_CONFIG,
                                           for c in settings.candidates))
         validate_task(settings, run)
         score_task(settings, run)
+        status = finish_run_task(settings, run, outcomes)
         report = report_task(settings, run.run_id)
-        status = finish_run_task(settings, run, outcomes, report)
     except Exception as exc:
         fail_run_task(settings, run, f"{type(exc).__name__}: {exc}")
         raise

@@ -15,6 +15,8 @@ from rich.table import Table
 from replaybench.config import DEFAULT_CONFIG, Settings, load_settings, prepare_environment
 from replaybench.errors import ReplaybenchError
 
+prepare_environment()  # before anything imports Prefect: its settings are read at import
+
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 console = Console()
@@ -25,7 +27,6 @@ FORMATS = ["auto", "openai", "otel", "openinference", "langfuse", "litellm", "he
 
 
 def _settings(config: Path) -> Settings:
-    prepare_environment()
     return load_settings(config)
 
 
@@ -76,10 +77,10 @@ def demo(config: ConfigOpt = Path(DEFAULT_CONFIG),
     console.print(f"ingesting {', '.join(str(p) for p in settings.logs)}")
     console.print("  " + ingest_paths(settings.warehouse, settings.logs).summary())
     with open_warehouse(settings.warehouse) as wh:
-        last = wh.execute("SELECT max(ts) FROM logs").fetchone()[0]
-    if last is None:
+        last_day = wh.run("last_full_day", tz=settings.timezone).fetchone()[0]
+    if last_day is None:
         raise ReplaybenchError("the demo logs are empty: nothing to replay")
-    run_date = last.astimezone(settings.tz).date() + timedelta(days=1)
+    run_date = last_day + timedelta(days=1)
     with Fleet(time_scale=settings.fleet.time_scale) as fleet:
         console.print(f"local model fleet on {fleet.base_url} (simulated models)")
         console.print(f"running the nightly flow for {run_date - timedelta(days=1)} …")
@@ -164,8 +165,6 @@ def report(run_id: str, config: ConfigOpt = Path(DEFAULT_CONFIG)):
     with open_warehouse(settings.warehouse) as wh:
         runs.get(wh, run_id)
         path = render_report(wh, settings, run_id)
-        wh.execute("UPDATE runs SET report_path = $p WHERE run_id = $r",
-                   {"p": str(path), "r": run_id})
     console.print(f"report: {path}")
 
 

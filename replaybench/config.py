@@ -272,6 +272,8 @@ def prepare_environment() -> None:
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
+    # Prefect creates its home without parents, and then cannot open its database
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
 
 
 def git_revision(root: Path | None = None) -> str | None:

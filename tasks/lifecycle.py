@@ -28,13 +28,12 @@ def start_run_task(settings: Settings, run_date: date, kind: str, force: bool) -
 
 
 @task(name="finish-run", cache_policy=NO_CACHE)
-def finish_run_task(settings: Settings, run: Run, outcomes: list[ReplayOutcome],
-                    report_path: str) -> str:
+def finish_run_task(settings: Settings, run: Run, outcomes: list[ReplayOutcome]) -> str:
     status = run_status(outcomes)
     dead = [o.model for o in outcomes if o.dead]
     error = f"no answers from {', '.join(dead)}" if dead else None
     with open_warehouse(settings.warehouse) as wh:
-        runs.finish(wh, run.run_id, status, report_path, error)
+        runs.finish(wh, run.run_id, status, error=error)
     return status
 
 

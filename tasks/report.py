@@ -80,12 +80,13 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
 
 
 def render_report(wh: Warehouse, settings: Settings, run_id: str) -> Path:
-    """Write reports/<run_id>.html and return its path."""
+    """Write reports/<run_id>.html, record it with the run, and return its path."""
     html = environment().get_template("report.html.j2").render(
         **report_context(wh, settings, run_id))
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     path = settings.reports_dir / f"{run_id}.html"
     path.write_text(html, encoding="utf-8")
+    wh.execute("UPDATE runs SET report_path = $p WHERE run_id = $r", {"p": str(path), "r": run_id})
     return path
 
 

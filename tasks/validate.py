@@ -27,6 +27,7 @@ Great Expectations is imported lazily inside the functions: importing it costs s
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import string
@@ -383,6 +384,8 @@ class _Validator:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self._gx = gx
+        # GX announces its temporary docs folder at INFO on every context; the night needs no docs
+        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(
             globally=False, metric_calculations=False

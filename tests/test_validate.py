@@ -141,7 +141,7 @@ def test_tutor_math(suites):
                 ("right", "tutor-math@v1", "6 * 7 = 42\nAnswer: 42", "42"),
                 ("wrong", "tutor-math@v1", "6 * 7 = 41\nAnswer: 41", "42"),
                 ("nonumber", "tutor-math@v1", "I am not sure how to solve this.", "42"),
-                ("long", "tutor-math@v1", "Answer: 42", "42", 5000),
+                ("long", "tutor-math@v1", "Answer: 42", "42", 9000),
                 ("noref", "tutor-math@v1", "Answer: 7", None),
             ),
             suites,
@@ -170,7 +170,7 @@ def test_tutor_math(suites):
         "reference_match": False,
     }
     assert result["nonumber"]["answer_correct"][1].startswith("no value in answer_number")
-    assert result["long"]["within_token_budget"] == (False, "not ≤ 2000: 5000")
+    assert result["long"]["within_token_budget"] == (False, "not ≤ 6000: 9000")
     # Checks that read the reference apply only where there is one.
     assert passes(result["noref"]) == {
         "answered": True,
