@@ -4,6 +4,7 @@ exits non-zero with a one-line reason on bad input."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -19,8 +20,7 @@ prepare_environment()  # before anything imports Prefect: its settings are read 
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration file.")]
 FORMATS = ["auto", "openai", "otel", "openinference", "langfuse", "litellm", "helicone"]
@@ -183,7 +183,7 @@ def main() -> None:
     try:
         app()
     except ReplaybenchError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
