@@ -7,7 +7,7 @@ answers next to production's. Everything that came from logs or models is autoes
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,14 @@ def best_candidate(rows: list[dict[str, Any]], baseline: str) -> dict[str, Any] 
                                           r["cost_per_success_usd"] or float("inf")))
 
 
+def window_label(run: dict[str, Any], settings: Settings) -> str:
+    """The run's window as local days, e.g. '2026-11-27 (Europe/Berlin)'."""
+    first = run["window_start"].astimezone(settings.tz).date()
+    last = (run["window_end"].astimezone(settings.tz) - timedelta(seconds=1)).date()
+    days = f"{first}" if first == last else f"{first} – {last}"
+    return f"{days} ({settings.timezone})"
+
+
 def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, Any]:
     """Everything the template shows, read from the warehouse (so a stored run re-renders)."""
     run = runs.get(wh, run_id)
@@ -70,6 +78,7 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
         })
     return {
         "run": run,
+        "window_label": window_label(run, settings),
         "baseline": baseline,
         "sections": sections,
         "candidates": candidates,
