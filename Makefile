@@ -14,7 +14,8 @@ $(BIN)/replaybench: pyproject.toml
 demo: $(BIN)/replaybench     ## set up, ingest the demo logs, replay them, print the report's path
 	$(BIN)/replaybench demo
 
-test: $(BIN)/replaybench     ## run the tests (real DuckDB, the local fleet on loopback, Prefect's harness)
+test: $(BIN)/replaybench     ## lint, then the tests (real DuckDB, the local fleet on loopback, Prefect's harness)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/replaybench

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 

@@ -119,7 +119,7 @@ class Settings(_Strict):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {v!r} (use an IANA name like Europe/Berlin)")
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name like Europe/Berlin)") from None
         return v
 
     @field_validator("candidates")

@@ -77,19 +77,8 @@ def parse(record: Any, fmt: str = "auto") -> dict[str, Any]:
 
 # --- field helpers shared by formats -------------------------------------------------------
 
-def count(value: Any, field: str) -> int | None:
-    """A token count: a non-negative integer, or None when absent."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Reject(f"{field} is not a number: {str(value)[:40]!r}")
-    if value < 0:
-        raise Reject(f"{field} is negative: {value}")
-    return int(value)
-
-
 def measure(value: Any, field: str) -> float | None:
-    """A duration or amount: a non-negative finite number, or None when absent."""
+    """A duration, amount or count: a non-negative finite number, or None when absent."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -97,6 +86,12 @@ def measure(value: Any, field: str) -> float | None:
     if value < 0:
         raise Reject(f"{field} is negative: {value}")
     return float(value)
+
+
+def count(value: Any, field: str) -> int | None:
+    """A token count: a non-negative integer, or None when absent."""
+    number = measure(value, field)
+    return None if number is None else int(number)
 
 
 def timestamp(value: Any) -> datetime:

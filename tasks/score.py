@@ -81,7 +81,7 @@ def verdict(p_value: float | None, low: float | None, high: float | None) -> str
         return "improved"
     if p_value < ALPHA and high < 0:
         return "regressed"
-    if -MARGIN <= low and high <= MARGIN:
+    if low >= -MARGIN and high <= MARGIN:
         return "no_difference"
     return "inconclusive"
 

@@ -420,32 +420,19 @@ def run_checks(frame: pl.DataFrame, suites: dict[str, SuiteSpec]) -> pl.DataFram
     validator: _Validator | None = None
     parts: list[pl.DataFrame] = []
 
-    failed_calls = frame.filter(pl.col("output_text").is_null())
-    if failed_calls.height:
-        parts.append(
-            failed_calls.select(
-                ROW_KEY,
-                "request_id",
-                "model",
-                "prompt_version",
-                check=pl.lit(ANSWERED),
-                passed=pl.lit(False),
-                reason=pl.lit(NO_ANSWER_REASON, dtype=pl.String),
-            )
+    has_answer = pl.col("output_text").is_not_null()
+    parts.append(
+        frame.select(
+            ROW_KEY,
+            "request_id",
+            "model",
+            "prompt_version",
+            check=pl.lit(ANSWERED),
+            passed=has_answer,
+            reason=pl.when(has_answer).then(None).otherwise(pl.lit(NO_ANSWER_REASON)),
         )
-    answered = frame.filter(pl.col("output_text").is_not_null())
-    if answered.height:
-        parts.append(
-            answered.select(
-                ROW_KEY,
-                "request_id",
-                "model",
-                "prompt_version",
-                check=pl.lit(ANSWERED),
-                passed=pl.lit(True),
-                reason=pl.lit(None, dtype=pl.String),
-            )
-        )
+    )
+    answered = frame.filter(has_answer)
 
     for (prompt_version,), rows in answered.group_by("prompt_version", maintain_order=True):
         suite = suites.get(prompt_version)

@@ -4,6 +4,7 @@ against the local model fleet on a loopback port; asserts on the warehouse and t
 import asyncio
 import socket
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -103,7 +104,7 @@ def test_scores_per_prompt_version_and_model(finished_run):
 
 def test_the_report_carries_the_decision_and_says_it_is_simulated(finished_run):
     settings, _, result = finished_run
-    html = open(result["report"], encoding="utf-8").read()
+    html = Path(result["report"]).read_text(encoding="utf-8")
     with open_warehouse(settings.warehouse) as wh:
         pvs = [r[0] for r in wh.execute("SELECT DISTINCT prompt_version FROM samples").fetchall()]
     first_screen = html[: html.index("<section id=")]
@@ -147,4 +148,4 @@ def test_a_dead_candidate_marks_the_run_partial(tmp_path, prefect_harness, fleet
     assert rows["dead-endpoint"] == 0 and rows["glm-5.2"] > 0
     assert kinds == {"server_error"}
     assert "dead-endpoint" in run["error"]
-    assert "This run is partial" in open(result["report"], encoding="utf-8").read()
+    assert "This run is partial" in Path(result["report"]).read_text(encoding="utf-8")
