@@ -20,11 +20,12 @@ from tasks.validate import validate_task
 @flow(name="nightly")
 async def nightly(run_date: date | None = None, config: str = DEFAULT_CONFIG,
                   force: bool = False, kind: str = "nightly",
-                  fleet_url: str | None = None) -> dict | None:
+                  fleet_url: str | None = None, use_cache: bool = True) -> dict | None:
     """Regression for the day(s) before `run_date` (default: today in the configured timezone).
 
     `fleet_url` points the candidates served by the local model fleet at one started elsewhere
-    (the demo and the tests start it on a free port). Returns the run's id, status and report
+    (the demo and the tests start it on a free port). `use_cache=False` asks every request afresh
+    instead of reusing answers already paid for. Returns the run's id, status and report
     path; None when that day was already completed.
     """
     settings = load_settings(config)
@@ -35,7 +36,7 @@ async def nightly(run_date: date | None = None, config: str = DEFAULT_CONFIG,
         return None
     try:
         sample_task(settings, run)
-        outcomes = await asyncio.gather(*(replay_task(settings, run, c)
+        outcomes = await asyncio.gather(*(replay_task(settings, run, c, use_cache)
                                           for c in settings.candidates))
         validate_task(settings, run)
         score_task(settings, run)

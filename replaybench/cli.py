@@ -40,11 +40,11 @@ def _parse_date(value: str | None, option: str) -> date | None:
 
 
 def _run_flow(settings: Settings, config: Path, run_date: date | None, force: bool, kind: str,
-              fleet_url: str | None = None) -> dict | None:
+              fleet_url: str | None = None, use_cache: bool = True) -> dict | None:
     from flows.nightly import nightly
 
     return asyncio.run(nightly(run_date=run_date, config=str(config), force=force, kind=kind,
-                               fleet_url=fleet_url))
+                               fleet_url=fleet_url, use_cache=use_cache))
 
 
 def _print_decisions(settings: Settings, run_id: str) -> None:
@@ -127,11 +127,14 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Log files (JSONL, J
 def run(date_: Annotated[str | None, typer.Option("--date", help="Run for the day before this "
                                                   "date (YYYY-MM-DD); default: yesterday.")] = None,
         force: Annotated[bool, typer.Option(help="Run even if that day is completed.")] = False,
+        no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask every request afresh, "
+                                               "even if its answer was paid for before.")] = False,
         config: ConfigOpt = Path(DEFAULT_CONFIG)):
     """The nightly regression for the day before --date."""
     settings = _settings(config)
     run_date = _parse_date(date_, "--date") or settings.default_date()
-    _finish(settings, _run_flow(settings, config, run_date, force, "nightly"), run_date)
+    result = _run_flow(settings, config, run_date, force, "nightly", use_cache=not no_cache)
+    _finish(settings, result, run_date)
 
 
 @app.command("runs")

@@ -36,17 +36,35 @@ class Price(_Strict):
     output: float = Field(ge=0, description="Output tokens, reasoning tokens included.")
 
 
+class Retry(_Strict):
+    """How a failed request is tried again (429, 408, 409, 5xx, timeouts, unreadable bodies)."""
+
+    max_attempts: int = Field(6, ge=1, le=50, description="Attempts per request, the first included.")
+    deadline_s: float = Field(600.0, gt=0, description="Total time per request, retries included.")
+    backoff_s: float = Field(0.5, ge=0, description="First backoff; doubles per attempt, with jitter.")
+    max_backoff_s: float = Field(60.0, ge=0, description="Longest wait between two attempts.")
+    breaker: int = Field(20, ge=1, description="Consecutive failed requests (with no success) after "
+                                               "which the rest fail fast as the endpoint is down.")
+
+
 class Candidate(_Strict):
     """A model endpoint to replay production traffic against."""
 
     name: str = Field(description="How the candidate appears in the warehouse and the report.")
-    provider: Literal["openai"] = Field("openai", description="API dialect of the endpoint.")
+    provider: Literal["openai", "anthropic"] = Field("openai", description="API dialect.")
     base_url: str = Field(description="Endpoint root, e.g. https://api.z.ai/api/paas/v4.")
     model: str = Field(description="The model string sent in each request.")
     api_key_env: str | None = Field(None, description="Environment variable holding the key.")
-    max_concurrency: int = Field(32, ge=1, le=1024, description="Requests in flight at once.")
-    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
+    max_concurrency: int = Field(32, ge=1, le=1024, description="Requests in flight at once, "
+                                                              "across every process on this machine.")
+    requests_per_minute: int | None = Field(None, ge=1, description="Request rate limit.")
+    tokens_per_minute: int | None = Field(None, ge=1, description="Token rate limit (input + output).")
+    timeout_s: float = Field(120.0, gt=0, description="Per-attempt timeout in seconds.")
+    retry: Retry = Field(default_factory=Retry)
     stream: bool = Field(True, description="Stream answers (needed to measure TTFT).")
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+        "max_tokens", description="Which name the endpoint wants for the output-token cap "
+                                  "(OpenAI's reasoning models want max_completion_tokens).")
     params: dict[str, object] = Field(
         default_factory=dict, description="Sampling parameters that override the logged ones."
     )

@@ -1,24 +1,37 @@
 """Replay: ask one candidate every sampled request it has not answered yet in this run.
 
-One task per candidate; inside it, one `httpx.AsyncClient` with at most `max_concurrency` requests
-in flight. Answers are written to `replays` in small batches as they arrive, with their provenance
-(base URL, model sent, parameters, price entry), so a killed run keeps what it had paid for.
+One task per candidate; inside it, one `httpx.AsyncClient` (on aiohttp's connection pool, which holds
+up at high concurrency where httpcore's does not) with at most `max_concurrency` requests in flight.
+
+Nothing paid for is lost or paid twice:
+- every answer is appended to a journal file the moment it arrives (one write, no database), and
+  copied into `replays` in batches; a run killed with SIGKILL loses only the requests in flight,
+  and its next attempt first loads what the journal holds;
+- every successful answer also lands in `response_cache`; a request whose answer is cached is not
+  sent again — by a rerun, a `--force` run or an overlapping backfill — unless `use_cache` is off;
+- a candidate that fails `retry.breaker` requests in a row is taken as down: the rest of its
+  requests are recorded as failed without being sent, and the night goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import polars as pl
+from httpx_aiohttp import AiohttpTransport
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from replaybench.cache import cache_key
 from replaybench.config import Candidate, Settings
+from replaybench.limits import limiter_for
 from replaybench.pricing import Costing, PriceTable
 from replaybench.providers import Completion, provider_class
 from replaybench.runs import Run
@@ -26,6 +39,10 @@ from replaybench.warehouse import Warehouse, open_warehouse
 
 FLUSH_ROWS = 200
 FLUSH_SECONDS = 2.0
+CACHE_COLUMNS = ["cache_key", "provider", "base_url", "model_sent", "params", "output_text",
+                 "reasoning_text", "finish_reason", "input_tokens", "output_tokens",
+                 "reasoning_tokens", "reasoning_estimated", "cached_tokens", "latency_ms",
+                 "ttft_ms", "output_tps", "attempts", "simulated"]
 
 
 @dataclass
@@ -36,6 +53,8 @@ class ReplayOutcome:
     requested: int
     ok: int
     failed: int
+    from_cache: int = 0
+    from_journal: int = 0
 
     @property
     def dead(self) -> bool:
@@ -43,40 +62,100 @@ class ReplayOutcome:
         return self.requested > 0 and self.ok == 0
 
 
-class ReplayWriter:
-    """Buffers answers and appends them to `replays` every FLUSH_ROWS rows or FLUSH_SECONDS."""
+def journal_path(settings: Settings, run: Run, candidate: Candidate) -> Path:
+    folder = settings.warehouse.with_name(settings.warehouse.name + ".journal")
+    return folder / f"{run.run_id}--{candidate.name}.jsonl"
 
-    def __init__(self, wh: Warehouse, run: Run, candidate: Candidate, costing: Costing | None):
+
+class ReplayWriter:
+    """Journals each answer at once; appends them to `replays` (and the cache) in batches."""
+
+    def __init__(self, wh: Warehouse, run: Run, candidate: Candidate, costing: Costing | None,
+                 journal: Path):
         self.wh, self.run, self.candidate, self.costing = wh, run, candidate, costing
         self.rows: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
         self.ok = self.failed = 0
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        self.journal = journal
+        self._fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._flushing: asyncio.Future | None = None
 
-    def add(self, request: dict[str, Any], params: dict[str, Any], answer: Completion) -> None:
+    def row(self, request: dict[str, Any], answer: Completion, from_cache: bool) -> dict[str, Any]:
         row = answer.as_row()
         row.update(
             run_id=self.run.run_id, request_id=request["request_id"], model=self.candidate.name,
             prompt_version=request["prompt_version"], provider=self.candidate.provider,
             base_url=self.candidate.base_url, model_sent=self.candidate.model,
-            params=json.dumps(params),
+            params=json.dumps(request["send_params"]), cache_key=request["cache_key"],
+            from_cache=from_cache,
             cost_usd=self.costing.cost(answer.input_tokens, answer.cached_tokens,
                                        answer.output_tokens) if self.costing else None,
             price_version=self.costing.version if self.costing else None,
         )
+        return row
+
+    def add(self, request: dict[str, Any], answer: Completion, from_cache: bool = False) -> None:
+        row = self.row(request, answer, from_cache)
+        if not from_cache:  # a cached answer is in the warehouse already; nothing to lose
+            os.write(self._fd, (json.dumps(row) + "\n").encode())
         self.rows.append(row)
         if answer.status == "ok":
             self.ok += 1
         else:
             self.failed += 1
-        if len(self.rows) >= FLUSH_ROWS or time.monotonic() - self.last_flush > FLUSH_SECONDS:
-            self.flush()
+        due = len(self.rows) >= FLUSH_ROWS or time.monotonic() - self.last_flush > FLUSH_SECONDS
+        if due and (self._flushing is None or self._flushing.done()):
+            # DuckDB releases the GIL while it writes: store in a thread, keep the loop answering
+            batch, self.rows = self.rows, []
+            self.last_flush = time.monotonic()
+            self._flushing = asyncio.ensure_future(asyncio.to_thread(self._store, batch))
 
-    def flush(self) -> None:
+    def _store(self, batch: list[dict[str, Any]]) -> None:
+        store(self.wh, pl.DataFrame(batch, infer_schema_length=None), self.run.run_id)
+
+    async def close(self, finished: bool) -> None:
+        """Store what is left; the journal goes once every answer is in the warehouse."""
+        if self._flushing is not None:
+            await self._flushing
         if self.rows:
-            self.wh.insert("replays", pl.DataFrame(self.rows, infer_schema_length=None),
-                           "ON CONFLICT DO NOTHING")
-            self.rows.clear()
-        self.last_flush = time.monotonic()
+            self._store(self.rows)
+            self.rows = []
+        os.close(self._fd)
+        if finished:
+            self.journal.unlink(missing_ok=True)
+
+
+def store(wh: Warehouse, rows: pl.DataFrame, run_id: str) -> int:
+    """Append replay rows, and cache the fresh successful answers, in one transaction."""
+    fresh = rows.filter((pl.col("status") == "ok") & ~pl.col("from_cache"))
+    with wh.transaction():
+        added = wh.insert("replays", rows, "ON CONFLICT DO NOTHING")
+        if not fresh.is_empty():
+            wh.insert("response_cache",
+                      fresh.select(CACHE_COLUMNS).with_columns(paid_by_run=pl.lit(run_id)),
+                      "ON CONFLICT (cache_key) DO UPDATE SET output_text = excluded.output_text, "
+                      "reasoning_text = excluded.reasoning_text, input_tokens = excluded.input_tokens, "
+                      "output_tokens = excluded.output_tokens, "
+                      "reasoning_tokens = excluded.reasoning_tokens, "
+                      "cached_tokens = excluded.cached_tokens, latency_ms = excluded.latency_ms, "
+                      "ttft_ms = excluded.ttft_ms, paid_by_run = excluded.paid_by_run")
+    return added
+
+
+def recover_journal(wh: Warehouse, path: Path, run_id: str) -> int:
+    """Load the answers a killed attempt journaled but never stored; return how many were new."""
+    if not path.exists():
+        return 0
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # the line being written when the process died
+    added = store(wh, pl.DataFrame(rows, infer_schema_length=None), run_id) if rows else 0
+    path.unlink()
+    return added
 
 
 def request_params(logged: str | None, candidate: Candidate) -> dict[str, Any]:
@@ -86,33 +165,99 @@ def request_params(logged: str | None, candidate: Candidate) -> dict[str, Any]:
     return params
 
 
-async def replay_candidate(settings: Settings, run: Run, candidate: Candidate) -> ReplayOutcome:
+def prepare(pending: pl.DataFrame, candidate: Candidate) -> list[dict[str, Any]]:
+    """Each pending request with its messages, parameters and cache key."""
+    requests = []
+    for row in pending.iter_rows(named=True):
+        messages = json.loads(row["messages"])
+        params = request_params(row["params"], candidate)
+        requests.append({**row, "messages": messages, "send_params": params,
+                         "cache_key": cache_key(candidate, messages, params)})
+    return requests
+
+
+def cached_answers(wh: Warehouse, keys: list[str]) -> dict[str, Completion]:
+    """Answers already paid for, by cache key."""
+    if not keys:
+        return {}
+    with wh.registered("_keys", pl.DataFrame({"cache_key": keys})):
+        found = wh.frame("cached_answers")
+    fields = set(Completion.__dataclass_fields__)
+    return {r["cache_key"]: Completion(**{k: v for k, v in r.items() if k in fields})
+            for r in found.iter_rows(named=True)}
+
+
+def http_client(candidate: Candidate) -> httpx.AsyncClient:
+    """An AsyncClient on aiohttp's pool, sized to the candidate's concurrency."""
+    limits = httpx.Limits(max_connections=candidate.max_concurrency,
+                          max_keepalive_connections=candidate.max_concurrency)
+    timeout = httpx.Timeout(candidate.timeout_s, connect=min(10.0, candidate.timeout_s))
+    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeout)
+
+
+async def replay_candidate(settings: Settings, run: Run, candidate: Candidate,
+                           use_cache: bool = True) -> ReplayOutcome:
     """Send the run's pending requests to one candidate and store every answer."""
     api_key = settings.api_key(candidate)
     costing = PriceTable.load(settings.prices).costing(candidate, run.window_start.date())
+    journal = journal_path(settings, run, candidate)
     with open_warehouse(settings.warehouse) as wh:
-        pending = wh.frame("pending_replays", run_id=run.run_id, model=candidate.name)
-        writer = ReplayWriter(wh, run, candidate, costing)
-        slots = candidate.max_concurrency
-        limits = httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
-        timeout = httpx.Timeout(candidate.timeout_s, connect=min(10.0, candidate.timeout_s))
-        async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-            provider = provider_class(candidate.provider)(candidate, api_key, client)
-            gate = asyncio.Semaphore(slots)
+        recovered = recover_journal(wh, journal, run.run_id)
+        requests = prepare(wh.frame("pending_replays", run_id=run.run_id, model=candidate.name),
+                           candidate)
+        cached = cached_answers(wh, [r["cache_key"] for r in requests]) if use_cache else {}
+        writer = ReplayWriter(wh, run, candidate, costing, journal)
+        to_send = []
+        for request in requests:
+            if request["cache_key"] in cached:
+                answer = cached[request["cache_key"]]
+                answer.attempts = 0
+                writer.add(request, answer, from_cache=True)
+            else:
+                to_send.append(request)
+        finished = False
+        try:
+            await send_all(candidate, api_key, to_send, writer)
+            finished = True
+        finally:
+            await writer.close(finished)
+    return ReplayOutcome(candidate.name, len(requests) + recovered, writer.ok + recovered,
+                         writer.failed, from_cache=len(requests) - len(to_send),
+                         from_journal=recovered)
 
-            async def ask(request: dict[str, Any]) -> None:
-                params = request_params(request["params"], candidate)
-                async with gate:
-                    answer = await provider.complete(json.loads(request["messages"]), params)
-                writer.add(request, params, answer)
 
-            try:
-                await asyncio.gather(*(ask(r) for r in pending.iter_rows(named=True)))
-            finally:
-                writer.flush()
-    return ReplayOutcome(candidate.name, len(pending), writer.ok, writer.failed)
+async def send_all(candidate: Candidate, api_key: str | None, requests: list[dict[str, Any]],
+                   writer: ReplayWriter) -> None:
+    """Ask every request concurrently, within the candidate's limits; stop sending once the
+    endpoint has failed `retry.breaker` requests in a row."""
+    if not requests:
+        return
+    async with http_client(candidate) as client:
+        provider = provider_class(candidate.provider)(candidate, api_key, client,
+                                                      limiter_for(candidate))
+        gate = asyncio.Semaphore(candidate.max_concurrency)
+        streak: list[Completion] = []  # consecutive failures, newest last
+
+        async def ask(request: dict[str, Any]) -> None:
+            async with gate:
+                if len(streak) >= candidate.retry.breaker:
+                    last = streak[-1]
+                    answer = Completion(
+                        status="error", error_kind=last.error_kind, attempts=0,
+                        error=f"not sent: {candidate.name} failed {len(streak)} requests in a "
+                              f"row (last: {last.error})"[:500])
+                else:
+                    answer = await provider.complete(request["messages"], request["send_params"])
+                    if answer.status == "ok":
+                        streak.clear()
+                    else:
+                        streak.append(answer)
+            writer.add(request, answer)
+
+        await asyncio.gather(*(ask(r) for r in requests))
 
 
 @task(name="replay", task_run_name="replay-{candidate.name}", cache_policy=NO_CACHE)
-async def replay_task(settings: Settings, run: Run, candidate: Candidate) -> ReplayOutcome:
-    return await replay_candidate(settings, run, candidate)
+async def replay_task(settings: Settings, run: Run, candidate: Candidate,
+                      use_cache: bool = True) -> ReplayOutcome:
+    return await replay_candidate(settings, run, candidate, use_cache)

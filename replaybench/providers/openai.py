@@ -1,144 +1,153 @@
-"""OpenAI-compatible chat completions (OpenAI, GLM, DeepSeek, MiniMax, vLLM, the local fleet)."""
+"""OpenAI-compatible chat completions: OpenAI, GLM, DeepSeek, MiniMax, vLLM, OpenRouter, the fleet.
+
+Their differences, normalised here:
+- reasoning text arrives as `reasoning_content` (GLM, DeepSeek), `reasoning` (vLLM, OpenRouter),
+  `reasoning_details` (MiniMax with reasoning_split) or inline `<think>…</think>` (MiniMax default);
+  it is moved out of the answer into `reasoning_text`;
+- reasoning tokens come from `completion_tokens_details.reasoning_tokens`, or are estimated from the
+  reasoning text and marked so (GLM reports none);
+- cached input is `prompt_tokens_details.cached_tokens` (OpenAI, GLM) or `prompt_cache_hit_tokens`
+  (DeepSeek);
+- the output cap is `max_tokens` or `max_completion_tokens` (`max_tokens_field`); an endpoint that
+  refuses one name and asks for the other is answered in its own terms from then on.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
-import httpx
-
-from replaybench.config import Candidate
-from replaybench.errors import scrub
 from replaybench.providers.base import (
+    BAD_REQUEST,
     BAD_RESPONSE,
-    SERVER_ERROR,
-    TIMEOUT,
+    SIM_HEADER,
     Completion,
-    error_kind_for_status,
+    Failure,
+    HTTPProvider,
+    broken_body_is_bad_response,
+    http_failure,
+    sse_data,
 )
 
-SIM_HEADER = "x-replaybench-simulated"
+CAP_FIELDS = ("max_tokens", "max_completion_tokens")
+_THINK = re.compile(r"^\s*<think>(.*?)(?:</think>\s*|$)", re.DOTALL)
 
 
-class OpenAIChat:
-    """POST {base_url}/chat/completions, streamed (to measure TTFT) or not."""
-
-    def __init__(self, candidate: Candidate, api_key: str | None, client: httpx.AsyncClient):
-        self.candidate = candidate
-        self.url = candidate.base_url.rstrip("/") + "/chat/completions"
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = client
-
-    def body(self, messages: list[dict], params: dict[str, Any]) -> dict[str, Any]:
-        body = {"model": self.candidate.model, "messages": messages, **params}
-        if self.candidate.stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        return body
-
-    async def complete(self, messages: list[dict], params: dict[str, Any]) -> Completion:
-        start = time.perf_counter()
-        body = self.body(messages, params)
-        try:
-            if self.candidate.stream:
-                result = await self._stream(body, start)
-            else:
-                result = await self._plain(body)
-        except httpx.TimeoutException:
-            result = Completion(status="error", error_kind=TIMEOUT,
-                                error=f"no answer within {self.candidate.timeout_s:g} s")
-        except httpx.TransportError as exc:
-            result = Completion(status="error", error_kind=SERVER_ERROR,
-                                error=f"connection failed: {type(exc).__name__}: {exc}")
-        except _BadResponse as exc:
-            result = Completion(status="error", error_kind=BAD_RESPONSE, error=str(exc))
-        result.latency_ms = (time.perf_counter() - start) * 1000
-        if result.error:
-            result.error = scrub(result.error)[:500]
-        return result
-
-    async def _plain(self, body: dict[str, Any]) -> Completion:
-        resp = await self.client.post(self.url, json=body, headers=self.headers)
-        if resp.status_code >= 400:
-            return _http_error(resp.status_code, resp.text)
-        try:
-            data = resp.json()
-            message = data["choices"][0]["message"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise _BadResponse(f"unreadable response body: {resp.text[:200]!r}") from None
-        out = Completion(
-            output_text=message.get("content"),
-            reasoning_text=_reasoning(message),
-            finish_reason=data["choices"][0].get("finish_reason"),
-            simulated=resp.headers.get(SIM_HEADER) == "true",
-        )
-        _apply_usage(out, data.get("usage"))
-        return out
-
-    async def _stream(self, body: dict[str, Any], start: float) -> Completion:
-        content: list[str] = []
-        reasoning: list[str] = []
-        out = Completion()
-        done = False
-        async with self.client.stream("POST", self.url, json=body, headers=self.headers) as resp:
-            if resp.status_code >= 400:
-                return _http_error(resp.status_code, (await resp.aread()).decode(errors="replace"))
-            out.simulated = resp.headers.get(SIM_HEADER) == "true"
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    done = True
-                    break
-                try:
-                    chunk = json.loads(payload)
-                except json.JSONDecodeError:
-                    raise _BadResponse(f"unreadable stream chunk: {payload[:200]!r}") from None
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    piece, thought = delta.get("content"), _reasoning(delta)
-                    if (piece or thought) and out.ttft_ms is None:
-                        out.ttft_ms = (time.perf_counter() - start) * 1000
-                    if piece:
-                        content.append(piece)
-                    if thought:
-                        reasoning.append(thought)
-                    if choice.get("finish_reason"):
-                        out.finish_reason = choice["finish_reason"]
-                if chunk.get("usage"):
-                    _apply_usage(out, chunk["usage"])
-        if not done:
-            raise _BadResponse("stream ended before [DONE]")
-        out.output_text = "".join(content)
-        out.reasoning_text = "".join(reasoning) or None
-        return out
+def split_think(content: str | None) -> tuple[str | None, str | None]:
+    """(answer, reasoning) from content that may open with an inline <think> block."""
+    if not content or "<think>" not in content[:64]:
+        return content, None
+    m = _THINK.match(content)
+    if not m:
+        return content, None
+    return content[m.end():], m.group(1).strip() or None
 
 
-class _BadResponse(Exception):
-    pass
+def reasoning_of(message: dict[str, Any]) -> str | None:
+    """Reasoning text from whichever field this provider uses."""
+    text = message.get("reasoning_content") or message.get("reasoning")
+    if text:
+        return text
+    details = message.get("reasoning_details")
+    if details:
+        return "".join(d.get("text", "") for d in details if isinstance(d, dict)) or None
+    return None
 
 
-def _http_error(code: int, text: str) -> Completion:
-    """A failed call, keeping the provider's own message."""
-    try:
-        message = json.loads(text)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = text.strip()[:200]
-    return Completion(status="error", error_kind=error_kind_for_status(code),
-                      error=f"HTTP {code}: {message}")
-
-
-def _reasoning(message: dict[str, Any]) -> str | None:
-    return message.get("reasoning_content") or message.get("reasoning")
-
-
-def _apply_usage(out: Completion, usage: dict[str, Any] | None) -> None:
-    """OpenAI usage → OTel GenAI semantics (input includes cached, output includes reasoning)."""
+def apply_usage(out: Completion, usage: dict[str, Any] | None) -> None:
+    """OpenAI-style usage → OTel GenAI semantics (input includes cached, output includes reasoning)."""
     if not usage:
         return
     out.input_tokens = usage.get("prompt_tokens")
     out.output_tokens = usage.get("completion_tokens")
     out.cached_tokens = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    if out.cached_tokens is None:
+        out.cached_tokens = usage.get("prompt_cache_hit_tokens")
     out.reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+
+
+class OpenAIChat(HTTPProvider):
+    """POST {base_url}/chat/completions, streamed (to measure TTFT) or not."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.url = self.candidate.base_url.rstrip("/") + "/chat/completions"
+        self.headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        self.cap_field = self.candidate.max_tokens_field
+
+    def body(self, messages: list[dict], params: dict[str, Any]) -> dict[str, Any]:
+        body = {k: v for k, v in params.items() if k not in CAP_FIELDS}
+        cap = params.get("max_tokens", params.get("max_completion_tokens"))
+        if cap is not None:
+            body[self.cap_field] = cap
+        body.update(model=self.candidate.model, messages=messages)
+        if self.candidate.stream:
+            body.update(stream=True, stream_options={"include_usage": True})
+        return body
+
+    async def _attempt(self, messages: list[dict], params: dict[str, Any]) -> Completion:
+        try:
+            return await self._exchange(self.body(messages, params))
+        except Failure as failure:
+            other = CAP_FIELDS[1 - CAP_FIELDS.index(self.cap_field)]
+            if failure.kind == BAD_REQUEST and other in str(failure) and self.cap_field in str(failure):
+                self.cap_field = other  # the endpoint named the field it wants: use it from now on
+                return await self._exchange(self.body(messages, params))
+            raise
+
+    async def _exchange(self, body: dict[str, Any]) -> Completion:
+        start = time.perf_counter()
+        async with self.client.stream("POST", self.url, json=body, headers=self.headers) as resp:
+            if resp.status_code >= 400:
+                raise http_failure(resp, (await resp.aread()).decode(errors="replace"))
+            with broken_body_is_bad_response():
+                if self.candidate.stream:
+                    return await self._read_stream(resp, start)
+                return self._parse(await resp.aread(), resp.headers.get(SIM_HEADER) == "true")
+
+    def _parse(self, raw: bytes, simulated: bool) -> Completion:
+        try:
+            data = json.loads(raw)
+            choice = data["choices"][0]
+            message = choice["message"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise Failure(BAD_RESPONSE, f"unreadable response body: {raw[:200]!r}") from None
+        content, inline = split_think(message.get("content"))
+        out = Completion(output_text=content, reasoning_text=reasoning_of(message) or inline,
+                         finish_reason=choice.get("finish_reason"), simulated=simulated)
+        apply_usage(out, data.get("usage"))
+        return out
+
+    async def _read_stream(self, resp, start: float) -> Completion:
+        out = Completion(simulated=resp.headers.get(SIM_HEADER) == "true")
+        content: list[str] = []
+        reasoning: list[str] = []
+        async for payload in sse_data(resp):
+            if payload == b"[DONE]":
+                break
+            try:
+                chunk = json.loads(payload)
+            except ValueError:
+                raise Failure(BAD_RESPONSE, f"unreadable stream chunk: {payload[:200]!r}") from None
+            if "error" in chunk:
+                raise Failure(BAD_RESPONSE, f"error in stream: {str(chunk['error'])[:200]}")
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                piece, thought = delta.get("content"), reasoning_of(delta)
+                if out.ttft_ms is None and (piece or thought):
+                    out.ttft_ms = (time.perf_counter() - start) * 1000
+                if piece:
+                    content.append(piece)
+                if thought:
+                    reasoning.append(thought)
+                if choice.get("finish_reason"):
+                    out.finish_reason = choice["finish_reason"]
+            if chunk.get("usage"):
+                apply_usage(out, chunk["usage"])
+        else:
+            raise Failure(BAD_RESPONSE, "stream ended before [DONE]")
+        out.output_text, inline = split_think("".join(content))
+        out.reasoning_text = "".join(reasoning) or inline
+        return out

@@ -2,13 +2,15 @@
 
 from typing import Any
 
-from replaybench.sim.profiles import Completion, Profile, load_profiles
+from replaybench.sim.faults import request_key
+from replaybench.sim.profiles import Completion, FaultSpec, Profile, load_profiles
 from replaybench.sim.tokens import count_message_tokens, count_tokens
 from replaybench.sim.workloads import WORKLOADS, Task, generate, identify, solve, wrong
 
 __all__ = [
-    "WORKLOADS", "Completion", "Fleet", "Profile", "Task", "ThreadedFleet", "count_message_tokens",
-    "count_tokens", "generate", "identify", "load_profiles", "make_app", "run", "solve", "wrong",
+    "WORKLOADS", "Completion", "FaultSpec", "Fleet", "Profile", "Task", "ThreadedFleet",
+    "count_message_tokens", "count_tokens", "generate", "identify", "load_profiles", "make_app",
+    "request_key", "run", "solve", "wrong",
 ]
 _SERVER_NAMES = {"Fleet", "ThreadedFleet", "make_app", "run"}
 

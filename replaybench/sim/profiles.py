@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from replaybench.sim import workloads
 from replaybench.sim.tokens import count_message_tokens, count_tokens, message_text
@@ -51,6 +51,38 @@ class Price(_Strict):
                 + completion_tokens * self.output) / 1_000_000
 
 
+FAULT_KINDS = ("rate_limited", "server_error", "unavailable", "stall", "reset", "truncated",
+               "sse_cut")
+Dialect = Literal["generic", "openai", "glm", "deepseek", "minimax", "vllm", "anthropic"]
+
+
+class FaultSpec(_Strict):
+    """Fault injection for one model: each kind is a probability per attempt (default 0)."""
+
+    rate_limited: float = Field(0.0, ge=0, le=1, description="429 with Retry-After")
+    server_error: float = Field(0.0, ge=0, le=1, description="500")
+    unavailable: float = Field(0.0, ge=0, le=1, description="503 (Anthropic endpoint: 529)")
+    stall: float = Field(0.0, ge=0, le=1, description="sleep stall_s before answering")
+    reset: float = Field(0.0, ge=0, le=1, description="abort the TCP connection, no response")
+    truncated: float = Field(0.0, ge=0, le=1, description="200 with a JSON body cut in half")
+    sse_cut: float = Field(0.0, ge=0, le=1, description="stream aborted before [DONE]")
+    retry_after_s: float = Field(1.0, ge=0, description="the 429's Retry-After, seconds")
+    reset_headers: bool = Field(False, description="429 with x-ratelimit-reset-* headers "
+                                                   "instead of Retry-After")
+    stall_s: float = Field(30.0, ge=0, description="how long a stall sleeps")
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> FaultSpec:
+        total = sum(getattr(self, kind) for kind in FAULT_KINDS)
+        if total > 1 + 1e-9:
+            raise ValueError(f"fault probabilities add up to {total:g}; at most 1 per attempt")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, kind) > 0 for kind in FAULT_KINDS)
+
+
 class Timing(_Strict):
     """A mean and a standard deviation in milliseconds."""
 
@@ -75,8 +107,11 @@ class Profile(_Strict):
     tokens_per_s: float = Field(gt=0)
     cache_hit_rate: float = Field(ge=0, le=1)
     price: Price
-    faults: dict[str, Any] = Field(
-        default_factory=dict, description="reserved seam for fault injection; unused for now")
+    faults: FaultSpec = Field(default_factory=FaultSpec,
+                              description="fault injection (429/5xx/stalls/resets); none by default")
+    dialect: Dialect = Field("generic", description="how the HTTP response is rendered: where "
+                                                     "reasoning and cache counts go, which "
+                                                     "parameters are refused")
 
     def respond(self, messages: list[dict[str, Any]], seed: int = 0) -> Completion:
         """The simulated answer to `messages`: deterministic for (profile, messages, seed)."""

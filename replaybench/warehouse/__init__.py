@@ -100,17 +100,23 @@ class Warehouse:
         sql = sql_text(sql_or_name) if re.fullmatch(r"\w+", sql_or_name) else sql_or_name
         return self.con.sql(sql, params=params or None).pl()
 
+    @contextmanager
+    def registered(self, name: str, frame: pl.DataFrame) -> Iterator[None]:
+        """Make a frame queryable as the table `name` for the duration of the block."""
+        self.con.register(name, frame.to_arrow())
+        try:
+            yield
+        finally:
+            self.con.unregister(name)
+
     def insert(self, table: str, frame: pl.DataFrame, on_conflict: str = "") -> int:
         """Insert a frame by column name (missing columns take their defaults); return rows added."""
         if frame.is_empty():
             return 0
         before = self._count(table)
         cols = ", ".join(f'"{c}"' for c in frame.columns)
-        self.con.register("_incoming", frame.to_arrow())
-        try:
+        with self.registered("_incoming", frame):
             self.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming {on_conflict}")
-        finally:
-            self.con.unregister("_incoming")
         return self._count(table) - before
 
     def _count(self, table: str) -> int:
