@@ -175,11 +175,24 @@ def report(run_id: str, config: ConfigOpt = Path(DEFAULT_CONFIG)):
 def sim(host: str = "127.0.0.1", port: int = 8400,
         time_scale: Annotated[float, typer.Option(help="Fraction of simulated latency to "
                                                   "sleep (0 = answer at once).")] = 1.0,
+        latency_ms: Annotated[float | None, typer.Option(help="Answer every request in exactly "
+                                                         "this many ms instead.")] = None,
+        faults: Annotated[str | None, typer.Option(help='Fault injection as JSON, e.g. '
+                                                   '\'{"*": {"rate_limited": 0.1}}\'.')] = None,
         config: ConfigOpt = Path(DEFAULT_CONFIG)):
-    """Serve the local model fleet (OpenAI-compatible) until interrupted."""
+    """Serve the local model fleet (OpenAI-compatible and Anthropic) until interrupted."""
+    import json
+
     from replaybench.sim.server import run as serve
 
-    serve(host=host, port=port, time_scale=time_scale)
+    try:
+        spec = json.loads(faults) if faults else None
+    except json.JSONDecodeError as exc:
+        raise ReplaybenchError(f"--faults is not valid JSON: {exc}") from None
+    try:
+        serve(host=host, port=port, time_scale=time_scale, faults=spec, fixed_latency_ms=latency_ms)
+    except ValueError as exc:
+        raise ReplaybenchError(f"--faults: {exc}".splitlines()[0]) from None
 
 
 def main() -> None:

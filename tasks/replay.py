@@ -16,6 +16,7 @@ Nothing paid for is lost or paid twice:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -75,7 +76,7 @@ class ReplayWriter:
         self.wh, self.run, self.candidate, self.costing = wh, run, candidate, costing
         self.rows: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
-        self.ok = self.failed = 0
+        self.ok = self.failed = self.reused = 0
         journal.parent.mkdir(parents=True, exist_ok=True)
         self.journal = journal
         self._fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -104,6 +105,7 @@ class ReplayWriter:
             self.ok += 1
         else:
             self.failed += 1
+        self.reused += from_cache
         due = len(self.rows) >= FLUSH_ROWS or time.monotonic() - self.last_flush > FLUSH_SECONDS
         if due and (self._flushing is None or self._flushing.done()):
             # DuckDB releases the GIL while it writes: store in a thread, keep the loop answering
@@ -207,29 +209,27 @@ async def replay_candidate(settings: Settings, run: Run, candidate: Candidate,
                            candidate)
         cached = cached_answers(wh, [r["cache_key"] for r in requests]) if use_cache else {}
         writer = ReplayWriter(wh, run, candidate, costing, journal)
-        to_send = []
+        to_send: dict[str, list[dict[str, Any]]] = {}  # identical requests are asked once
         for request in requests:
             if request["cache_key"] in cached:
                 answer = cached[request["cache_key"]]
-                answer.attempts = 0
-                writer.add(request, answer, from_cache=True)
+                writer.add(request, dataclasses.replace(answer, attempts=0), from_cache=True)
             else:
-                to_send.append(request)
+                to_send.setdefault(request["cache_key"], []).append(request)
         finished = False
         try:
-            await send_all(candidate, api_key, to_send, writer)
+            await send_all(candidate, api_key, list(to_send.values()), writer)
             finished = True
         finally:
             await writer.close(finished)
     return ReplayOutcome(candidate.name, len(requests) + recovered, writer.ok + recovered,
-                         writer.failed, from_cache=len(requests) - len(to_send),
-                         from_journal=recovered)
+                         writer.failed, from_cache=writer.reused, from_journal=recovered)
 
 
-async def send_all(candidate: Candidate, api_key: str | None, requests: list[dict[str, Any]],
-                   writer: ReplayWriter) -> None:
-    """Ask every request concurrently, within the candidate's limits; stop sending once the
-    endpoint has failed `retry.breaker` requests in a row."""
+async def send_all(candidate: Candidate, api_key: str | None,
+                   requests: list[list[dict[str, Any]]], writer: ReplayWriter) -> None:
+    """Ask every group of identical requests once, concurrently, within the candidate's limits;
+    stop sending once the endpoint has failed `retry.breaker` requests in a row."""
     if not requests:
         return
     async with http_client(candidate) as client:
@@ -238,7 +238,8 @@ async def send_all(candidate: Candidate, api_key: str | None, requests: list[dic
         gate = asyncio.Semaphore(candidate.max_concurrency)
         streak: list[Completion] = []  # consecutive failures, newest last
 
-        async def ask(request: dict[str, Any]) -> None:
+        async def ask(same: list[dict[str, Any]]) -> None:
+            request = same[0]
             async with gate:
                 if len(streak) >= candidate.retry.breaker:
                     last = streak[-1]
@@ -253,6 +254,8 @@ async def send_all(candidate: Candidate, api_key: str | None, requests: list[dic
                     else:
                         streak.append(answer)
             writer.add(request, answer)
+            for twin in same[1:]:  # the same question asked again: the same answer, paid once
+                writer.add(twin, dataclasses.replace(answer, attempts=0), from_cache=answer.status == "ok")
 
         await asyncio.gather(*(ask(r) for r in requests))
 
