@@ -87,9 +87,19 @@ class Candidate(_Strict):
 class Sample(_Strict):
     """How each night's requests are drawn from the logs."""
 
-    per_prompt_version: int = Field(200, ge=1, description="Requests per prompt_version.")
+    per_prompt_version: int = Field(200, ge=1, description="Requests per prompt_version (the most "
+                                                         "a stratum gets with allocation: equal).")
     seed: int = Field(7, description="Same seed and data give the same sample.")
     window_days: int = Field(1, ge=1, le=366, description="Days of traffic a run draws from.")
+
+
+class Ingest(_Strict):
+    """How log files are read."""
+
+    prompt_version_key: str = Field("prompt_version", description="Metadata key that holds the "
+                                    "prompt version where a format has no field of its own.")
+    max_field_chars: int = Field(1_000_000, ge=1, description="A text field longer than this "
+                                 "rejects its record (a broken export, not a log).")
 
 
 class Smtp(_Strict):
@@ -123,6 +133,7 @@ class Settings(_Strict):
     reports_dir: Path = Path("reports")
     logs: list[Path] = Field(default_factory=list)
     sample: Sample = Sample()
+    ingest: Ingest = Ingest()
     baseline: str = "production"
     candidates: list[Candidate] = Field(default_factory=list)
     suites: Path = Path("data/suites")

@@ -6,13 +6,10 @@ reason and the raw text (truncated), and the next line is read.
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 from prefect import task
@@ -21,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from replaybench import logformats
 from replaybench.errors import IngestError
 from replaybench.logformats import LOG_SCHEMA, Reject
+from replaybench.readers import Unreadable, read_records
 from replaybench.warehouse import Warehouse, open_warehouse
 
 BATCH_ROWS = 20_000
@@ -53,48 +51,6 @@ class IngestResult:
         return line
 
 
-@dataclass
-class _Bad:
-    reason: str
-    raw: str
-
-
-def _open_text(path: Path):
-    opener = gzip.open if path.suffix == ".gz" else open
-    return opener(path, "rb")
-
-
-def read_records(path: Path) -> Iterator[tuple[int, Any]]:
-    """(position, record) for each record of a file; an undecodable one comes back as `_Bad`.
-
-    JSONL is read a line at a time (memory stays flat); a `.json` file holds one array.
-    """
-    name = path.name.removesuffix(".gz")
-    if name.endswith(".json"):
-        try:
-            with _open_text(path) as fh:
-                data = json.load(fh)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise IngestError(f"{path} is not a JSON document: {exc}") from None
-        records = data if isinstance(data, list) else [data]
-        for i, rec in enumerate(records, 1):
-            yield i, rec
-        return
-    with _open_text(path) as fh:
-        for i, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield i, _Bad(f"invalid UTF-8 at byte {exc.start}", raw.decode("utf-8", "replace"))
-                continue
-            try:
-                yield i, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield i, _Bad(f"invalid JSON: {exc.msg} at column {exc.colno}", line)
-
-
 def ingest_file(wh: Warehouse, path: Path, fmt: str = "auto") -> IngestResult:
     """Load one file into `logs`; rows already present (by request_id) are counted, not added."""
     if not path.is_file():
@@ -123,14 +79,14 @@ def ingest_file(wh: Warehouse, path: Path, fmt: str = "auto") -> IngestResult:
     for position, record in read_records(path):
         result.read += 1
         try:
-            if isinstance(record, _Bad):
+            if isinstance(record, Unreadable):
                 raise Reject(record.reason)
             rows.append(logformats.parse(record, fmt))
         except Reject as exc:
             reason = str(exc)
             result.rejected += 1
             result.reasons[reason.split(":")[0]] += 1
-            raw = record.raw if isinstance(record, _Bad) else json.dumps(record)
+            raw = record.raw if isinstance(record, Unreadable) else json.dumps(record)
             rejects.append({"source": source, "position": position, "reason": reason,
                             "raw": raw[:RAW_CHARS]})
         if len(rows) >= BATCH_ROWS:
