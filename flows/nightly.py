@@ -10,6 +10,7 @@ from prefect import flow
 
 from replaybench.config import DEFAULT_CONFIG, load_settings
 from tasks.lifecycle import fail_run_task, finish_run_task, start_run_task
+from tasks.redact import redact_task
 from tasks.replay import replay_task
 from tasks.report import report_task
 from tasks.sample import sample_task
@@ -36,6 +37,7 @@ async def nightly(run_date: date | None = None, config: str = DEFAULT_CONFIG,
         return None
     try:
         sample_task(settings, run)
+        redact_task(settings, run)
         outcomes = await asyncio.gather(*(replay_task(settings, run, c, use_cache)
                                           for c in settings.candidates))
         validate_task(settings, run)

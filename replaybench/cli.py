@@ -75,7 +75,8 @@ def demo(config: ConfigOpt = Path(DEFAULT_CONFIG),
 
     settings = _settings(config)
     console.print(f"ingesting {', '.join(str(p) for p in settings.logs)}")
-    console.print("  " + ingest_paths(settings.warehouse, settings.logs).summary())
+    console.print("  " + ingest_paths(settings.warehouse, settings.logs, "auto",
+                                      settings.ingest).summary())
     with open_warehouse(settings.warehouse) as wh:
         last_day = wh.run("last_full_day", tz=settings.timezone).fetchone()[0]
     if last_day is None:
@@ -108,7 +109,8 @@ def _finish(settings: Settings, result: dict | None, run_date: date) -> None:
 
 
 @app.command()
-def ingest(paths: Annotated[list[Path], typer.Argument(help="Log files (JSONL, JSON; .gz too).")],
+def ingest(paths: Annotated[list[Path], typer.Argument(help="Log files: JSONL, JSON, Parquet, "
+                                                            "CSV (.gz too).")],
            format: Annotated[str, typer.Option("--format", help="|".join(FORMATS))] = "auto",
            config: ConfigOpt = Path(DEFAULT_CONFIG)):
     """Load production log files into the warehouse's `logs` table."""
@@ -117,7 +119,7 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Log files (JSONL, J
     if format not in FORMATS:
         raise ReplaybenchError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
     settings = _settings(config)
-    result = ingest_paths(settings.warehouse, paths, format)
+    result = ingest_paths(settings.warehouse, paths, format, settings.ingest)
     console.print(result.summary())
     if result.read and not (result.ingested or result.duplicates):
         raise ReplaybenchError("nothing usable was read: every record was rejected")

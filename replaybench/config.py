@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import re
 import subprocess
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -84,13 +85,32 @@ class Candidate(_Strict):
         return host in {"localhost", "::1"} or host.startswith("127.")
 
 
-class Sample(_Strict):
-    """How each night's requests are drawn from the logs."""
+class SampleFilter(_Strict):
+    """Which logged requests may be sampled at all."""
 
-    per_prompt_version: int = Field(200, ge=1, description="Requests per prompt_version (the most "
-                                                         "a stratum gets with allocation: equal).")
+    endpoints: list[str] | None = Field(None, description="Only these endpoints.")
+    model_ids: list[str] | None = Field(None, description="Only traffic of these production models.")
+    successful_only: bool = Field(False, description="Only requests production answered (status ok).")
+
+
+class Sample(_Strict):
+    """How each night's requests are drawn from the logs: stratified by prompt_version."""
+
+    per_prompt_version: int = Field(200, ge=1, description="Requests per prompt_version with "
+                                                         "allocation: equal.")
+    allocation: Literal["equal", "proportional"] = Field(
+        "equal", description="equal: per_prompt_version each; proportional: `size` in all, shared "
+                             "by traffic, at least min_per_prompt_version each.")
+    size: int = Field(1000, ge=1, description="Requests in all, with allocation: proportional.")
+    min_per_prompt_version: int = Field(30, ge=1, description="The least a prompt_version gets "
+                                                            "(when it has that many requests).")
     seed: int = Field(7, description="Same seed and data give the same sample.")
     window_days: int = Field(1, ge=1, le=366, description="Days of traffic a run draws from.")
+    filter: SampleFilter = SampleFilter()
+    min_detectable_difference: float = Field(
+        0.05, gt=0, lt=1, description="The smallest change in pass rate worth detecting: sample "
+                                      "size planning says how many requests that takes.")
+    power: float = Field(0.8, gt=0, lt=1, description="Chance of detecting that difference.")
 
 
 class Ingest(_Strict):
@@ -125,6 +145,33 @@ class Fleet(_Strict):
     time_scale: float = Field(1.0, ge=0, description="Fraction of simulated latency to sleep.")
 
 
+class RedactPattern(_Strict):
+    """A site-specific kind of personal data, e.g. {name: customer_id, regex: 'CUST-\\d{6}'}."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+                      description="Names the placeholder (<CUSTOMER_ID_1>) and the audit row.")
+    regex: str = Field(description="A Python regular expression; every match is replaced.")
+
+
+class Redact(_Strict):
+    """Personal data taken out of each request before it is sent to a candidate."""
+
+    enabled: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: for every candidate whose endpoint is not on this machine.")
+    patterns: list[RedactPattern] = Field(default_factory=list,
+                                          description="Redacted as well as the built-in kinds.")
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, v: list[RedactPattern]) -> list[RedactPattern]:
+        for p in v:
+            try:
+                re.compile(p.regex)
+            except re.error as exc:
+                raise ValueError(f"pattern {p.name!r} is not a valid regex ({exc}): {p.regex!r}") from None
+        return v
+
+
 class Settings(_Strict):
     """The whole configuration; paths are resolved against the config file's folder."""
 
@@ -140,6 +187,7 @@ class Settings(_Strict):
     prices: Path = Path("data/prices.yaml")
     email: Email | None = None
     fleet: Fleet = Fleet()
+    redact: Redact = Redact()
     source: Path | None = Field(None, exclude=True, description="The file this was loaded from.")
 
     @field_validator("timezone")
@@ -182,6 +230,12 @@ class Settings(_Strict):
             )
         register_secret(key)
         return key
+
+    def needs_redaction(self, candidate: Candidate) -> bool:
+        """Whether requests to this candidate are redacted before they are sent."""
+        if self.redact.enabled == "auto":
+            return not candidate.is_loopback
+        return self.redact.enabled == "always"
 
     def default_date(self) -> date:
         """Today in the configured timezone: `run` without --date covers the day before it."""

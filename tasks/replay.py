@@ -32,6 +32,7 @@ from prefect.cache_policies import NO_CACHE
 
 from replaybench.cache import cache_key
 from replaybench.config import Candidate, Settings
+from replaybench.errors import ReplaybenchError
 from replaybench.limits import limiter_for
 from replaybench.pricing import Costing, PriceTable
 from replaybench.providers import Completion, provider_class
@@ -203,10 +204,14 @@ async def replay_candidate(settings: Settings, run: Run, candidate: Candidate,
     api_key = settings.api_key(candidate)
     costing = PriceTable.load(settings.prices).costing(candidate, run.window_start.date())
     journal = journal_path(settings, run, candidate)
+    redacted = settings.needs_redaction(candidate)
     with open_warehouse(settings.warehouse) as wh:
+        if redacted and wh.run("unredacted_samples", run_id=run.run_id):
+            raise ReplaybenchError(f"{candidate.name} gets redacted requests, but run {run.run_id} "
+                                   "has sampled requests not redacted yet: run the redact step first")
         recovered = recover_journal(wh, journal, run.run_id)
-        requests = prepare(wh.frame("pending_replays", run_id=run.run_id, model=candidate.name),
-                           candidate)
+        requests = prepare(wh.frame("pending_replays", run_id=run.run_id, model=candidate.name,
+                                    redacted=redacted), candidate)
         cached = cached_answers(wh, [r["cache_key"] for r in requests]) if use_cache else {}
         writer = ReplayWriter(wh, run, candidate, costing, journal)
         to_send: dict[str, list[dict[str, Any]]] = {}  # identical requests are asked once

@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from replaybench import runs
 from replaybench.config import Settings
 from replaybench.warehouse import Warehouse, open_warehouse
+from tasks.redact import redaction_line
 from tasks.score import RANK
 
 FAILURES_PER_MODEL = 3
@@ -61,6 +62,7 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
     failures = wh.frame("failures", run_id=run_id, per_model=FAILURES_PER_MODEL).to_dicts()
     check_failures = wh.frame("check_failures", run_id=run_id).to_dicts()
     candidates = wh.frame("replay_summary", run_id=run_id).to_dicts()
+    totals = wh.frame("weighted_totals", run_id=run_id, baseline=baseline).to_dicts()
     sections = []
     for pv in wh.frame("prompt_versions", run_id=run_id).to_dicts():
         name = pv["prompt_version"]
@@ -81,9 +83,11 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
         "window_label": window_label(run, settings),
         "baseline": baseline,
         "sections": sections,
+        "totals": totals,
         "candidates": candidates,
         "simulated": any(c["simulated"] for c in candidates),
         "sample": settings.sample,
+        "redaction": redaction_line(wh, run_id),
         "generated_at": datetime.now(UTC),
     }
 

@@ -114,11 +114,15 @@ def recommend(row: dict, base: dict) -> tuple[str, str]:
         parts.append(f"cost per success {(cost_ratio - 1) * 100:+.0f} %")
     if row["error_rate"] > 0:
         parts.append(f"{row['error_rate'] * 100:.0f} % errors")
+    if v == "inconclusive" and row.get("n_needed") and row["pairs"] < row["n_needed"]:
+        parts.append(f"about {row['n_needed'] - row['pairs']} more samples needed")
     return rec, "; ".join(parts) + f": {rec}"
 
 
-def score_outcomes(outcomes: pl.DataFrame, baseline: str) -> pl.DataFrame:
-    """The `scores` rows of one run (without run_id) from its per-answer outcomes."""
+def score_outcomes(outcomes: pl.DataFrame, baseline: str, difference: float = 0.05,
+                   power: float = 0.8) -> pl.DataFrame:
+    """The `scores` rows of one run (without run_id) from its per-answer outcomes; `difference`
+    and `power` plan the sample size each prompt_version would need."""
     summary = summarise(outcomes).join(
         pair_with_baseline(outcomes, baseline), on=["prompt_version", "model"], how="left"
     )
@@ -127,6 +131,9 @@ def score_outcomes(outcomes: pl.DataFrame, baseline: str) -> pl.DataFrame:
     rows = []
     for row in summary.iter_rows(named=True):
         row["pass_rate_low"], row["pass_rate_high"] = stats.wilson(row["passed"], row["n"])
+        base_rate = baseline_rows.get(row["prompt_version"], {}).get("pass_rate")
+        row["n_needed"] = stats.required_sample_size(base_rate, difference, ALPHA, power) \
+            if base_rate is not None else None
         row.update(delta_vs_baseline=None, delta_low=None, delta_high=None, p_value=None,
                    verdict=None, recommendation=None, reason=None)
         if row["model"] != baseline and row["pairs"]:
@@ -142,13 +149,14 @@ def score_outcomes(outcomes: pl.DataFrame, baseline: str) -> pl.DataFrame:
                "pass_rate_high", "delta_vs_baseline", "delta_low", "delta_high", "p_value",
                "verdict", "output_tokens_per_task", "reasoning_tokens_per_task",
                "cost_per_task_usd", "cost_per_success_usd", "latency_p50_ms", "latency_p95_ms",
-               "ttft_p50_ms", "error_rate", "recommendation", "reason"]
+               "ttft_p50_ms", "error_rate", "n_needed", "recommendation", "reason"]
     return pl.DataFrame(rows, infer_schema_length=None).select(columns)
 
 
 def score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
     """Compute and store the run's scores (replacing any from an earlier attempt)."""
-    scores = score_outcomes(wh.frame("outcomes", run_id=run.run_id), settings.baseline)
+    scores = score_outcomes(wh.frame("outcomes", run_id=run.run_id), settings.baseline,
+                            settings.sample.min_detectable_difference, settings.sample.power)
     with wh.transaction():
         wh.execute("DELETE FROM scores WHERE run_id = $r", {"r": run.run_id})
         wh.insert("scores", scores.with_columns(run_id=pl.lit(run.run_id)))

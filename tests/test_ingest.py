@@ -116,3 +116,50 @@ def test_the_bundled_demo_logs_ingest_with_their_three_bad_lines_rejected(tmp_pa
             "SELECT count(DISTINCT prompt_version), count(DISTINCT endpoint), "
             "count(DISTINCT ts::DATE) FROM logs").fetchone()
     assert pvs >= 5 and endpoints >= 3 and days == 14
+
+
+def _both_paths(tmp_path, lines: list[str]):
+    """Ingest the same lines through the SQL fast path and the record-by-record path."""
+    from replaybench.logformats import IngestOptions
+    from tasks.ingest import ingest_openai_jsonl, ingest_records
+
+    src = write(tmp_path / "same.jsonl", lines)
+    out = []
+    for name, ingest in (("sql", ingest_openai_jsonl), ("python", None)):
+        with open_warehouse(tmp_path / f"{name}.duckdb") as wh:
+            if ingest:
+                result = ingest(wh, src, IngestOptions())
+            else:
+                result = ingest_records(wh, src, "openai", IngestOptions())
+            logs = wh.frame("SELECT * EXCLUDE (ingested_at, source) FROM logs ORDER BY request_id")
+            rejects = wh.frame("SELECT position, reason FROM rejects ORDER BY position").rows()
+        for col in ("messages", "params", "metadata"):
+            logs = logs.with_columns(logs[col].map_elements(lambda v: json.dumps(json.loads(v),
+                                                                                 sort_keys=True),
+                                                            return_dtype=str))
+        out.append((result, logs, rejects))
+    return out
+
+
+def test_the_sql_fast_path_and_the_record_path_agree(tmp_path):
+    lines = [
+        row("a"), row("b", prompt_version=None), row("c", metadata={"prompt_version": "m@1"},
+                                                     prompt_version=""),
+        row("d", ts=1763650991), row("e", status=None, response=None), row("a"),
+        row("f", response={"choices": [{"message": {"content": [{"type": "text", "text": "x"},
+                                                                {"type": "text", "text": "y"}]}}]}),
+        row("g", reference={"k": 1}), row("h", model_id=None),
+        '{"request_id": "x", "ts": ', "[1, 2]", '"a string"', "42",
+        row(request_id=None), row("i", request={"model": "m"}), row("j", request={"messages": []}),
+        row("k", request={"messages": ["hi"]}), row("l", ts="yesterday-ish"), row("m", ts=None),
+        row("n", latency_ms=-5), row("o", cost_usd="cheap"), row("p", ttft_ms=True),
+        row("q", response={"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": -1}}),
+        row("r", response={"choices": [], "usage": {"prompt_tokens": "many"}}),
+        row("s", response="not an object"),
+    ]
+    (sql_result, sql_logs, sql_rejects), (py_result, py_logs, py_rejects) = _both_paths(tmp_path,
+                                                                                        lines)
+    assert sql_rejects == py_rejects
+    assert sql_logs.equals(py_logs), (sql_logs, py_logs)
+    assert (sql_result.read, sql_result.ingested, sql_result.duplicates, sql_result.rejected) == \
+        (py_result.read, py_result.ingested, py_result.duplicates, py_result.rejected)

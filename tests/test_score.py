@@ -74,3 +74,19 @@ def test_recommendation_weighs_quality_against_cost():
         "canary"
     assert recommend({**row, "verdict": "inconclusive"}, base)[0] == "hold"
     assert recommend({**row, "error_rate": 0.2}, base)[0] == "reject"
+
+
+def test_sample_size_planning_matches_the_textbook_formula():
+    # two proportions 80 % vs 75 %, alpha 0.05 two-sided, power 0.8: 1,094 per group
+    assert stats.required_sample_size(0.80, 0.05) == 1094
+    assert stats.required_sample_size(0.50, 0.10) < stats.required_sample_size(0.50, 0.05)
+    assert stats.required_sample_size(0.80, 0.05, power=0.9) > 1094
+
+
+def test_an_inconclusive_verdict_says_how_many_more_samples_it_needs():
+    base = [True] * 40 + [False] * 10
+    cand = [True] * 38 + [False] * 12
+    frame = pl.concat([outcomes("t@v1", "production", base), outcomes("t@v1", "cand", cand)])
+    row = score_outcomes(frame, "production").filter(pl.col("model") == "cand").row(0, named=True)
+    assert row["verdict"] == "inconclusive" and row["n_needed"] > 50
+    assert f"about {row['n_needed'] - 50} more samples needed" in row["reason"]

@@ -1,8 +1,14 @@
 -- Sampled requests the candidate has not answered yet in this run (a resumed run asks only these).
-SELECT s.request_id, s.prompt_version, l.messages, l.params
+-- $redacted: the candidate gets the redacted messages; a request with no redacted copy is then
+-- not returned at all, so an unredacted request can never be sent by mistake.
+SELECT s.request_id, s.prompt_version,
+       CASE WHEN $redacted THEN rr.messages ELSE l.messages END AS messages,
+       l.params
 FROM samples AS s
 JOIN logs AS l USING (request_id)
+LEFT JOIN redacted_requests AS rr ON rr.run_id = s.run_id AND rr.request_id = s.request_id
 WHERE s.run_id = $run_id
+  AND (NOT $redacted OR rr.messages IS NOT NULL)
   AND NOT EXISTS (
       SELECT 1 FROM replays AS r
       WHERE r.run_id = s.run_id AND r.request_id = s.request_id AND r.model = $model

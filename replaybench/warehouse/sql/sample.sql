@@ -1,13 +1,35 @@
--- The night's sample: per prompt_version, the first $per_prompt_version requests of the run's
--- window in a seeded hash order. A row's rank depends only on its own request_id and the seed,
--- so the same seed and data give the same sample, whatever order the rows were ingested in.
+-- The night's sample, stratified by prompt_version. Per prompt_version a quota (equal: the same
+-- for each; proportional: its share of the window's traffic, at least $min_per_pv), then the first
+-- requests in a seeded hash order. A row's rank depends only on its own request_id and the seed, so
+-- the same seed and data give the same sample, and new rows do not reshuffle the old ones.
 INSERT INTO samples (run_id, request_id, prompt_version)
-SELECT $run_id, request_id, prompt_version
-FROM logs
-WHERE ts >= $window_start
-  AND ts <  $window_end
+WITH eligible AS (
+    SELECT request_id, prompt_version
+    FROM logs
+    WHERE ts >= $window_start
+      AND ts <  $window_end
+      AND ($endpoints IS NULL OR list_contains($endpoints, endpoint))
+      AND ($model_ids IS NULL OR list_contains($model_ids, model_id))
+      AND (NOT $successful_only OR status = 'ok')
+),
+traffic AS (
+    SELECT prompt_version, count(*) AS available,
+           count(*) / sum(count(*)) OVER () AS share
+    FROM eligible
+    GROUP BY prompt_version
+),
+quotas AS (
+    SELECT prompt_version,
+           least(available, CASE $allocation
+               WHEN 'equal' THEN $per_prompt_version
+               ELSE greatest($min_per_pv, round($size * share)::BIGINT) END) AS quota
+    FROM traffic
+)
+SELECT $run_id, e.request_id, e.prompt_version
+FROM eligible AS e
+JOIN quotas AS q USING (prompt_version)
 QUALIFY row_number() OVER (
-    PARTITION BY prompt_version
-    ORDER BY hash(request_id || ':' || $seed), request_id
-) <= $per_prompt_version
+    PARTITION BY e.prompt_version
+    ORDER BY hash(e.request_id || ':' || $seed), e.request_id
+) <= q.quota
 ON CONFLICT DO NOTHING;

@@ -1,0 +1,133 @@
+-- The `openai` log format, read by DuckDB itself: the numbered lines of a JSONL file (_lines, from
+-- `read_lines.sql`) into the temp table _staged, one row per line, with the `logs` columns and
+-- `reason` (why the line is rejected, or NULL). It mirrors `logformats.openai_record` check for
+-- check and in the same order, so both paths store the same rows and reasons; a test holds them
+-- to it. Each line is parsed once, into typed parts; the costlier checks run only on the rows
+-- that need them (DuckDB evaluates a CASE branch only for the rows that reach it).
+-- Parameters: $pv_key (metadata key holding a prompt version), $max_chars (field size limit).
+CREATE OR REPLACE TEMP TABLE _staged AS
+WITH parsed AS (
+    SELECT n, line,
+           try(json_transform(line, '{
+               "request_id": "JSON", "ts": "JSON", "endpoint": "JSON", "model_id": "JSON",
+               "prompt_version": "JSON", "request": "JSON",
+               "response": {"choices": [{"message": {"content": "JSON"}}],
+                            "usage": {"prompt_tokens": "JSON", "completion_tokens": "JSON",
+                                      "prompt_tokens_details": {"cached_tokens": "JSON"},
+                                      "completion_tokens_details": {"reasoning_tokens": "JSON"}}},
+               "latency_ms": "JSON", "ttft_ms": "JSON", "cost_usd": "JSON", "status": "JSON",
+               "reference": "JSON", "metadata": "JSON", "error": "JSON"}')) AS r
+    FROM _lines
+    WHERE line IS NOT NULL AND trim(line) <> ''
+),
+parts AS (
+    SELECT n, line, r,
+           CASE json_type(r.request_id) WHEN 'VARCHAR' THEN trim(r.request_id->>'$') END AS rid,
+           r.request->'$.messages' AS messages,
+           r.response.choices[1].message.content AS content,
+           r.response.usage AS usage,
+           CASE json_type(r.ts) WHEN 'VARCHAR' THEN r.ts->>'$' END AS ts_text,
+           CASE WHEN json_type(r.ts) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+                THEN to_timestamp(r.ts::DOUBLE) END AS ts_epoch,
+           CASE WHEN json_type(r.metadata) = 'OBJECT' THEN r.metadata ELSE '{}'::JSON END AS metadata0,
+           CASE WHEN json_type(r.prompt_version) = 'VARCHAR' AND r.prompt_version->>'$' <> ''
+                  THEN r.prompt_version->>'$'
+                WHEN json_type(r.prompt_version) NOT IN ('NULL', 'VARCHAR')
+                  THEN r.prompt_version::VARCHAR END AS pv_given
+    FROM parsed
+),
+typed AS (
+    SELECT *,
+           try_cast(ts_text AS TIMESTAMPTZ) AS ts_parsed,
+           CASE json_type(content)
+                WHEN 'VARCHAR' THEN content->>'$'
+                WHEN 'ARRAY' THEN array_to_string(json_extract_string(content, '$[*].text'), '')
+                WHEN 'NULL' THEN NULL
+                ELSE content::VARCHAR END AS output_text,
+           coalesce(pv_given, nullif(metadata0->>('$."' || $pv_key || '"'), '')) AS pv_found
+    FROM parts
+)
+SELECT n AS line_number, line,
+       CASE
+         WHEN r IS NULL THEN 'invalid JSON'
+         WHEN rid IS NULL OR rid = '' THEN
+           CASE json_type(line::JSON)
+             WHEN 'OBJECT' THEN 'missing request_id'
+             WHEN 'ARRAY' THEN 'not a JSON object but a list'
+             WHEN 'VARCHAR' THEN 'not a JSON object but a str'
+             WHEN 'BIGINT' THEN 'not a JSON object but a int'
+             WHEN 'UBIGINT' THEN 'not a JSON object but a int'
+             WHEN 'DOUBLE' THEN 'not a JSON object but a float'
+             WHEN 'BOOLEAN' THEN 'not a JSON object but a bool'
+             ELSE 'not a JSON object but a NoneType' END
+         WHEN json_type(r.request) IS DISTINCT FROM 'OBJECT' THEN 'missing request object'
+         WHEN json_type(messages) IS DISTINCT FROM 'ARRAY' OR json_array_length(messages) = 0
+           THEN 'missing request.messages'
+         WHEN len(json_extract(messages, '$[*].role')) <> json_array_length(messages)
+           THEN 'request.messages must be objects with a role'
+         WHEN r.response.choices IS NULL
+              AND json_type(line::JSON->'$.response') NOT IN ('OBJECT', 'NULL')
+           THEN 'response is not an object'
+         WHEN r.ts IS NULL OR json_type(r.ts) = 'NULL' OR ts_text = ''
+              OR (ts_text IS NULL AND ts_epoch IS NULL) THEN 'missing timestamp (ts)'
+         WHEN ts_text IS NOT NULL AND ts_parsed IS NULL
+           THEN 'unparsable timestamp: ''' || left(ts_text, 40) || ''''
+         WHEN length(r.endpoint::VARCHAR) > $max_chars
+           THEN 'endpoint is over the size limit (' || format('{:,}', length(r.endpoint->>'$'))
+                || ' > ' || format('{:,}', $max_chars) || ' chars)'
+         WHEN length(messages::VARCHAR) > $max_chars
+           THEN 'request.messages is over the size limit (' || format('{:,}', length(messages::VARCHAR))
+                || ' > ' || format('{:,}', $max_chars) || ' chars)'
+         WHEN length(output_text) > $max_chars
+           THEN 'response content is over the size limit (' || format('{:,}', length(output_text))
+                || ' > ' || format('{:,}', $max_chars) || ' chars)'
+         WHEN length(r.reference::VARCHAR) > $max_chars
+           THEN 'reference is over the size limit (' || format('{:,}', length(r.reference->>'$'))
+                || ' > ' || format('{:,}', $max_chars) || ' chars)'
+         -- numbers: one cheap pattern for the usual row; the detailed check only for the others
+         WHEN NOT regexp_full_match(concat_ws(',', usage.prompt_tokens, usage.completion_tokens,
+                      usage.completion_tokens_details.reasoning_tokens,
+                      usage.prompt_tokens_details.cached_tokens, r.latency_ms, r.ttft_ms,
+                      r.cost_usd), '(?:[0-9.eE+]+|null)?(?:,(?:[0-9.eE+]+|null)?)*')
+         THEN list_first(list_filter([
+             bad_number('prompt_tokens', usage.prompt_tokens),
+             bad_number('completion_tokens', usage.completion_tokens),
+             bad_number('reasoning_tokens', usage.completion_tokens_details.reasoning_tokens),
+             bad_number('cached_tokens', usage.prompt_tokens_details.cached_tokens),
+             bad_number('latency_ms', r.latency_ms),
+             bad_number('ttft_ms', r.ttft_ms),
+             bad_number('cost_usd', r.cost_usd)], lambda x: x IS NOT NULL))
+       END AS reason,
+       rid AS request_id,
+       coalesce(ts_parsed, ts_epoch) AS ts,
+       CASE json_type(r.endpoint) WHEN 'VARCHAR' THEN r.endpoint->>'$'
+                                  WHEN 'NULL' THEN NULL ELSE r.endpoint::VARCHAR END AS endpoint,
+       CASE WHEN json_type(r.model_id) = 'VARCHAR' AND r.model_id->>'$' <> '' THEN r.model_id->>'$'
+            WHEN json_type(r.model_id) NOT IN ('NULL', 'VARCHAR') THEN r.model_id::VARCHAR
+            ELSE r.request->>'$.model' END AS model_id,
+       CASE WHEN pv_found IS NOT NULL THEN pv_found
+            ELSE 'sys:' || left(sha256(array_to_string(list_transform(
+                   list_filter(json_extract(messages, '$[*]'),
+                               lambda m: json_extract_string(m, '$.role') = 'system'),
+                   lambda m: coalesce(json_extract_string(m, '$.content'), '')), chr(10))), 10)
+       END AS prompt_version,
+       CASE WHEN pv_found IS NOT NULL THEN metadata0
+            ELSE json_merge_patch(metadata0, '{"prompt_version_derived": true}') END AS metadata,
+       messages,
+       json_merge_patch(r.request, '{"messages": null, "model": null, "stream": null}') AS params,
+       output_text,
+       CASE json_type(r.reference) WHEN 'VARCHAR' THEN r.reference->>'$'
+                                   WHEN 'NULL' THEN NULL ELSE r.reference::VARCHAR END AS reference,
+       try_cast(usage.prompt_tokens AS DOUBLE)::BIGINT AS input_tokens,
+       try_cast(usage.completion_tokens AS DOUBLE)::BIGINT AS output_tokens,
+       try_cast(usage.completion_tokens_details.reasoning_tokens AS DOUBLE)::BIGINT AS reasoning_tokens,
+       try_cast(usage.prompt_tokens_details.cached_tokens AS DOUBLE)::BIGINT AS cached_tokens,
+       try_cast(r.latency_ms AS DOUBLE) AS latency_ms,
+       try_cast(r.ttft_ms AS DOUBLE) AS ttft_ms,
+       try_cast(r.cost_usd AS DOUBLE) AS cost_usd,
+       coalesce(CASE WHEN json_type(r.status) = 'VARCHAR' AND r.status->>'$' <> ''
+                     THEN r.status->>'$' END,
+                CASE WHEN len(r.response.choices) > 0 THEN 'ok' ELSE 'error' END) AS status,
+       CASE json_type(r.error) WHEN 'VARCHAR' THEN r.error->>'$'
+                               WHEN 'NULL' THEN NULL ELSE r.error::VARCHAR END AS error
+FROM typed;

@@ -1,0 +1,393 @@
+"""The production log formats, each through the real ingest into a real DuckDB file: exact column
+values per format, auto-detection, file variants (JSON array, Parquet, CSV, gzip), the prompt_version
+fallbacks, partial OTLP exports, and the bad input every format must reject with a reason."""
+
+import copy
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from replaybench import logformats
+from replaybench.config import Ingest
+from replaybench.logformats import IngestOptions, Reject, detect, parse
+from replaybench.readers import Unreadable, read_records
+from replaybench.warehouse import open_warehouse
+from tasks.ingest import ingest_paths
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "formats"
+OTEL = FIXTURES / "otel_traces.jsonl"
+PHOENIX = FIXTURES / "phoenix_spans.json"
+LANGFUSE = FIXTURES / "langfuse_observations.json"
+LITELLM = FIXTURES / "litellm_payloads.jsonl"
+HELICONE = FIXTURES / "helicone_export.jsonl"
+
+# fixture, format, records read, rows ingested (a Langfuse SPAN and OTel/Phoenix non-LLM spans are skipped)
+CASES = [
+    (OTEL, "otel", 2, 3),
+    (PHOENIX, "openinference", 3, 2),
+    (LANGFUSE, "langfuse", 4, 3),
+    (LITELLM, "litellm", 3, 3),
+    (HELICONE, "helicone", 3, 3),
+]
+
+
+def load(tmp_path: Path, path: Path, fmt: str = "auto", **settings):
+    result = ingest_paths(tmp_path / "w.duckdb", [path], fmt, Ingest(**settings) if settings else None)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        rows = {r["request_id"]: r for r in wh.frame("SELECT * FROM logs").to_dicts()}
+        rejects = wh.frame("SELECT * FROM rejects ORDER BY position").to_dicts()
+    return result, rows, rejects
+
+
+def records(path: Path) -> list[dict]:
+    return [r for _, r in read_records(path)]
+
+
+def write_jsonl(path: Path, recs: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return path
+
+
+def tokens(r: dict) -> tuple:
+    return r["input_tokens"], r["output_tokens"], r["cached_tokens"], r["reasoning_tokens"]
+
+
+# --- each format, exact values ---------------------------------------------------------------
+
+@pytest.mark.parametrize("path, fmt, read, ingested", CASES, ids=[c[1] for c in CASES])
+@pytest.mark.parametrize("given", ["named", "auto"])
+def test_each_fixture_ingests_named_or_detected(tmp_path, path, fmt, read, ingested, given):
+    result, rows, _ = load(tmp_path, path, fmt if given == "named" else "auto")
+    assert (result.read, result.ingested, result.rejected) == (read, ingested, 0)
+    assert {r["source_format"] for r in rows.values()} == {fmt}
+
+
+def test_otel_genai_spans_current_and_deprecated_conventions(tmp_path):
+    _, rows, _ = load(tmp_path, OTEL, "otel")
+    r = rows["chatcmpl-CX1a2b3c4d"]  # gen_ai.response.id
+    assert r["ts"].isoformat() == "2026-11-20T14:03:11+00:00" and r["latency_ms"] == 812.0
+    assert (r["model_id"], r["prompt_version"], r["status"]) == ("gpt-5-mini", "triage@v4", "ok")
+    assert tokens(r) == (412, 40, 256, 37)
+    assert json.loads(r["messages"]) == [{"role": "system", "content": "Classify the ticket."},
+                                         {"role": "user", "content": "I was charged twice"}]
+    assert r["output_text"] == "billing"
+    assert json.loads(r["params"]) == {"temperature": 0.0, "max_tokens": 512}
+    meta = json.loads(r["metadata"])
+    assert meta["provider"] == "openai" and meta["service_name"] == "support-bot"
+
+    old = rows["0af7651916cd43dd8448eb211c80319c:b7ad6b7169203331"]  # no response id: traceId:spanId
+    assert old["status"] == "error" and old["error"] == "Error code: 429 - rate limit reached"
+    assert tokens(old) == (30, 0, None, None)  # gen_ai.usage.prompt_tokens / completion_tokens
+    assert [m["role"] for m in json.loads(old["messages"])] == ["system", "user"]  # gen_ai.prompt.N.*
+    assert old["prompt_version"].startswith("sys:")
+
+    events = rows["4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7"]  # gen_ai.user.message / choice
+    assert json.loads(events["messages"]) == [{"role": "user", "content": "Is 7 prime?"}]
+    assert events["output_text"] == "Yes" and events["latency_ms"] == 640.0
+
+
+def test_openinference_phoenix_spans(tmp_path):
+    _, rows, _ = load(tmp_path, PHOENIX, "openinference")
+    r = rows["6a2c0f1d9e8b7a6c5d4e3f2a1b0c9d8e:1a2b3c4d5e6f7a8b"]
+    assert r["ts"].isoformat() == "2026-11-20T14:05:00.250000+00:00" and r["latency_ms"] == 1230.0
+    assert (r["model_id"], r["prompt_version"], r["status"]) == ("gpt-4o-2024-08-06", "router@v7", "ok")
+    assert tokens(r) == (1200, 96, 1024, 64)
+    assert json.loads(r["messages"])[1] == {"role": "user", "content": "My invoice is wrong"}  # contents.M
+    assert r["output_text"] == "billing" and r["cost_usd"] == pytest.approx(0.00231)
+    assert json.loads(r["params"]) == {"temperature": 0.1, "max_tokens": 256}
+    assert json.loads(r["metadata"])["tenant"] == "acme"
+    failed = rows["7b3d1e2f0a9c8b7d6e5f4a3b2c1d0e9f:2b3c4d5e6f7a8b9c"]
+    assert failed["status"] == "error" and "timed out" in failed["error"]
+    assert failed["prompt_version"] == "summary@v2"  # from the span's metadata attribute
+
+
+def test_openinference_in_an_otlp_export_is_detected_and_read():
+    span = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "ChatCompletion",
+            "startTimeUnixNano": "1795701791000000000", "endTimeUnixNano": "1795701791500000000",
+            "attributes": [
+                {"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
+                {"key": "llm.model_name", "value": {"stringValue": "gpt-4o"}},
+                {"key": "llm.input_messages.0.message.role", "value": {"stringValue": "user"}},
+                {"key": "llm.input_messages.0.message.content", "value": {"stringValue": "hi"}},
+                {"key": "llm.token_count.prompt", "value": {"intValue": "5"}}],
+            "status": {}}
+    record = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [span]}]}]}
+    assert detect(record) == "openinference"
+    (row,) = parse(record)
+    assert row["request_id"] == f"{'ab' * 16}:{'cd' * 8}" and row["input_tokens"] == 5
+    assert row["latency_ms"] == 500.0
+
+
+def test_langfuse_generations(tmp_path):
+    _, rows, _ = load(tmp_path, LANGFUSE, "langfuse")
+    assert "span-1" not in rows  # a SPAN observation is not a model call
+    r = rows["gen-7f3a9c1e"]
+    assert r["ts"].isoformat() == "2026-11-20T14:10:00+00:00"
+    assert (r["latency_ms"], r["ttft_ms"]) == (1250.0, 300.0)  # endTime, completionStartTime
+    # usageDetails.input excludes input_cached_tokens: OTel input = 150 + 256; output = 12 + 20
+    assert tokens(r) == (406, 32, 256, 20)
+    assert (r["prompt_version"], r["model_id"], r["output_text"]) == ("triage@v4", "gpt-4o-mini", "billing")
+    assert r["cost_usd"] == pytest.approx(0.0000609)
+    assert json.loads(r["params"]) == {"temperature": 0, "max_tokens": 512}
+    failed = rows["gen-8d4b0e2f"]
+    assert (failed["status"], failed["error"]) == ("error", "overloaded_error: Overloaded")
+    assert json.loads(failed["messages"]) == [{"role": "user",
+                                               "content": "Summarise: the parcel arrived broken."}]
+    assert tokens(rows["gen-9e5c1f30"]) == (9, 2, None, None)  # the older usage object
+
+
+def test_litellm_standard_logging_payload(tmp_path):
+    _, rows, _ = load(tmp_path, LITELLM, "litellm")
+    r = rows["chatcmpl-call-0001"]
+    assert r["ts"].isoformat() == "2026-11-20T14:20:00+00:00"
+    assert r["latency_ms"] == pytest.approx(812.0) and r["ttft_ms"] == pytest.approx(230.0)
+    assert tokens(r) == (412, 40, 256, 37)
+    assert (r["model_id"], r["prompt_version"], r["output_text"]) == ("gpt-5-mini", "triage@v4", "billing")
+    assert r["cost_usd"] == pytest.approx(0.00042) and r["status"] == "ok"
+    assert json.loads(r["params"]) == {"temperature": 0, "max_tokens": 512}
+    meta = json.loads(r["metadata"])
+    assert meta["user_api_key_alias"] == "support-bot" and meta["model_group"] == "triage-model"
+    assert "88dc28d0" not in r["metadata"] and "user_api_key_hash" not in meta  # never a hashed key
+    failed = rows["chatcmpl-call-0002"]
+    assert failed["status"] == "error" and failed["error"].startswith("litellm.RateLimitError")
+    assert failed["ttft_ms"] is None and failed["output_text"] is None
+
+
+def test_helicone_request_export(tmp_path):
+    _, rows, _ = load(tmp_path, HELICONE, "helicone")
+    r = rows["8c2f3a10-0001-4bd8-9e1a-5d6f7e8a9b01"]
+    assert r["ts"].isoformat() == "2026-11-20T14:30:00+00:00"
+    assert (r["latency_ms"], r["ttft_ms"]) == (812.0, 240.0)
+    assert tokens(r) == (2048, 1, 1920, 0)
+    assert (r["prompt_version"], r["output_text"], r["model_id"]) == ("math@v3", "4", "gpt-4o-mini")
+    assert r["cost_usd"] == pytest.approx(0.0000288)
+    anthropic = rows["8c2f3a10-0002-4bd8-9e1a-5d6f7e8a9b02"]
+    assert tokens(anthropic) == (2012, 8, 2000, None)  # Anthropic input + cache reads
+    assert json.loads(anthropic["messages"])[0] == {"role": "system", "content": "You write release notes."}
+    assert anthropic["prompt_version"] == "release-notes@2" and anthropic["latency_ms"] == 2100.0
+    limited = rows["8c2f3a10-0003-4bd8-9e1a-5d6f7e8a9b03"]
+    assert (limited["status"], limited["error"]) == ("error", "Rate limit reached for gpt-4o")
+
+
+def test_helicone_token_columns_without_a_response_body(tmp_path):
+    rec = records(HELICONE)[0]
+    del rec["response_body"]
+    _, rows, _ = load(tmp_path, write_jsonl(tmp_path / "h.jsonl", [rec]), "helicone")
+    (r,) = rows.values()
+    assert tokens(r) == (2048, 1, 1920, None)  # prompt_tokens + prompt_cache_read_tokens
+
+
+# --- file variants -------------------------------------------------------------------------
+
+def _flat(rec: dict) -> dict:
+    """A record as an export table row: nested values as JSON text, except the messages."""
+    return {k: v if k == "messages" or not isinstance(v, dict | list) else json.dumps(v)
+            for k, v in rec.items()}
+
+
+def test_json_array_parquet_csv_and_gzip_give_the_same_rows(tmp_path):
+    recs = records(LITELLM)
+    variants = tmp_path / "variants"
+    variants.mkdir()
+    (variants / "a.json").write_text(json.dumps(recs))
+    (variants / "b.json").write_text(json.dumps({"data": recs, "meta": {"page": 1}}))
+    with gzip.open(variants / "c.jsonl.gz", "wt") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in recs)
+    pq.write_table(pa.Table.from_pylist([_flat(r) for r in recs]), variants / "d.parquet")
+    for name, opener in (("e.csv", open), ("f.csv.gz", gzip.open)):
+        columns = sorted({k for r in recs for k in r})
+        with opener(variants / name, "wt", newline="") as fh:
+            writer = csv.DictWriter(fh, columns)
+            writer.writeheader()
+            writer.writerows({k: json.dumps(v) if isinstance(v, dict | list) else v
+                              for k, v in r.items()} for r in recs)
+
+    def stored(path: Path, fmt: str) -> list[dict]:
+        db = tmp_path / f"{path.name}-{fmt}.duckdb"
+        result = ingest_paths(db, [path], fmt)
+        assert (result.read, result.ingested, result.rejected) == (3, 3, 0), path.name
+        with open_warehouse(db) as wh:
+            return wh.frame("SELECT * EXCLUDE (source, ingested_at) FROM logs ORDER BY request_id").to_dicts()
+
+    expected = stored(LITELLM, "litellm")
+    for path in sorted(variants.iterdir()):
+        assert stored(path, "auto") == expected, path.name
+
+
+def test_csv_cells_become_values_and_positions_are_data_rows(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text('id,n,x,obj,empty\n007,42,1.5,"{""a"": [1]}",\nabc,-3,1e5,"[1,2]",\n\n"bad",1\n')
+    got = list(read_records(path))
+    assert got[0] == (1, {"id": "007", "n": 42, "x": 1.5, "obj": {"a": [1]}})
+    assert got[1] == (2, {"id": "abc", "n": -3, "x": "1e5", "obj": [1, 2]})
+    assert got[2][0] == 3 and isinstance(got[2][1], Unreadable) and "cells" in got[2][1].reason
+
+
+def test_an_invalid_utf8_csv_row_is_unreadable_and_the_next_is_read(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"a,b\n1,2\n\xff\xfe,3\n4,5\n")
+    got = list(read_records(path))
+    assert got[0] == (1, {"a": 1, "b": 2}) and got[2] == (3, {"a": 4, "b": 5})
+    assert isinstance(got[1][1], Unreadable) and "invalid UTF-8" in got[1][1].reason
+
+
+# --- prompt_version: format field, then metadata[prompt_version_key], then derived ---------
+
+def test_prompt_version_fallbacks(tmp_path):
+    gen = records(LANGFUSE)[0]
+    field = gen | {"id": "g1"}  # promptName@vN
+    by_key = gen | {"id": "g2", "promptName": None, "promptVersion": None,
+                    "metadata": {"pv": "triage@v9", "prompt_version": "ignored"}}
+    derived = gen | {"id": "g3", "promptName": None, "promptVersion": None, "metadata": {}}
+    _, rows, _ = load(tmp_path, write_jsonl(tmp_path / "l.jsonl", [field, by_key, derived]),
+                      "langfuse", prompt_version_key="pv")
+    assert rows["g1"]["prompt_version"] == "triage@v4"
+    assert rows["g2"]["prompt_version"] == "triage@v9"
+    assert rows["g3"]["prompt_version"].startswith("sys:")
+    assert json.loads(rows["g3"]["metadata"])["prompt_version_derived"] is True
+    assert "prompt_version_derived" not in json.loads(rows["g1"]["metadata"])
+
+
+def test_otel_prompt_version_from_a_resource_attribute(tmp_path):
+    (export, _) = records(OTEL)
+    rs = export["resourceSpans"][0]
+    span = rs["scopeSpans"][0]["spans"][1]
+    span["attributes"] = [a for a in span["attributes"] if a["key"] != "prompt_version"]
+    rs["resource"]["attributes"].append({"key": "pv", "value": {"stringValue": "triage@v5"}})
+    _, rows, _ = load(tmp_path, write_jsonl(tmp_path / "o.jsonl", [export]), "otel", prompt_version_key="pv")
+    assert rows["chatcmpl-CX1a2b3c4d"]["prompt_version"] == "triage@v5"
+
+
+# --- partial OTLP exports and bad input ----------------------------------------------------
+
+def test_an_otlp_export_keeps_its_good_span_and_rejects_the_broken_one(tmp_path):
+    (export, _) = records(OTEL)
+    spans = export["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    broken = copy.deepcopy(spans[1])
+    broken["spanId"] = "eee19b7ec3c1b176"
+    broken["attributes"] = [a for a in broken["attributes"]
+                            if a["key"] not in ("gen_ai.response.id", "gen_ai.usage.output_tokens")]
+    broken["attributes"].append({"key": "gen_ai.usage.output_tokens", "value": {"intValue": "-4"}})
+    spans.append(broken)
+    result, rows, rejects = load(tmp_path, write_jsonl(tmp_path / "o.jsonl", [export]), "auto")
+    assert (result.read, result.ingested, result.rejected) == (1, 1, 1)
+    assert list(rows) == ["chatcmpl-CX1a2b3c4d"]
+    assert rejects[0]["position"] == 1
+    assert "gen_ai.usage.output_tokens is negative" in rejects[0]["reason"]
+    assert "eee19b7ec3c1b176" in rejects[0]["reason"]
+
+
+def _litellm(**over):
+    rec = records(LITELLM)[0] | over
+    return {k: v for k, v in rec.items() if v is not ...}
+
+
+def _langfuse(**over):
+    rec = records(LANGFUSE)[0] | over
+    return {k: v for k, v in rec.items() if v is not ...}
+
+
+def _helicone(**over):
+    rec = records(HELICONE)[0] | over
+    return {k: v for k, v in rec.items() if v is not ...}
+
+
+def _otel_span(span=None, drop=(), add=()):
+    """The fixture's first OTLP export, its GenAI span changed."""
+    (export, _) = records(OTEL)
+    target = export["resourceSpans"][0]["scopeSpans"][0]["spans"][1]
+    target.update(span or {})
+    target["attributes"] = [a for a in target["attributes"] if a["key"] not in drop] + list(add)
+    return export
+
+
+BAD = [
+    ("litellm", _litellm, {"id": ...}, "missing id"),
+    ("litellm", _litellm, {"messages": []}, "missing messages"),
+    ("litellm", _litellm, {"startTime": "yesterday-ish"}, "unparsable timestamp"),
+    ("litellm", _litellm, {"prompt_tokens": -5}, "prompt_tokens is negative"),
+    ("litellm", _litellm, {"endTime": 1.0}, "endTime is before the start time"),
+    ("langfuse", _langfuse, {"id": ""}, "missing id"),
+    ("langfuse", _langfuse, {"input": None}, "missing input messages"),
+    ("langfuse", _langfuse, {"startTime": "20/11/2026"}, "unparsable timestamp"),
+    ("langfuse", _langfuse, {"usageDetails": {"input": "many"}}, "usageDetails.input is not a number"),
+    ("helicone", _helicone, {"request_id": None}, "missing request_id"),
+    ("helicone", _helicone, {"request_body": {"model": "gpt-4o"}}, "missing request_body.messages"),
+    ("helicone", _helicone, {"delay_ms": "slow"}, "delay_ms is not a number"),
+    ("helicone", _helicone, {"time_to_first_token": -1}, "time_to_first_token is negative"),
+    ("otel", None, {"drop": ["gen_ai.input.messages", "gen_ai.system_instructions"]}, "missing messages"),
+    ("otel", None, {"span": {"startTimeUnixNano": "soon"}}, "unparsable timestamp"),
+    ("otel", None, {"drop": ["gen_ai.response.id"], "span": {"traceId": ""}}, "missing request id"),
+    ("otel", None, {"drop": ["gen_ai.usage.input_tokens"],
+                    "add": [{"key": "gen_ai.usage.input_tokens", "value": {"stringValue": "lots"}}]},
+     "gen_ai.usage.input_tokens is not a number"),
+]
+
+
+@pytest.mark.parametrize("fmt, make, change, reason", BAD, ids=[f"{b[0]}-{b[3]}" for b in BAD])
+def test_bad_records_are_rejected_with_a_reason_and_the_load_goes_on(tmp_path, fmt, make, change, reason):
+    if fmt == "otel":
+        good = [_otel_span(), records(OTEL)[1]]
+        bad = _otel_span(**change)
+    else:
+        good = [make(), make(**{("request_id" if fmt == "helicone" else "id"): "another-id"})]
+        bad = make(**change)
+    result, rows, rejects = load(tmp_path, write_jsonl(tmp_path / "x.jsonl", [good[0], bad, good[1]]), fmt)
+    assert result.rejected == 1 and result.ingested >= 2
+    assert rejects[0]["position"] == 2 and reason in rejects[0]["reason"], rejects[0]["reason"]
+
+
+@pytest.mark.parametrize("path", [c[0] for c in CASES], ids=[c[1] for c in CASES])
+def test_a_field_over_max_field_chars_rejects(tmp_path, path):
+    result, rows, rejects = load(tmp_path, path, "auto", max_field_chars=60)
+    assert result.rejected >= 1 and all("over the size limit" in r["reason"] for r in rejects)
+
+
+@pytest.mark.parametrize("record, looks_like", [
+    ({"resourceLogs": []}, "OTLP logs export"),
+    ({"resourceMetrics": []}, "OTLP metrics export"),
+    ({"id": "chatcmpl-1", "object": "chat.completion", "choices": []}, "model response without its request"),
+    ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}, "chat request"),
+    ({"foo": 1, "bar": 2}, "keys: foo, bar"),
+])
+def test_an_unrecognised_record_says_what_it_looks_like(tmp_path, record, looks_like):
+    good = records(LITELLM)[0]
+    result, _, rejects = load(tmp_path, write_jsonl(tmp_path / "x.jsonl", [good, record]), "auto")
+    assert (result.ingested, result.rejected) == (1, 1)
+    assert rejects[0]["reason"].startswith("unrecognised record: ") and looks_like in rejects[0]["reason"]
+
+
+def test_detection_rule_on_each_fixture():
+    for path, fmt, *_ in CASES:
+        assert {detect(r) for r in records(path)} == {fmt}, path.name
+    with pytest.raises(Reject, match="unrecognised record"):
+        detect({"hello": "world"})
+
+
+def test_options_come_from_the_ingest_settings():
+    opts = IngestOptions.from_settings(Ingest(prompt_version_key="pv", max_field_chars=10))
+    assert opts == IngestOptions(prompt_version_key="pv", max_field_chars=10)
+    assert set(logformats.FORMATS) == {"openai", "otel", "openinference", "langfuse", "litellm", "helicone"}
+
+
+def test_a_phoenix_spans_dataframe_row_is_read(tmp_path):
+    row = {"context.span_id": "3c4d5e6f7a8b9c0d", "context.trace_id": "8c4e2f3a1b0d9c8e7f6a5b4c3d2e1f0a",
+           "name": "ChatCompletion", "span_kind": "LLM", "status_code": "OK",
+           "start_time": "2026-11-20T14:07:00+00:00", "end_time": "2026-11-20T14:07:00.900000+00:00",
+           "attributes.llm.model_name": "gpt-4o-mini",
+           "attributes.llm.input_messages": json.dumps([{"message.role": "user", "message.content": "hi"}]),
+           "attributes.llm.output_messages": json.dumps([{"message.role": "assistant",
+                                                          "message.content": "hello"}]),
+           "attributes.llm.token_count.prompt": 7, "attributes.llm.token_count.completion": 2}
+    path = tmp_path / "spans.parquet"
+    pq.write_table(pa.Table.from_pylist([row]), path)
+    result, rows, _ = load(tmp_path, path, "auto")
+    (r,) = rows.values()
+    assert (result.ingested, r["source_format"], r["output_text"]) == (1, "openinference", "hello")
+    assert json.loads(r["messages"]) == [{"role": "user", "content": "hi"}]
+    assert (r["input_tokens"], r["output_tokens"], r["latency_ms"]) == (7, 2, 900.0)
