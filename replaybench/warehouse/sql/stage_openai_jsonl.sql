@@ -1,13 +1,16 @@
--- The `openai` log format, read by DuckDB itself: the numbered lines of a JSONL file (_lines, from
--- `read_lines.sql`) into the temp table _staged, one row per line, with the `logs` columns and
--- `reason` (why the line is rejected, or NULL). It mirrors `logformats.openai_record` check for
+-- The `openai` log format, read by DuckDB itself: a JSONL file (gzip or not) into the temp table
+-- _staged, one row per line, with the `logs` columns and `reason` (why the line is rejected, or
+-- NULL; the raw line is kept only then). Lines are not numbered here — numbering would make DuckDB
+-- run all of this on one thread — `reject_positions.sql` finds the line numbers of the rejected
+-- ones afterwards. Lines that are not valid UTF-8 are listed in _rb_bad_lines instead.
+-- It mirrors `logformats.openai_record` check for
 -- check and in the same order, so both paths store the same rows and reasons; a test holds them
 -- to it. Each line is parsed once, into typed parts; the costlier checks run only on the rows
 -- that need them (DuckDB evaluates a CASE branch only for the rows that reach it).
--- Parameters: $pv_key (metadata key holding a prompt version), $max_chars (field size limit).
+-- Parameters: $path, $pv_key (metadata key holding a prompt version), $max_chars (size limit).
 CREATE OR REPLACE TEMP TABLE _staged AS
 WITH parsed AS (
-    SELECT n, line,
+    SELECT line,
            try(json_transform(line, '{
                "request_id": "JSON", "ts": "JSON", "endpoint": "JSON", "model_id": "JSON",
                "prompt_version": "JSON", "request": "JSON",
@@ -17,11 +20,14 @@ WITH parsed AS (
                                       "completion_tokens_details": {"reasoning_tokens": "JSON"}}},
                "latency_ms": "JSON", "ttft_ms": "JSON", "cost_usd": "JSON", "status": "JSON",
                "reference": "JSON", "metadata": "JSON", "error": "JSON"}')) AS r
-    FROM _lines
-    WHERE line IS NOT NULL AND trim(line) <> ''
+    FROM read_csv($path, columns = {'line': 'VARCHAR'}, delim = E'\x01', quote = '', escape = '',
+                  header = false, auto_detect = false, strict_mode = false, new_line = '\n',
+                  store_rejects = true, ignore_errors = true,
+                  rejects_table = '_rb_bad_lines', rejects_scan = '_rb_bad_scans')
+    WHERE regexp_matches(line, '\S')  -- not blank (trim would copy every line)
 ),
 parts AS (
-    SELECT n, line, r,
+    SELECT line, r,
            CASE json_type(r.request_id) WHEN 'VARCHAR' THEN trim(r.request_id->>'$') END AS rid,
            r.request->'$.messages' AS messages,
            r.response.choices[1].message.content AS content,
@@ -47,8 +53,7 @@ typed AS (
            coalesce(pv_given, nullif(metadata0->>('$."' || $pv_key || '"'), '')) AS pv_found
     FROM parts
 )
-SELECT n AS line_number, line,
-       CASE
+SELECT CASE
          WHEN r IS NULL THEN 'invalid JSON'
          WHEN rid IS NULL OR rid = '' THEN
            CASE json_type(line::JSON)
@@ -98,6 +103,7 @@ SELECT n AS line_number, line,
              bad_number('ttft_ms', r.ttft_ms),
              bad_number('cost_usd', r.cost_usd)], lambda x: x IS NOT NULL))
        END AS reason,
+       CASE WHEN reason IS NOT NULL THEN line END AS line,  -- the raw line explains a reject
        rid AS request_id,
        coalesce(ts_parsed, ts_epoch) AS ts,
        CASE json_type(r.endpoint) WHEN 'VARCHAR' THEN r.endpoint->>'$'
