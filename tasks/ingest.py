@@ -5,25 +5,21 @@ reason and the raw text (truncated), and the next record is read.
 
 Two paths, one result:
 - `openai` JSONL files (the common case, and the big one) are read by DuckDB itself
-  (`sql/stage_openai_jsonl.sql`), 128 MB of lines at a time: parsing, checks and the insert run in
-  C++ on every core, and memory stays flat whatever the file size;
+  (`sql/openai_log_lines.sql`): parsing, checks and the insert are one streaming statement on every
+  core, and memory stays flat whatever the file size;
 - every other format and file type goes record by record through `logformats.parse`, in batches.
 The SQL mirrors the Python checks one for one; a test holds the two to the same rows and reasons.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
-import mmap
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+import duckdb
 import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -38,8 +34,7 @@ from replaybench.warehouse import Warehouse, open_warehouse
 BATCH_ROWS = 20_000
 RAW_CHARS = 2_000
 SNIFF_RECORDS = 20
-CHUNK_BYTES = 128 * 1024 * 1024  # the fast path stages this much of a file at a time
-MEMORY_LIMIT = "1GB"             # ... within this much DuckDB memory
+MEMORY_LIMIT = "1GB"  # the fast path's DuckDB memory: it streams, so this is plenty
 LOG_COLUMNS = list(LOG_SCHEMA)
 
 
@@ -99,102 +94,65 @@ def ingest_file(wh: Warehouse, path: Path, fmt: str = "auto",
 
 
 def ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions) -> IngestResult:
-    """The fast path: DuckDB reads, checks and inserts an `openai` JSONL file, a chunk of lines
-    at a time (so memory stays flat whatever the file's size)."""
-    result = IngestResult()
-    # DuckDB keeps what it wrote in its buffer pool up to its limit (80 % of RAM by default): a
-    # chunk at a time needs far less, and memory then stays flat however big the file
+    """The fast path: one streaming INSERT … SELECT reads, checks and stores an `openai` JSONL
+    file in DuckDB; only when some lines were not stored does a second pass say why."""
+    source = str(path)
+    lines_of = ("openai_log_lines($path, $pv_key, $max_chars)",
+                {"path": source, "pv_key": options.prompt_version_key,
+                 "max_chars": options.max_field_chars})
+    wh.run("openai_log_lines")
+    # DuckDB keeps what it wrote in its buffer pool up to its limit (80 % of RAM by default);
+    # a streaming insert needs far less, and memory then stays flat however big the file
     wh.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     try:
-        with tempfile.TemporaryDirectory(prefix="replaybench-ingest-") as tmp:
-            for chunk, offset in line_chunks(path, Path(tmp)):
-                result.add(_ingest_chunk(wh, chunk, offset, str(path), options))
-                chunk.unlink()
-    finally:
-        wh.execute("RESET memory_limit")
-    return result
-
-
-def line_chunks(path: Path, folder: Path, size: int = CHUNK_BYTES) -> Iterator[tuple[Path, int]]:
-    """The file's lines in plain-text chunk files of about `size` bytes, each with the number of
-    lines before it. A plain file is cut at line ends and copied by the kernel; gzip is undone
-    here, once."""
-    if path.suffix == ".gz":
-        yield from _gzip_chunks(path, folder, size)
-        return
-    if path.stat().st_size == 0:
-        return
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        start, lines_before, index = 0, 0, 0
-        while start < len(data):
-            end = data.find(b"\n", min(start + size, len(data)) - 1) + 1 or len(data)
-            chunk = folder / f"chunk-{index:05d}.jsonl"
-            with open(chunk, "wb") as out:
-                os.copy_file_range(fh.fileno(), out.fileno(), end - start, start, 0)
-            yield chunk, lines_before
-            lines_before += data[start:end].count(b"\n")
-            start, index = end, index + 1
-
-
-def _gzip_chunks(path: Path, folder: Path, size: int) -> Iterator[tuple[Path, int]]:
-    lines_before, index, rest = 0, 0, b""
-    with gzip.open(path, "rb") as fh:
-        while block := fh.read(size):
-            block = rest + block
-            cut = block.rfind(b"\n") + 1
-            if cut == 0:  # no newline yet: a line longer than a chunk
-                rest = block
-                continue
-            block, rest = block[:cut], block[cut:]
-            chunk = folder / f"chunk-{index:05d}.jsonl"
-            chunk.write_bytes(block)
-            yield chunk, lines_before
-            lines_before += block.count(b"\n")
-            index += 1
-    if rest:
-        chunk = folder / f"chunk-{index:05d}.jsonl"
-        chunk.write_bytes(rest + b"\n")
-        yield chunk, lines_before
-
-
-def _ingest_chunk(wh: Warehouse, chunk: Path, offset: int, source: str,
-                  options: IngestOptions) -> IngestResult:
-    try:
-        wh.run("stage_openai_jsonl", path=str(chunk), pv_key=options.prompt_version_key,
-               max_chars=options.max_field_chars)
-        read, good = wh.execute("SELECT count(*), count(*) FILTER (WHERE reason IS NULL) "
-                                "FROM _staged").fetchone()
-        undecodable = wh.execute("SELECT count(*) FROM _rb_bad_lines").fetchone()[0]
-        if read > good or undecodable:
-            _store_rejects(wh, chunk, offset, source)
         before = wh.execute("SELECT count(*) FROM logs").fetchone()[0]
-        cols = ", ".join(LOG_COLUMNS[:-1])
-        # new ids only, by an anti-join (DuckDB's ON CONFLICT path costs twice as much); ids
-        # repeated inside the chunk, rare, are settled by keeping one of each
-        repeated = wh.execute("SELECT count(*) - count(DISTINCT request_id) FROM _staged "
-                              "WHERE reason IS NULL").fetchone()[0]
-        once = "QUALIFY row_number() OVER (PARTITION BY request_id) = 1" if repeated else ""
-        wh.execute(f"""INSERT INTO logs ({cols}, source_format, source)
-                       SELECT {cols}, 'openai', $s FROM _staged AS s
-                       WHERE reason IS NULL
-                         AND NOT EXISTS (SELECT 1 FROM logs WHERE logs.request_id = s.request_id)
-                       {once}""", {"s": source})
+        _insert_new(wh, source, *lines_of)
         added = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
-        reasons = Counter(dict(wh.execute(
+        undecodable = wh.execute("SELECT count(*) FROM _rb_bad_lines").fetchone()[0]
+        lines = wh.run("count_lines", path=source).fetchone()[0]
+        result = IngestResult(read=lines + undecodable, ingested=added)
+        if added == lines and not undecodable:
+            return result  # every line new and good: nothing else to find out
+        # some lines were not stored: rejected, or already present
+        wh.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS SELECT reason, line "
+                   f"FROM {lines_of[0]} WHERE reason IS NOT NULL", lines_of[1])
+        bad = wh.execute("SELECT count(*) FROM _staged").fetchone()[0]
+        if bad or undecodable:
+            _store_rejects(wh, source)
+        result.duplicates = lines - bad - added
+        result.rejected = bad + undecodable
+        result.reasons = Counter(dict(wh.execute(
             """SELECT split_part(reason, ':', 1), count(*) FROM (
-                 SELECT reason FROM _staged WHERE reason IS NOT NULL
-                 UNION ALL SELECT 'invalid UTF-8' FROM _rb_bad_lines) GROUP BY 1""")))
+                 SELECT reason FROM _staged UNION ALL SELECT 'invalid UTF-8' FROM _rb_bad_lines)
+               GROUP BY 1""")))
+        return result
     finally:
         for table in ("_staged", "_reject_positions", "_undecodable", "_rb_bad_lines",
                       "_rb_bad_scans"):
             wh.execute(f"DROP TABLE IF EXISTS {table}")
-    return IngestResult(read=read + undecodable, ingested=added, duplicates=good - added,
-                        rejected=read - good + undecodable, reasons=reasons)
+        wh.execute("RESET memory_limit")
 
 
-def _store_rejects(wh: Warehouse, chunk: Path, offset: int, source: str) -> None:
-    """The rejected lines of the staged chunk, with their line numbers, into `rejects`."""
-    wh.run("reject_positions", path=str(chunk))
+def _insert_new(wh: Warehouse, source: str, lines_sql: str, params: dict) -> None:
+    """Store the good lines whose request_id is new. An anti-join, not ON CONFLICT: DuckDB's
+    conflict path costs twice as much. A file that repeats an id inside itself (rare) is stored
+    again with one line kept per id."""
+    cols = ", ".join(LOG_COLUMNS[:-1])
+    insert = f"""INSERT INTO logs ({cols}, source_format, source)
+                 SELECT {cols}, 'openai', $source FROM {lines_sql} AS s
+                 WHERE reason IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM logs WHERE logs.request_id = s.request_id)"""
+    try:
+        with wh.transaction():
+            wh.execute(insert, {**params, "source": source})
+    except duckdb.ConstraintException:
+        wh.execute(insert + " QUALIFY row_number() OVER (PARTITION BY s.request_id) = 1",
+                   {**params, "source": source})
+
+
+def _store_rejects(wh: Warehouse, source: str) -> None:
+    """The rejected lines (_staged, _rb_bad_lines), with their line numbers, into `rejects`."""
+    wh.run("reject_positions", path=source)
     # DuckDB says only "invalid JSON": the few such lines get Python's account of where
     for n, line in wh.execute("SELECT line_number, line FROM _reject_positions "
                               "WHERE reason = 'invalid JSON'"):
@@ -212,9 +170,9 @@ def _store_rejects(wh: Warehouse, chunk: Path, offset: int, source: str) -> None
                   (SELECT count(*) FROM _undecodable u
                    WHERE u.before < _reject_positions.line_number)""")
     wh.execute("""INSERT INTO rejects (source, position, reason, raw)
-                  SELECT $s, line_number + $o, reason, left(line, $raw) FROM _reject_positions
-                  UNION ALL SELECT $s, position + $o, reason, left(raw, $raw) FROM _undecodable
-                  ON CONFLICT DO NOTHING""", {"s": source, "o": offset, "raw": RAW_CHARS})
+                  SELECT $s, line_number, reason, left(line, $raw) FROM _reject_positions
+                  UNION ALL SELECT $s, position, reason, left(raw, $raw) FROM _undecodable
+                  ON CONFLICT DO NOTHING""", {"s": source, "raw": RAW_CHARS})
 
 
 def ingest_records(wh: Warehouse, path: Path, fmt: str, options: IngestOptions) -> IngestResult:

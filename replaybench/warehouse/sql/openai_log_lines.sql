@@ -1,14 +1,14 @@
--- The `openai` log format, read by DuckDB itself: a JSONL file (gzip or not) into the temp table
--- _staged, one row per line, with the `logs` columns and `reason` (why the line is rejected, or
--- NULL; the raw line is kept only then). Lines are not numbered here — numbering would make DuckDB
--- run all of this on one thread — `reject_positions.sql` finds the line numbers of the rejected
--- ones afterwards. Lines that are not valid UTF-8 are listed in _rb_bad_lines instead.
--- It mirrors `logformats.openai_record` check for
--- check and in the same order, so both paths store the same rows and reasons; a test holds them
--- to it. Each line is parsed once, into typed parts; the costlier checks run only on the rows
--- that need them (DuckDB evaluates a CASE branch only for the rows that reach it).
--- Parameters: $path, $pv_key (metadata key holding a prompt version), $max_chars (size limit).
-CREATE OR REPLACE TEMP TABLE _staged AS
+-- The `openai` log format, read by DuckDB itself: openai_log_lines(path, pv_key, max_chars) is a
+-- table of a JSONL file's (gzip or not) non-blank lines, each with the `logs` columns and `reason`
+-- (why the line is rejected, or NULL; the raw line is kept only then). Lines that are not valid
+-- UTF-8 are listed in _rb_bad_lines instead. It mirrors `logformats.openai_record` check for
+-- check and in the same order, so both ingest paths store the same rows and reasons; a test holds
+-- them to it. Each line is parsed once, into typed parts; the costlier checks run only on the rows
+-- that need them (DuckDB evaluates a CASE branch only for the rows that reach it). Lines are not
+-- numbered here — numbering would make DuckDB do all of this on one thread; `reject_positions.sql`
+-- numbers the rejected ones afterwards.
+-- pv_key: the metadata key holding a prompt version; max_chars: the field size limit.
+CREATE OR REPLACE TEMP MACRO openai_log_lines(path, pv_key, max_chars) AS TABLE
 WITH parsed AS (
     SELECT line,
            try(json_transform(line, '{
@@ -20,7 +20,7 @@ WITH parsed AS (
                                       "completion_tokens_details": {"reasoning_tokens": "JSON"}}},
                "latency_ms": "JSON", "ttft_ms": "JSON", "cost_usd": "JSON", "status": "JSON",
                "reference": "JSON", "metadata": "JSON", "error": "JSON"}')) AS r
-    FROM read_csv($path, columns = {'line': 'VARCHAR'}, delim = E'\x01', quote = '', escape = '',
+    FROM read_csv(path, columns = {'line': 'VARCHAR'}, delim = E'\x01', quote = '', escape = '',
                   header = false, auto_detect = false, strict_mode = false, new_line = '\n',
                   store_rejects = true, ignore_errors = true,
                   rejects_table = '_rb_bad_lines', rejects_scan = '_rb_bad_scans')
@@ -50,7 +50,7 @@ typed AS (
                 WHEN 'ARRAY' THEN array_to_string(json_extract_string(content, '$[*].text'), '')
                 WHEN 'NULL' THEN NULL
                 ELSE content::VARCHAR END AS output_text,
-           coalesce(pv_given, nullif(metadata0->>('$."' || $pv_key || '"'), '')) AS pv_found
+           coalesce(pv_given, nullif(metadata0->>('$."' || pv_key || '"'), '')) AS pv_found
     FROM parts
 )
 SELECT CASE
@@ -77,18 +77,18 @@ SELECT CASE
               OR (ts_text IS NULL AND ts_epoch IS NULL) THEN 'missing timestamp (ts)'
          WHEN ts_text IS NOT NULL AND ts_parsed IS NULL
            THEN 'unparsable timestamp: ''' || left(ts_text, 40) || ''''
-         WHEN length(r.endpoint::VARCHAR) > $max_chars
+         WHEN length(r.endpoint::VARCHAR) > max_chars
            THEN 'endpoint is over the size limit (' || format('{:,}', length(r.endpoint->>'$'))
-                || ' > ' || format('{:,}', $max_chars) || ' chars)'
-         WHEN length(messages::VARCHAR) > $max_chars
+                || ' > ' || format('{:,}', max_chars) || ' chars)'
+         WHEN length(messages::VARCHAR) > max_chars
            THEN 'request.messages is over the size limit (' || format('{:,}', length(messages::VARCHAR))
-                || ' > ' || format('{:,}', $max_chars) || ' chars)'
-         WHEN length(output_text) > $max_chars
+                || ' > ' || format('{:,}', max_chars) || ' chars)'
+         WHEN length(output_text) > max_chars
            THEN 'response content is over the size limit (' || format('{:,}', length(output_text))
-                || ' > ' || format('{:,}', $max_chars) || ' chars)'
-         WHEN length(r.reference::VARCHAR) > $max_chars
+                || ' > ' || format('{:,}', max_chars) || ' chars)'
+         WHEN length(r.reference::VARCHAR) > max_chars
            THEN 'reference is over the size limit (' || format('{:,}', length(r.reference->>'$'))
-                || ' > ' || format('{:,}', $max_chars) || ' chars)'
+                || ' > ' || format('{:,}', max_chars) || ' chars)'
          -- numbers: one cheap pattern for the usual row; the detailed check only for the others
          WHEN NOT regexp_full_match(concat_ws(',', usage.prompt_tokens, usage.completion_tokens,
                       usage.completion_tokens_details.reasoning_tokens,
