@@ -97,8 +97,8 @@ def ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions) -> In
     """The fast path: one streaming INSERT … SELECT reads, checks and stores an `openai` JSONL
     file in DuckDB; only when some lines were not stored does a second pass say why."""
     source = str(path)
-    lines_of = ("openai_log_lines($path, $pv_key, $max_chars)",
-                {"path": source, "pv_key": options.prompt_version_key,
+    lines_of = ("openai_log_lines($path, $pv_path, $max_chars)",
+                {"path": source, "pv_path": "$." + json.dumps(options.prompt_version_key),
                  "max_chars": options.max_field_chars})
     wh.run("openai_log_lines")
     # DuckDB keeps what it wrote in its buffer pool up to its limit (80 % of RAM by default);

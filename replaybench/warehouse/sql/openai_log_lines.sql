@@ -1,4 +1,4 @@
--- The `openai` log format, read by DuckDB itself: openai_log_lines(path, pv_key, max_chars) is a
+-- The `openai` log format, read by DuckDB itself: openai_log_lines(path, pv_path, max_chars) is a
 -- table of a JSONL file's (gzip or not) non-blank lines, each with the `logs` columns and `reason`
 -- (why the line is rejected, or NULL; the raw line is kept only then). Lines that are not valid
 -- UTF-8 are listed in _rb_bad_lines instead. It mirrors `logformats.openai_record` check for
@@ -7,8 +7,9 @@
 -- that need them (DuckDB evaluates a CASE branch only for the rows that reach it). Lines are not
 -- numbered here — numbering would make DuckDB do all of this on one thread; `reject_positions.sql`
 -- numbers the rejected ones afterwards.
--- pv_key: the metadata key holding a prompt version; max_chars: the field size limit.
-CREATE OR REPLACE TEMP MACRO openai_log_lines(path, pv_key, max_chars) AS TABLE
+-- pv_path: the JSON path of the metadata key holding a prompt version; max_chars: the field
+-- size limit.
+CREATE OR REPLACE TEMP MACRO openai_log_lines(path, pv_path, max_chars) AS TABLE
 WITH parsed AS (
     SELECT line,
            try(json_transform(line, '{
@@ -50,7 +51,7 @@ typed AS (
                 WHEN 'ARRAY' THEN array_to_string(json_extract_string(content, '$[*].text'), '')
                 WHEN 'NULL' THEN NULL
                 ELSE content::VARCHAR END AS output_text,
-           coalesce(pv_given, nullif(metadata0->>('$."' || pv_key || '"'), '')) AS pv_found
+           coalesce(pv_given, nullif(json_extract_string(metadata0, pv_path), '')) AS pv_found
     FROM parts
 )
 SELECT CASE
@@ -65,8 +66,10 @@ SELECT CASE
              WHEN 'DOUBLE' THEN 'not a JSON object but a float'
              WHEN 'BOOLEAN' THEN 'not a JSON object but a bool'
              ELSE 'not a JSON object but a NoneType' END
-         WHEN json_type(r.request) IS DISTINCT FROM 'OBJECT' THEN 'missing request object'
-         WHEN json_type(messages) IS DISTINCT FROM 'ARRAY' OR json_array_length(messages) = 0
+         -- json_type would parse the whole text again: the first character of DuckDB's own
+         -- (minified) JSON text says the same
+         WHEN r.request IS NULL OR left(r.request::VARCHAR, 1) <> '{' THEN 'missing request object'
+         WHEN messages IS NULL OR left(messages::VARCHAR, 1) <> '[' OR messages::VARCHAR = '[]'
            THEN 'missing request.messages'
          WHEN len(json_extract(messages, '$[*].role')) <> json_array_length(messages)
            THEN 'request.messages must be objects with a role'
