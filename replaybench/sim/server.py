@@ -374,11 +374,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             message, type_, code = _FAULT_MESSAGES[fault]
             headers = openai_rate_limit_headers(faults) if fault == "rate_limited" else None
             return _error(_FAULT_STATUS[fault], message, type_, code, headers=headers)
-        if fault == "reset":
+        if not await _survives(request, state, fault, faults):
             return _abort(request)
         if fault == "stall":
-            if not await state.stall(request, faults.stall_s):
-                return _abort(request)
             fault = None
 
     seed = state.seed if request_seed is None else request_seed
@@ -407,6 +405,16 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         "usage": _usage(dialect, c), "system_fingerprint": "replaybench-sim"}).encode()
     return await _answer(request, state, stats, key, payload, total_s, fault == "truncated")
+
+
+async def _survives(request: web.Request, state: _State, fault: str, faults: Any) -> bool:
+    """Act out a transport fault: False when the connection is to be dropped (a reset, or a stall
+    the client gave up on), True when the answer should still follow."""
+    if fault == "reset":
+        return False
+    if fault == "stall":
+        return await state.stall(request, faults.stall_s)
+    return True
 
 
 async def _answer(request: web.Request, state: _State, stats: _ModelStats, key: str,
@@ -517,11 +525,9 @@ async def anthropic_messages(request: web.Request) -> web.StreamResponse:
             return _anthropic_error(500, "Internal server error (simulated).")
         if fault == "unavailable":
             return _anthropic_error(529, "Overloaded (simulated).")
-        if fault == "reset":
+        if not await _survives(request, state, fault, faults):
             return _abort(request)
         if fault == "stall":
-            if not await state.stall(request, faults.stall_s):
-                return _abort(request)
             fault = None
 
     c = profile.respond(messages, state.seed)
