@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from replaybench import runs
+from replaybench import decisions, runs
 from replaybench.config import Settings
 from replaybench.warehouse import Warehouse, open_warehouse
 from tasks.redact import redaction_line
@@ -53,6 +53,10 @@ def window_label(run: dict[str, Any], settings: Settings) -> str:
     return f"{days} ({settings.timezone})"
 
 
+def _configured(settings: Settings, name: str) -> bool:
+    return any(c.name == name for c in settings.candidates)
+
+
 def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, Any]:
     """Everything the template shows, read from the warehouse (so a stored run re-renders)."""
     run = runs.get(wh, run_id)
@@ -63,18 +67,35 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
     check_failures = wh.frame("check_failures", run_id=run_id).to_dicts()
     candidates = wh.frame("replay_summary", run_id=run_id).to_dicts()
     totals = wh.frame("weighted_totals", run_id=run_id, baseline=baseline).to_dicts()
+    volume = {v["prompt_version"]: v["monthly_requests"]
+              for v in wh.frame("monthly_volume", run_id=run_id).to_dicts()}
+    history = wh.frame("score_history", run_id=run_id, runs=decisions.TREND_RUNS).to_dicts()
     sections = []
     for pv in wh.frame("prompt_versions", run_id=run_id).to_dicts():
         name = pv["prompt_version"]
         rows = [s for s in scores if s["prompt_version"] == name]
         rows.sort(key=lambda r: (r["model"] != baseline, RANK.get(r["recommendation"], 9),
                                  -(r["pass_rate"] or 0)))
+        base = next((r for r in rows if r["model"] == baseline), None)
+        frontier = decisions.pareto_frontier(rows)
+        for r in rows:
+            past = [h for h in history if h["prompt_version"] == name and h["model"] == r["model"]]
+            r.update(on_frontier=r["model"] in frontier, trend=decisions.trend(past),
+                     projection=decisions.monthly_projection(r, base, volume.get(name)))
+            r["canary"] = decisions.litellm_canary(name, pv["production_model"],
+                                                   settings.candidate(r["model"])) \
+                if r["recommendation"] == "canary" and _configured(settings, r["model"]) else None
+        past_production = [h for h in history
+                           if h["prompt_version"] == name and h["model"] == baseline]
         sections.append({
             **pv,
             "anchor": "pv-" + "".join(ch if ch.isalnum() else "-" for ch in name),
             "rows": rows,
-            "baseline_row": next((r for r in rows if r["model"] == baseline), None),
+            "baseline_row": base,
             "best": best_candidate(rows, baseline),
+            "drift": decisions.production_drift(past_production, base["passed"], base["n"])
+            if base else None,
+            "monthly_requests": volume.get(name),
             "failures": [f for f in failures if f["prompt_version"] == name],
             "checks": [c for c in check_failures if c["prompt_version"] == name and c["failed"]],
         })

@@ -149,3 +149,16 @@ def test_a_dead_candidate_marks_the_run_partial(tmp_path, prefect_harness, fleet
     assert kinds == {"server_error"}
     assert "dead-endpoint" in run["error"]
     assert "This run is partial" in Path(result["report"]).read_text(encoding="utf-8")
+
+
+def test_the_report_shows_money_frontier_and_the_trend_of_earlier_runs(finished_run):
+    from tasks.report import render_report
+
+    settings, config, result = finished_run
+    earlier = asyncio.run(nightly(run_date=date(2026, 11, 27), config=str(config)))
+    assert earlier["status"] == "completed"
+    with open_warehouse(settings.warehouse) as wh:
+        html = render_report(wh, settings, result["run_id"]).read_text(encoding="utf-8")
+    assert "Money, frontier and trend" in html and "on the frontier" in html
+    assert "vs median of 1" in html          # tonight against the run of the day before
+    assert "monthly cost (" in html          # at the production volume from the logs
