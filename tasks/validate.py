@@ -16,12 +16,16 @@ Rules that decide a row's outcome, beyond what GX itself says:
 - Checks that read a reference column (`reference`, `reference_number`, `reference_norm`, ...) apply
   only to rows that have a reference; rows without one get no row for that check. The automatic
   `reference_match` check follows the same rule.
+- Checks that read production's answer (`production_answer`, `production_number`: agreement with
+  production) apply only to candidates' rows whose request production answered; production's own
+  rows get no row for them.
 - An expectation that errors (GX reports success=False with `exception_info`, it does not raise)
   fails every row it applies to, with the exception message as the reason.
 - Only row-level expectations (column map, column pair map, multicolumn map) are accepted in suites:
   aggregate ones cannot say which answer failed. `row_condition` is refused for the same reason.
 
-Great Expectations is imported lazily inside the functions: importing it costs seconds.
+Custom expectations (tolerance, similarity, refusal) live in `replaybench.expectations`, imported
+with GX. Great Expectations is imported lazily inside the functions: importing it costs seconds.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ ROW_KEY = "_row"
 REFERENCE_MATCH = "reference_match"
 ANSWERED = "answered"
 RESERVED_NAMES = {REFERENCE_MATCH, ANSWERED}
+BASELINE_MODEL = "production"
 NO_ANSWER_REASON = "no answer (call failed)"
 OUTPUT_COLUMNS = ["request_id", "model", "prompt_version", "check", "passed", "reason"]
 OUTPUT_SCHEMA = {
@@ -69,6 +74,8 @@ _NULL_MEANS = {
     "answer_json": "the answer is not valid JSON",
     "answer_norm": "nothing to compare",
     "output_tokens": "no token count recorded",
+    "reference_number": "the reference is not a number",
+    "production_number": "no number in production's answer",
 }
 _VALUE_MAX = 60
 
@@ -104,6 +111,11 @@ class CheckSpec:
     def needs_reference(self) -> bool:
         """True when the check reads a reference column: it applies only to rows with one."""
         return any(str(c).startswith("reference") for c in self.columns)
+
+    @property
+    def needs_production(self) -> bool:
+        """True when the check reads production's answer: it applies only to candidates' rows."""
+        return any(str(c).startswith("production") for c in self.columns)
 
 
 @dataclass(frozen=True)
@@ -175,8 +187,11 @@ def _has_reference(reference: str | None) -> bool:
     return reference is not None and reference.strip() != ""
 
 
-def _derive_row(output_text: str | None, reference: str | None) -> dict[str, Any]:
+def _derive_row(
+    output_text: str | None, reference: str | None, production_text: str | None = None
+) -> dict[str, Any]:
     answer = output_text.strip() if output_text is not None else None
+    production = production_text.strip() if production_text is not None else None
     row: dict[str, Any] = {
         "answer": answer,
         "answer_label": answer.lower().strip(_EDGE_CHARS) if answer is not None else None,
@@ -186,6 +201,8 @@ def _derive_row(output_text: str | None, reference: str | None) -> dict[str, Any
         "answer_words": len(answer.split()) if answer is not None else None,
         "answer_norm": None,
         "reference_norm": None,
+        "production_answer": production,
+        "production_number": _answer_number(production) if production is not None else None,
     }
     if answer is not None:
         parsed_ok, _ = _try_json(answer)
@@ -221,17 +238,23 @@ _DERIVED_SCHEMA = {
     "answer_words": pl.Int64,
     "answer_norm": pl.String,
     "reference_norm": pl.String,
+    "production_answer": pl.String,
+    "production_number": pl.Float64,
 }
 
 
 def derive_columns(frame: pl.DataFrame) -> pl.DataFrame:
     """Add the columns suites refer to: answer, answer_label, answer_number, answer_json,
-    reference_number, answer_words, answer_norm, reference_norm (see `_derive_row`)."""
+    reference_number, answer_words, answer_norm, reference_norm, and production_answer,
+    production_number from `production_text` when the frame has it (see `_derive_row`)."""
+    if "production_text" not in frame.columns:
+        frame = frame.with_columns(production_text=pl.lit(None, dtype=pl.String))
     rows = [
-        _derive_row(out, ref)
-        for out, ref in zip(
+        _derive_row(out, ref, prod)
+        for out, ref, prod in zip(
             frame.get_column("output_text").to_list(),
             frame.get_column("reference").to_list(),
+            frame.get_column("production_text").to_list(),
             strict=True,
         )
     ]
@@ -253,6 +276,8 @@ def _expectation_class(etype: str) -> type | None:
     import great_expectations  # noqa: F401 - registers the core expectations
     from great_expectations.exceptions import ExpectationNotFoundError
     from great_expectations.expectations.registry import get_expectation_impl
+
+    import replaybench.expectations  # noqa: F401 - registers ours
 
     try:
         return get_expectation_impl(etype)
@@ -312,7 +337,9 @@ def _parse_check(entry: Any, where: str) -> CheckSpec:
     try:
         _to_gx(check)  # GX validates the kwargs (pydantic): missing column, bad value_set, ...
     except Exception as exc:  # noqa: BLE001 - any GX complaint is a malformed entry
-        raise SuiteError(f"{where}: invalid kwargs for {etype}: {_first_line(exc)}") from exc
+        # pydantic puts the field and the problem on the lines after the first
+        detail = _truncate(" ".join(str(exc).split()), 300)
+        raise SuiteError(f"{where}: invalid kwargs for {etype}: {detail}") from exc
     return check
 
 
@@ -440,7 +467,15 @@ def run_checks(frame: pl.DataFrame, suites: dict[str, SuiteSpec]) -> pl.DataFram
         has_reference = rows.select(
             pl.col("reference").is_not_null() & (pl.col("reference").str.strip_chars() != "")
         ).to_series()
-        checks = [c for c in checks if not c.needs_reference or has_reference.any()]
+        compared = rows.select(
+            pl.col("production_answer").is_not_null() & (pl.col("model") != BASELINE_MODEL)
+        ).to_series()
+        checks = [
+            c
+            for c in checks
+            if (not c.needs_reference or has_reference.any())
+            and (not c.needs_production or compared.any())
+        ]
         if not checks:
             continue
         if validator is None:
@@ -463,6 +498,8 @@ def run_checks(frame: pl.DataFrame, suites: dict[str, SuiteSpec]) -> pl.DataFram
             )
             if check.needs_reference:
                 part = part.filter(has_reference)
+            if check.needs_production:
+                part = part.filter(compared)
             parts.append(part)
 
     if not parts:
@@ -533,7 +570,12 @@ def _reason(check: CheckSpec, pdf, i: int) -> str:
     values = [_scalar(pdf[c].iat[i]) for c in check.columns]
     seen = _show(values[0]) if values else "?"
     t = check.type
-    if t == "expect_column_values_to_be_in_set":
+    missing = [c for c, v in zip(check.columns, values, strict=True) if v is None]
+    if missing and t.startswith("expect_column_pair"):
+        text = "; ".join(
+            f"no value in {c}" + (f" ({_NULL_MEANS[c]})" if c in _NULL_MEANS else "") for c in missing
+        )
+    elif t == "expect_column_values_to_be_in_set":
         text = f"not in {_show_set(kw['value_set'])}: {seen}"
     elif t == "expect_column_values_to_not_be_in_set":
         text = f"in {_show_set(kw['value_set'])}: {seen}"
@@ -555,6 +597,19 @@ def _reason(check: CheckSpec, pdf, i: int) -> str:
         text = "is null"
     elif t == "expect_column_pair_values_to_be_equal":
         text = f"{seen} != {_show(values[1])}"
+    elif t == "expect_column_pair_values_to_be_within_tolerance":
+        tolerance = ", ".join(f"{k} {kw[k]:g}" for k in ("rel_tol", "abs_tol") if kw.get(k))
+        text = f"{seen} != {_show(values[1])}" + (f" (beyond {tolerance})" if tolerance else "")
+    elif t == "expect_column_pair_values_to_be_similar":
+        from replaybench.expectations import similarity
+
+        scorer, normalize = kw.get("scorer", "token_set_ratio"), kw.get("normalize", True)
+        score = similarity(values[0], values[1], scorer, normalize)
+        text = f"{scorer} {score:.0f} < {kw.get('threshold', 90):g}: {seen} vs {_show(values[1])}"
+    elif t == "expect_column_values_to_not_be_a_refusal":
+        from replaybench.expectations import refusal
+
+        text = f"refusal {refusal(values[0], kw.get('extra_patterns') or ())!r}: {seen}"
     else:
         shown = ", ".join(f"{c}={_show(v)}" for c, v in zip(check.columns, values, strict=True))
         text = f"failed {t}: {shown}"

@@ -56,12 +56,24 @@ def suites():
 def test_suites_load_with_named_described_checks(suites):
     names = {pv: [c.name for c in s.checks] for pv, s in suites.items()}
     assert names == {
-        "call-summary@v1": ["not_empty", "length_40_120_words", "mentions_order_number"],
-        "invoice-extract@v2": ["json_parseable", "matches_schema"],
-        "text-to-sql@v2": ["starts_with_select", "read_only", "single_statement"],
-        "triage@v3": ["not_empty", "label_in_set"],
-        "triage@v4": ["not_empty", "label_in_set"],
-        "tutor-math@v1": ["final_answer_line", "answer_correct", "within_token_budget"],
+        "call-summary@v1": [
+            "not_empty",
+            "length_40_120_words",
+            "mentions_order_number",
+            "no_refusal",
+            "agrees_with_production",
+            "within_latency_budget",
+        ],
+        "invoice-extract@v2": ["json_parseable", "matches_schema", "no_refusal"],
+        "text-to-sql@v2": ["starts_with_select", "read_only", "single_statement", "no_refusal"],
+        "triage@v3": ["not_empty", "label_in_set", "no_refusal", "within_latency_budget"],
+        "triage@v4": ["not_empty", "label_in_set", "no_refusal", "within_latency_budget"],
+        "tutor-math@v1": [
+            "final_answer_line",
+            "answer_correct",
+            "within_token_budget",
+            "no_refusal",
+        ],
     }
     for suite in suites.values():
         for check in suite.checks:
@@ -84,19 +96,34 @@ def test_triage_labels(suites):
         "answered": True,
         "not_empty": True,
         "label_in_set": True,
+        "no_refusal": True,
+        "within_latency_budget": True,
         "reference_match": True,
     }
     assert passes(result["prefixed"]) == {
         "answered": True,
         "not_empty": True,
         "label_in_set": False,
+        "no_refusal": True,
+        "within_latency_budget": True,
         "reference_match": False,
     }
     assert result["prefixed"]["label_in_set"][1] == (
         "not in {billing, technical, account, ...}: 'Category: billing'"
     )
-    assert passes(result["capital"]) == {"answered": True, "not_empty": True, "label_in_set": False}
-    assert passes(result["empty"]) == {"answered": True, "not_empty": False, "label_in_set": False}
+    fine = {"no_refusal": True, "within_latency_budget": True}
+    assert passes(result["capital"]) == {
+        "answered": True,
+        "not_empty": True,
+        "label_in_set": False,
+        **fine,
+    }
+    assert passes(result["empty"]) == {
+        "answered": True,
+        "not_empty": False,
+        "label_in_set": False,
+        **fine,
+    }
 
 
 def test_invoice_json(suites):
@@ -117,11 +144,13 @@ def test_invoice_json(suites):
         "answered": True,
         "json_parseable": True,
         "matches_schema": True,
+        "no_refusal": True,
     }
     assert passes(result["fenced"]) == {
         "answered": True,
         "json_parseable": False,
         "matches_schema": False,
+        "no_refusal": True,
     }
     assert result["fenced"]["json_parseable"][1].startswith("not valid JSON: '```json")
     assert "not valid JSON" in result["fenced"]["matches_schema"][1]
@@ -130,6 +159,7 @@ def test_invoice_json(suites):
             "answered": True,
             "json_parseable": True,
             "matches_schema": False,
+            "no_refusal": True,
         }, rid
     assert "'total' is a required property" in result["missing"]["matches_schema"][1]
 
@@ -152,6 +182,7 @@ def test_tutor_math(suites):
         "final_answer_line": True,
         "answer_correct": True,
         "within_token_budget": True,
+        "no_refusal": True,
         "reference_match": True,
     }
     assert passes(result["wrong"]) == {
@@ -159,14 +190,16 @@ def test_tutor_math(suites):
         "final_answer_line": True,
         "answer_correct": False,
         "within_token_budget": True,
+        "no_refusal": True,
         "reference_match": False,
     }
-    assert result["wrong"]["answer_correct"][1] == "41 != 42"
+    assert result["wrong"]["answer_correct"][1] == "41 != 42 (beyond rel_tol 1e-06, abs_tol 1e-09)"
     assert passes(result["nonumber"]) == {
         "answered": True,
         "final_answer_line": False,
         "answer_correct": False,
         "within_token_budget": True,
+        "no_refusal": True,
         "reference_match": False,
     }
     assert result["nonumber"]["answer_correct"][1].startswith("no value in answer_number")
@@ -176,6 +209,7 @@ def test_tutor_math(suites):
         "answered": True,
         "final_answer_line": True,
         "within_token_budget": True,
+        "no_refusal": True,
     }
 
 
@@ -193,7 +227,7 @@ def test_text_to_sql(suites):
             suites,
         )
     )
-    every = {"answered", "starts_with_select", "read_only", "single_statement"}
+    every = {"answered", "starts_with_select", "read_only", "single_statement", "no_refusal"}
     for rid in ("ok", "cte", "updated_at"):
         assert passes(result[rid]) == dict.fromkeys(every, True), rid
     assert passes(result["prose"]) == {**dict.fromkeys(every, True), "starts_with_select": False}
@@ -217,7 +251,15 @@ def test_call_summary(suites):
             suites,
         )
     )
-    every = {"answered", "not_empty", "length_40_120_words", "mentions_order_number"}
+    every = {
+        "answered",
+        "not_empty",
+        "length_40_120_words",
+        "mentions_order_number",
+        "no_refusal",
+        "within_latency_budget",
+    }
+    # No production answer in the frame: agrees_with_production does not apply.
     assert passes(result["ok"]) == dict.fromkeys(every, True)
     assert passes(result["short"]) == {**dict.fromkeys(every, True), "length_40_120_words": False}
     assert result["short"]["length_40_120_words"][1] == "not between 40 and 120: 4"
@@ -225,6 +267,52 @@ def test_call_summary(suites):
         **dict.fromkeys(every, True),
         "mentions_order_number": False,
     }
+
+
+def test_call_summary_agreement_and_refusal(suites):
+    """Candidates are compared with production's answer to the same request; production is not."""
+    reworded = SUMMARY.replace("We apologised, explained", "The agent apologised and explained")
+    refusal = "I'm sorry, but I cannot summarise this call. " + SUMMARY
+    rows = [
+        ("prod", "production", SUMMARY, None),
+        ("same", "glm-5.2", reworded, SUMMARY),
+        ("other", "glm-5.2", "Order #1234567: " + " ".join(["unrelated words here"] * 15), SUMMARY),
+        ("refused", "glm-5.2", refusal, SUMMARY),
+        ("prod_failed", "glm-5.2", SUMMARY, None),
+    ]
+    answers = pl.DataFrame(
+        [(r, m, "call-summary@v1", out, None, 10, 120.0, prod) for r, m, out, prod in rows],
+        schema={
+            "request_id": pl.String,
+            "model": pl.String,
+            "prompt_version": pl.String,
+            "output_text": pl.String,
+            "reference": pl.String,
+            "output_tokens": pl.Int64,
+            "latency_ms": pl.Float64,
+            "production_text": pl.String,
+        },
+        orient="row",
+    )
+    result = outcomes(run_checks(answers, suites))
+    assert "agrees_with_production" not in result["prod"]
+    assert "agrees_with_production" not in result["prod_failed"]
+    assert result["same"]["agrees_with_production"] == (True, None)
+    passed, reason = result["other"]["agrees_with_production"]
+    assert passed is False and reason.startswith("token_set_ratio ") and "< 60:" in reason
+    assert result["refused"]["no_refusal"] == (
+        False,
+        "refusal \"I'm sorry, but I cannot\": \"I'm sorry, but I cannot summarise this call. The customer …",
+    )
+    assert result["same"]["no_refusal"] == (True, None)
+
+
+def test_latency_budget(suites):
+    slow = frame(("slow", "triage@v4", "billing", None)).with_columns(latency_ms=pl.lit(7500.0))
+    assert outcomes(run_checks(slow, suites))["slow"]["within_latency_budget"] == (
+        False,
+        "not ≤ 5000: 7500",
+    )
 
 
 def test_reference_match_normalisation(suites):
@@ -289,6 +377,8 @@ def test_output_frame_shape_and_order(suites):
         ("a", "answered"),
         ("a", "not_empty"),
         ("a", "label_in_set"),
+        ("a", "no_refusal"),
+        ("a", "within_latency_budget"),
         ("b", "answered"),
     ]
 

@@ -1,0 +1,309 @@
+"""replaybench/expectations.py: the custom expectations, through real GX, on hand-built frames."""
+
+from __future__ import annotations
+
+import pandas as pd
+import polars as pl
+import pytest
+
+from replaybench.expectations import REFUSAL_PATTERNS, refusal, similarity, within_tolerance
+from tasks.validate import load_suites, run_checks
+
+SCHEMA = {
+    "request_id": pl.String,
+    "model": pl.String,
+    "prompt_version": pl.String,
+    "output_text": pl.String,
+    "reference": pl.String,
+    "output_tokens": pl.Int64,
+    "latency_ms": pl.Float64,
+    "production_text": pl.String,
+}
+
+
+def answers(*rows: tuple) -> pl.DataFrame:
+    """Frame from (request_id, output_text, reference, production_text); model glm-5.2."""
+    full = [(r[0], "glm-5.2", "t@v1", r[1], r[2], 10, 100.0, r[3]) for r in rows]
+    return pl.DataFrame(full, schema=SCHEMA, orient="row")
+
+
+def check(tmp_path, entry: str, frame: pl.DataFrame) -> dict[str, tuple[bool, str | None]]:
+    """Run one suite entry (YAML under `expectations:`) named `c`; {request_id: (passed, reason)}."""
+    (tmp_path / "t.yaml").write_text(f"prompt_version: t@v1\nexpectations:\n  - {entry}\n")
+    out = run_checks(frame, load_suites(tmp_path)).filter(pl.col("check") == "c")
+    return {r["request_id"]: (r["passed"], r["reason"]) for r in out.iter_rows(named=True)}
+
+
+# --- tolerance ------------------------------------------------------------------------------
+
+TOLERANCE = (
+    "type: expect_column_pair_values_to_be_within_tolerance\n"
+    "    kwargs: {column_A: answer_number, column_B: reference_number, rel_tol: 1.0e-6}\n"
+    "    meta: {name: c, description: Number within tolerance}"
+)
+
+
+def test_within_tolerance_per_row(tmp_path):
+    result = check(
+        tmp_path,
+        TOLERANCE,
+        answers(
+            ("exact", "Answer: 42", "42", None),
+            ("rounding", "Answer: 0.30000000000000004", "0.3", None),
+            ("close", "Answer: 1000000.5", "1000000", None),
+            ("wrong", "Answer: 41", "42", None),
+            ("nonumber", "I don't know", "42", None),
+            ("noref", "Answer: 42", None, None),
+        ),
+    )
+    assert result == {
+        "exact": (True, None),
+        "rounding": (True, None),
+        "close": (True, None),
+        "wrong": (False, "41 != 42 (beyond rel_tol 1e-06)"),
+        "nonumber": (False, "no value in answer_number (no number in the answer)"),
+        # reads the reference: rows without one get no row for the check
+    }
+
+
+def test_absolute_tolerance(tmp_path):
+    entry = TOLERANCE.replace("rel_tol: 1.0e-6", "abs_tol: 0.01")
+    result = check(
+        tmp_path,
+        entry,
+        answers(("in", "Answer: 12.345", "12.34", None), ("out", "Answer: 12.36", "12.34", None)),
+    )
+    assert result == {"in": (True, None), "out": (False, "12.36 != 12.34 (beyond abs_tol 0.01)")}
+
+
+def test_within_tolerance_helper():
+    assert within_tolerance(1.0, 1.0 + 1e-9, rel_tol=1e-6)
+    assert not within_tolerance(1.0, 1.1, rel_tol=1e-6)
+    assert not within_tolerance(None, 1.0, abs_tol=10)
+    assert not within_tolerance(float("nan"), 1.0, abs_tol=10)
+    assert not within_tolerance("x", 1.0, abs_tol=10)
+
+
+# --- agreement with production --------------------------------------------------------------
+
+SIMILAR = (
+    "type: expect_column_pair_values_to_be_similar\n"
+    "    kwargs: {column_A: answer, column_B: production_answer, threshold: 60}\n"
+    "    meta: {name: c, description: Agrees with production}"
+)
+
+
+def test_similar_to_production_per_row(tmp_path):
+    prod = "The customer wants a refund for order 123 because it arrived broken."
+    frame = answers(
+        ("reordered", "Because it arrived broken, the customer wants a refund for order 123.", None, prod),
+        ("superset", "Summary: " + prod + " Agent agreed.", None, prod),
+        ("different", "Shipping address was changed to Berlin.", None, prod),
+        ("noprod", "anything", None, None),
+    ).with_columns(
+        model=pl.when(pl.col("request_id") == "noprod").then(pl.lit("production")).otherwise("model")
+    )
+    result = check(tmp_path, SIMILAR, frame)
+    assert set(result) == {"reordered", "superset", "different"}  # production's own row: no check
+    assert result["reordered"] == (True, None)
+    assert result["superset"] == (True, None)
+    passed, reason = result["different"]
+    assert passed is False
+    score = similarity("Shipping address was changed to Berlin.", prod)
+    assert score < 60
+    assert reason.startswith(
+        f"token_set_ratio {score:.0f} < 60: 'Shipping address was changed to Berlin.' vs 'The customer"
+    )
+
+
+def test_exact_agreement_is_ratio_100_after_normalisation(tmp_path):
+    entry = SIMILAR.replace("threshold: 60", "threshold: 100, scorer: ratio")
+    result = check(
+        tmp_path,
+        entry,
+        answers(
+            ("same", "Billing.", None, "billing"),
+            ("other", "technical", None, "billing"),
+        ),
+    )
+    assert result["same"] == (True, None)
+    assert result["other"][0] is False
+    assert result["other"][1].startswith("ratio ") and "< 100: 'technical' vs 'billing'" in result["other"][1]
+
+
+def test_numeric_agreement_with_production(tmp_path):
+    entry = (
+        "type: expect_column_pair_values_to_be_within_tolerance\n"
+        "    kwargs: {column_A: answer_number, column_B: production_number, rel_tol: 1.0e-6}\n"
+        "    meta: {name: c, description: Same number as production}"
+    )
+    result = check(
+        tmp_path,
+        entry,
+        answers(
+            ("same", "so x = 7\nAnswer: 7", None, "Answer: 7.0"),
+            ("differ", "Answer: 8", None, "Answer: 7"),
+            ("prod_words", "Answer: 8", None, "I cannot tell"),
+        ),
+    )
+    assert result == {
+        "same": (True, None),
+        "differ": (False, "8 != 7 (beyond rel_tol 1e-06)"),
+        "prod_words": (False, "no value in production_number (no number in production's answer)"),
+    }
+
+
+def test_similarity_helper_scores():
+    assert similarity("Hello, World!", "hello world", scorer="ratio") == 100
+    assert similarity("Hello, World!", "hello world", scorer="ratio", normalize=False) < 100
+    assert similarity("a b c", "c b a", scorer="token_set_ratio") == 100
+    assert similarity(None, "x") == 0
+
+
+# --- refusals -------------------------------------------------------------------------------
+
+REFUSALS = [
+    "I can't help with that.",
+    "I cannot assist with this request.",
+    "I’m sorry, but I can’t share that.",  # typographic apostrophes
+    "I'm sorry, but I cannot provide that information.",
+    "I am afraid I can't do that.",
+    "As an AI language model, I do not have opinions.",
+    "As an AI, I cannot browse the web.",
+    "I'm just an AI and can't make that call.",
+    "I must respectfully decline this request.",
+    "I'm unable to help with that request.",
+    "I am not able to comply.",
+    "I won't help with that.",
+    "Sorry. I'm not allowed to discuss this.",
+    "My guidelines don't allow me to write SQL that deletes data.",
+    "I CAN'T HELP WITH THAT",
+]
+NOT_REFUSALS = [
+    "billing",
+    "SELECT name FROM users WHERE id = 1;",
+    '{"invoice_number": "INV-1"}',
+    "The customer said they can't log in, so the agent reset the password.",
+    "Sorry for the delay: the order #1234567 ships today.",
+    "6 * 7 = 42\nAnswer: 42",
+    "The customer asked whether an AI was answering; the agent said no.",
+    # a refusal quoted deep inside a long answer is not the model refusing
+    "The customer called about order #1234567. " * 6 + "The agent said: I'm sorry, but I cannot refund it.",
+]
+
+
+@pytest.mark.parametrize("text", REFUSALS)
+def test_refusals_are_detected(text):
+    assert refusal(text) is not None
+
+
+@pytest.mark.parametrize("text", NOT_REFUSALS)
+def test_ordinary_answers_are_not_refusals(text):
+    assert refusal(text) is None
+
+
+def test_every_pattern_is_exercised():
+    import re
+
+    for pattern in REFUSAL_PATTERNS:
+        assert any(re.search(pattern, t.replace("’", "'"), re.IGNORECASE) for t in REFUSALS), pattern
+
+
+REFUSAL = (
+    "type: expect_column_values_to_not_be_a_refusal\n"
+    "    kwargs: {column: answer}\n"
+    "    meta: {name: c, description: Not a refusal}"
+)
+
+
+def test_not_a_refusal_per_row(tmp_path):
+    result = check(
+        tmp_path,
+        REFUSAL,
+        answers(
+            ("ok", "billing", None, None),
+            ("refused", "  I'm sorry, but I cannot help with that.", None, None),
+            ("ai", "As an AI language model, I can't.", None, None),
+            ("failed", None, None, None),
+        ),
+    )
+    assert result == {
+        "ok": (True, None),
+        "refused": (
+            False,
+            "refusal \"I'm sorry, but I cannot\": \"I'm sorry, but I cannot help with that.\"",
+        ),
+        "ai": (False, "refusal 'As an AI language model': \"As an AI language model, I can't.\""),
+        # a failed call gets only `answered` = false
+    }
+
+
+def test_extra_refusal_patterns(tmp_path):
+    entry = REFUSAL.replace("{column: answer}", "{column: answer, extra_patterns: ['(?i)^ich kann']}")
+    result = check(
+        tmp_path,
+        entry,
+        answers(("de", "Ich kann dabei nicht helfen.", None, None), ("ok", "billing", None, None)),
+    )
+    assert result == {
+        "de": (False, "refusal 'Ich kann': 'Ich kann dabei nicht helfen.'"),
+        "ok": (True, None),
+    }
+
+
+# --- through GX directly, and the failure modes ---------------------------------------------
+
+def test_registered_with_gx_and_per_row_unexpected_index():
+    import great_expectations as gx
+
+    import replaybench.expectations as ours
+
+    context = gx.get_context(mode="ephemeral")
+    batch = (
+        context.data_sources.add_pandas("p")
+        .add_dataframe_asset("a")
+        .add_batch_definition_whole_dataframe("w")
+        .get_batch(
+            batch_parameters={
+                "dataframe": pd.DataFrame(
+                    {"k": [0, 1, 2], "a": [1.0, 2.0, None], "b": [1.0, 1.0, 1.0]}
+                )
+            }
+        )
+    )
+    result = batch.validate(
+        ours.ExpectColumnPairValuesToBeWithinTolerance(column_A="a", column_B="b", abs_tol=0.5),
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["k"]},
+    )
+    assert result.success is False
+    assert [item["k"] for item in result.result["unexpected_index_list"]] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        (SIMILAR.replace("threshold: 60", "threshold: 150"), "invalid kwargs"),
+        (SIMILAR.replace("threshold: 60", "threshold: 60, scorer: jaro"), "invalid kwargs"),
+        (TOLERANCE.replace("rel_tol: 1.0e-6", "rel_tol: -1"), "invalid kwargs"),
+        (REFUSAL.replace("{column: answer}", "{column: answer, extra_patterns: ['(']}"), "not a valid regex"),
+        (
+            "type: expect_column_pair_values_to_be_wihtin_tolerance\n"
+            "    kwargs: {column_A: a, column_B: b}\n    meta: {name: c}",
+            "unknown expectation type 'expect_column_pair_values_to_be_wihtin_tolerance'",
+        ),
+    ],
+)
+def test_bad_entries_are_rejected_when_loading(tmp_path, entry, message):
+    (tmp_path / "t.yaml").write_text(f"prompt_version: t@v1\nexpectations:\n  - {entry}\n")
+    with pytest.raises(ValueError, match=message) as info:
+        load_suites(tmp_path)
+    assert "t.yaml: expectation #1" in str(info.value)
+
+
+def test_custom_check_that_errors_fails_with_a_reason(tmp_path):
+    entry = SIMILAR.replace("column_B: production_answer", "column_B: production_ansewr")
+    # The typo does not start with "production_answer" but with "production": applies to candidates.
+    result = check(tmp_path, entry, answers(("x", "billing", None, "billing")))
+    passed, reason = result["x"]
+    assert passed is False
+    assert reason.startswith("check errored:") and "production_ansewr" in reason
