@@ -1,12 +1,16 @@
-"""The statistics the verdicts stand on: Wilson intervals, exact McNemar, paired differences."""
+"""The statistics the verdicts stand on: Wilson intervals, exact McNemar, paired differences,
+paired bootstrap intervals, Holm's correction and sample size planning."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 from scipy import stats
 
 Z95 = 1.959963984540054
+RESAMPLES = 2_000
 
 
 def wilson(successes: int, n: int) -> tuple[float | None, float | None]:
@@ -51,3 +55,91 @@ def required_sample_size(p_baseline: float, difference: float, alpha: float = 0.
     n = (z_alpha * math.sqrt(2 * mean * (1 - mean))
          + z_power * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / difference ** 2
     return max(1, math.ceil(n))
+
+
+def paired_sample_size(discordance: float, difference: float, alpha: float = 0.05,
+                       power: float = 0.8) -> int:
+    """Paired requests needed for McNemar's test to detect a change of `difference` in pass rate
+    when a share `discordance` of requests is passed by one model only (Connor 1987). Fewer than
+    `required_sample_size` whenever the two models agree on a request more often than chance.
+    Enlarged by Fleiss' continuity correction, as the verdict uses the exact (conservative) test."""
+    difference = abs(difference)
+    psi = min(max(discordance, difference), 1.0)  # at least |difference| of pairs must disagree
+    z_alpha = stats.norm.ppf(1 - alpha / 2)
+    z_power = stats.norm.ppf(power)
+    n = (z_alpha * math.sqrt(psi) + z_power * math.sqrt(psi - difference ** 2)) ** 2 \
+        / difference ** 2
+    n = n / 4 * (1 + math.sqrt(1 + 4 / (n * difference))) ** 2
+    return max(1, math.ceil(n))
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values (family-wise error rate), in the input order; a None
+    stays None and does not count towards the family."""
+    present = [(p, i) for i, p in enumerate(p_values) if p is not None]
+    m = len(present)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(present)):
+        running = max(running, min(1.0, (m - rank) * p))  # monotone: never below a smaller p's
+        adjusted[i] = running
+    return adjusted
+
+
+def paired_bootstrap(candidate: np.ndarray, baseline: np.ndarray, resamples: int = RESAMPLES,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean of candidate minus baseline over the same requests, with a 95 % percentile interval
+    from resampling requests (all metrics share the resamples), as (delta, low, high) arrays.
+
+    `candidate` and `baseline` are (n,) or (n, k) for k metrics, row i being request i; a NaN in
+    either drops that request from that metric only. Deterministic for a given seed."""
+    diff = np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float)
+    if diff.ndim == 1:
+        diff = diff[:, None]
+    valid = ~np.isnan(diff)
+    filled = np.where(valid, diff, 0.0)
+    n, k = diff.shape
+    counts = valid.sum(axis=0)
+    delta = np.divide(filled.sum(axis=0), counts, out=np.full(k, np.nan), where=counts > 0)
+    if n == 0:
+        return delta, np.full(k, np.nan), np.full(k, np.nan)
+    rng = np.random.default_rng(seed)
+    # Each resample as counts per request, so a mean is one matrix product; in blocks, so a large
+    # run never holds more than a few million counts at once.
+    stacked = np.hstack([filled, valid.astype(float)])
+    block = max(1, 4_000_000 // n)
+    sums, sizes = [], []
+    for start in range(0, resamples, block):
+        rows = min(block, resamples - start)
+        idx = rng.integers(0, n, size=(rows, n), dtype=np.int64)
+        idx += n * np.arange(rows, dtype=np.int64)[:, None]
+        weights = np.bincount(idx.ravel(), minlength=rows * n).reshape(rows, n).astype(float)
+        totals = weights @ stacked
+        sums.append(totals[:, :k])
+        sizes.append(totals[:, k:])
+    sums_all, sizes_all = np.concatenate(sums), np.concatenate(sizes)
+    means = np.divide(sums_all, sizes_all, out=np.full(sums_all.shape, np.nan), where=sizes_all > 0)
+    low, high = np.full(k, np.nan), np.full(k, np.nan)
+    some = counts > 0
+    if some.any():
+        low[some], high[some] = np.nanpercentile(means[:, some], [2.5, 97.5], axis=0)
+    return delta, low, high
+
+
+def regression_power(n: int, discordance: float, difference: float, alpha: float = 0.05) -> float:
+    """Exact chance that the verdict calls a candidate truly `difference` worse `regressed` on n
+    paired requests of which a share `discordance` disagree: McNemar's exact p < alpha and the
+    upper end of `paired_difference`'s interval below zero (enumerates every outcome)."""
+    difference = abs(difference)
+    psi = min(max(discordance, difference), 1.0)
+    disc = np.arange(n + 1)[:, None]      # discordant pairs
+    only_candidate = np.arange(n + 1)[None, :]
+    possible = only_candidate <= disc
+    weight = stats.binom.pmf(disc, n, psi) * stats.binom.pmf(
+        only_candidate, disc, (psi - difference) / (2 * psi)) * possible
+    p_value = np.minimum(1.0, 2 * np.minimum(stats.binom.cdf(only_candidate, disc, 0.5),
+                                             stats.binom.sf(only_candidate - 1, disc, 0.5)))
+    delta = (2 * only_candidate - disc) / n
+    variance = np.maximum((disc - (2 * only_candidate - disc) ** 2 / n) / n**2, 0.0)
+    high = delta + Z95 * np.sqrt(variance) + 1 / n
+    return float(weight[(p_value < alpha) & (high < 0) & possible].sum())

@@ -1,3 +1,4 @@
+import numpy as np
 import polars as pl
 import pytest
 
@@ -90,3 +91,53 @@ def test_an_inconclusive_verdict_says_how_many_more_samples_it_needs():
     row = score_outcomes(frame, "production").filter(pl.col("model") == "cand").row(0, named=True)
     assert row["verdict"] == "inconclusive" and row["n_needed"] > 50
     assert f"about {row['n_needed'] - 50} more samples needed" in row["reason"]
+
+
+def test_paired_bootstrap_brackets_the_mean_difference_and_is_deterministic():
+    rng = np.random.default_rng(7)
+    base = rng.normal(100, 20, 400)
+    cand = base + 30 + rng.normal(0, 5, 400)       # same requests: 30 more, little extra noise
+    delta, low, high = stats.paired_bootstrap(cand, base, seed=3)
+    assert delta[0] == pytest.approx(np.mean(cand - base))
+    assert low[0] < delta[0] < high[0] and high[0] - low[0] < 2.0   # pairing removes the spread
+    again = stats.paired_bootstrap(cand, base, seed=3)
+    assert (again[1] == low).all() and (again[2] == high).all()
+    with_gap = stats.paired_bootstrap(np.array([[1.0, np.nan], [3.0, 5.0]]), np.zeros((2, 2)))
+    assert list(with_gap[0]) == [2.0, 5.0]      # a NaN drops that request from that metric only
+
+
+def test_holm_keeps_the_family_wise_error_rate():
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert stats.holm([None, 0.5]) == [None, 0.5]
+
+
+def test_paired_planning_needs_fewer_requests_when_models_agree():
+    unpaired = stats.required_sample_size(0.80, 0.05)
+    assert stats.paired_sample_size(0.10, 0.05) < stats.paired_sample_size(0.30, 0.05) < unpaired
+    assert stats.paired_sample_size(0.10, 0.05, alpha=0.01) > stats.paired_sample_size(0.10, 0.05)
+
+
+def test_the_verdict_uses_holm_across_every_candidate_row_of_the_run():
+    base = [True] * 90 + [False] * 10
+    slightly_worse = [True] * 80 + [False] * 20    # 10 discordant, all against: p = 0.002
+    frames = [outcomes("t@v1", "production", base), outcomes("t@v1", "cand", slightly_worse)]
+    alone = score_outcomes(pl.concat(frames), "production").filter(pl.col("model") == "cand")
+    assert alone["p_value_adjusted"][0] == pytest.approx(alone["p_value"][0])
+    assert alone["verdict"][0] == "regressed"
+    for i in range(30):                            # 30 more comparisons, none of them different
+        frames.append(outcomes("t@v1", f"same{i}", base))
+    crowd = score_outcomes(pl.concat(frames), "production").filter(pl.col("model") == "cand")
+    assert crowd["p_value_adjusted"][0] == pytest.approx(31 * alone["p_value"][0])
+    assert crowd["verdict"][0] == "inconclusive"
+
+
+def test_scores_carry_paired_deltas_for_tokens_cost_and_latency():
+    frame = pl.concat([outcomes("t@v1", "production", [True] * 50, cost=0.002, tokens=100),
+                       outcomes("t@v1", "cand", [True] * 50, cost=0.001, tokens=300)])
+    row = score_outcomes(frame, "production").filter(pl.col("model") == "cand").row(0, named=True)
+    assert row["output_tokens_delta"] == pytest.approx(200)
+    assert row["output_tokens_delta_low"] == pytest.approx(200)   # no spread, no uncertainty
+    assert row["cost_delta_usd"] == pytest.approx(-0.001)
+    assert row["latency_delta_ms"] == pytest.approx(0)
+    assert row["reasoning_share"] == 0
+    assert row["verdict"] == "no_difference"   # identical answers: interval ±1 point
