@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from replaybench.errors import ConfigError, register_secret
 
 DEFAULT_CONFIG = "replaybench.yaml"
+LOGGED_MODEL = "@logged"  # a candidate `model:` meaning "whatever model the request was logged with"
 
 
 class _Strict(BaseModel):
@@ -54,7 +55,9 @@ class Candidate(_Strict):
     name: str = Field(description="How the candidate appears in the warehouse and the report.")
     provider: Literal["openai", "anthropic"] = Field("openai", description="API dialect.")
     base_url: str = Field(description="Endpoint root, e.g. https://api.z.ai/api/paas/v4.")
-    model: str = Field(description="The model string sent in each request.")
+    model: str = Field(description="The model string sent in each request; `@logged` sends each "
+                                   "request to the model it was logged with (replaying production "
+                                   "itself measures the noise floor).")
     api_key_env: str | None = Field(None, description="Environment variable holding the key.")
     max_concurrency: int = Field(32, ge=1, le=1024, description="Requests in flight at once, "
                                                               "across every process on this machine.")
@@ -77,6 +80,11 @@ class Candidate(_Strict):
         if v == "production":
             raise ValueError("'production' is reserved for the logged answers")
         return v
+
+    @property
+    def replays_production(self) -> bool:
+        """This candidate sends each request to its logged model: it measures the noise floor."""
+        return self.model == LOGGED_MODEL
 
     @property
     def is_loopback(self) -> bool:
@@ -174,6 +182,27 @@ class Redact(_Strict):
         return v
 
 
+class Judge(_Strict):
+    """An OpenAI-compatible endpoint that scores answers for suites with a `judge:` block."""
+
+    base_url: str = Field(description="Endpoint root, e.g. http://127.0.0.1:8400/v1.")
+    model: str = Field(description="The model string sent in each judge request.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the key.")
+    max_concurrency: int = Field(8, ge=1, le=1024, description="Judge requests in flight at once.")
+    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
+
+    @property
+    def name(self) -> str:
+        """How the judge is named in messages (Settings.api_key)."""
+        return "judge"
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when the endpoint lives on this machine (e.g. the local model fleet)."""
+        host = urlparse(self.base_url).hostname or ""
+        return host in {"localhost", "::1"} or host.startswith("127.")
+
+
 class Settings(_Strict):
     """The whole configuration; paths are resolved against the config file's folder."""
 
@@ -190,6 +219,8 @@ class Settings(_Strict):
     email: Email | None = None
     fleet: Fleet = Fleet()
     redact: Redact = Redact()
+    judge: Judge | None = Field(None, description="Scores answers for suites with a judge block; "
+                                                 "without it those blocks are skipped.")
     source: Path | None = Field(None, exclude=True, description="The file this was loaded from.")
 
     @field_validator("timezone")

@@ -57,11 +57,14 @@ class PriceTable:
         except (yaml.YAMLError, ValidationError) as exc:
             raise ConfigError(f"price table {path} is invalid: {str(exc).splitlines()[0]}") from None
 
-    def costing(self, candidate: Candidate, day: date) -> Costing | None:
-        """The candidate's price on `day`: its config override, else the table's entry."""
+    def costing(self, candidate: Candidate, day: date, model: str | None = None) -> Costing | None:
+        """The candidate's price on `day`: its config override, else the table's entry (for
+        `model`, when the candidate replays each request with its logged model)."""
         if candidate.price is not None:
             return Costing(candidate.price, f"config:{candidate.name}")
-        for key in (candidate.name, candidate.model, candidate.model.split("/")[-1]):
+        keys = (model, model.split("/")[-1]) if model else \
+            (candidate.name, candidate.model, candidate.model.split("/")[-1])
+        for key in keys:
             entries = [e for e in self.table.models.get(key, []) if e.effective_from <= day]
             if entries:
                 entry = max(entries, key=lambda e: e.effective_from)

@@ -21,6 +21,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,10 @@ def journal_path(settings: Settings, run: Run, candidate: Candidate) -> Path:
 class ReplayWriter:
     """Journals each answer at once; appends them to `replays` (and the cache) in batches."""
 
-    def __init__(self, wh: Warehouse, run: Run, candidate: Candidate, costing: Costing | None,
+    def __init__(self, wh: Warehouse, run: Run, candidate: Candidate, prices: PriceTable,
                  journal: Path):
-        self.wh, self.run, self.candidate, self.costing = wh, run, candidate, costing
+        self.wh, self.run, self.candidate, self.prices = wh, run, candidate, prices
+        self._costings: dict[str | None, Costing | None] = {}
         self.rows: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
         self.ok = self.failed = self.reused = 0
@@ -84,18 +86,29 @@ class ReplayWriter:
         self._flushing: asyncio.Future | None = None
 
     def row(self, request: dict[str, Any], answer: Completion, from_cache: bool) -> dict[str, Any]:
+        costing = self.costing(request["send_params"].get("model")
+                               if self.candidate.replays_production else None)
         row = answer.as_row()
         row.update(
             run_id=self.run.run_id, request_id=request["request_id"], model=self.candidate.name,
             prompt_version=request["prompt_version"], provider=self.candidate.provider,
-            base_url=self.candidate.base_url, model_sent=self.candidate.model,
+            base_url=self.candidate.base_url,
+            model_sent=request["send_params"].get("model", self.candidate.model)
+            if self.candidate.replays_production else self.candidate.model,
             params=json.dumps(request["send_params"]), cache_key=request["cache_key"],
             from_cache=from_cache,
-            cost_usd=self.costing.cost(answer.input_tokens, answer.cached_tokens,
-                                       answer.output_tokens) if self.costing else None,
-            price_version=self.costing.version if self.costing else None,
+            cost_usd=costing.cost(answer.input_tokens, answer.cached_tokens,
+                                  answer.output_tokens) if costing else None,
+            price_version=costing.version if costing else None,
         )
         return row
+
+    def costing(self, model: str | None) -> Costing | None:
+        """The price of the run's day for the candidate (or, replaying production, for `model`)."""
+        if model not in self._costings:
+            day = self.run.run_date - timedelta(days=1)  # the (last) day the run replays
+            self._costings[model] = self.prices.costing(self.candidate, day, model)
+        return self._costings[model]
 
     def add(self, request: dict[str, Any], answer: Completion, from_cache: bool = False) -> None:
         row = self.row(request, answer, from_cache)
@@ -161,10 +174,14 @@ def recover_journal(wh: Warehouse, path: Path, run_id: str) -> int:
     return added
 
 
-def request_params(logged: str | None, candidate: Candidate) -> dict[str, Any]:
-    """The sampling parameters to send: the logged ones, overridden by the candidate's."""
+def request_params(logged: str | None, candidate: Candidate,
+                   model_id: str | None = None) -> dict[str, Any]:
+    """The sampling parameters to send: the logged ones, overridden by the candidate's; a
+    production replay also carries the model the request was logged with."""
     params = json.loads(logged) if logged else {}
     params.update(candidate.params)
+    if candidate.replays_production:
+        params["model"] = (model_id or "").split("/", 1)[-1]
     return params
 
 
@@ -173,7 +190,7 @@ def prepare(pending: pl.DataFrame, candidate: Candidate) -> list[dict[str, Any]]
     requests = []
     for row in pending.iter_rows(named=True):
         messages = json.loads(row["messages"])
-        params = request_params(row["params"], candidate)
+        params = request_params(row["params"], candidate, row.get("model_id"))
         requests.append({**row, "messages": messages, "send_params": params,
                          "cache_key": cache_key(candidate, messages, params)})
     return requests
@@ -202,7 +219,7 @@ async def replay_candidate(settings: Settings, run: Run, candidate: Candidate,
                            use_cache: bool = True) -> ReplayOutcome:
     """Send the run's pending requests to one candidate and store every answer."""
     api_key = settings.api_key(candidate)
-    costing = PriceTable.load(settings.prices).costing(candidate, run.window_start.date())
+    prices = PriceTable.load(settings.prices)
     journal = journal_path(settings, run, candidate)
     redacted = settings.needs_redaction(candidate)
     with open_warehouse(settings.warehouse) as wh:
@@ -213,7 +230,7 @@ async def replay_candidate(settings: Settings, run: Run, candidate: Candidate,
         requests = prepare(wh.frame("pending_replays", run_id=run.run_id, model=candidate.name,
                                     redacted=redacted), candidate)
         cached = cached_answers(wh, [r["cache_key"] for r in requests]) if use_cache else {}
-        writer = ReplayWriter(wh, run, candidate, costing, journal)
+        writer = ReplayWriter(wh, run, candidate, prices, journal)
         to_send: dict[str, list[dict[str, Any]]] = {}  # identical requests are asked once
         for request in requests:
             if request["cache_key"] in cached:

@@ -32,13 +32,16 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(pct=_pct, pts=_pts, usd=_usd, num=_num, ms=_ms)
+    env.filters.update(pct=_pct, pts=_pts, usd=_usd, num=_num, ms=_ms, sgn=_sgn)
     return env
 
 
-def best_candidate(rows: list[dict[str, Any]], baseline: str) -> dict[str, Any] | None:
-    """The candidate to act on: best recommendation, then pass rate, then cost per success."""
-    candidates = [r for r in rows if r["model"] != baseline and r["recommendation"]]
+def best_candidate(rows: list[dict[str, Any]], baseline: str,
+                   exclude: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    """The candidate to act on: best recommendation, then pass rate, then cost per success
+    (a replay of production itself, the noise floor, is no candidate)."""
+    candidates = [r for r in rows
+                  if r["model"] != baseline and r["model"] not in exclude and r["recommendation"]]
     if not candidates:
         return None
     return min(candidates, key=lambda r: (RANK[r["recommendation"]], -(r["pass_rate"] or 0),
@@ -70,6 +73,7 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
     volume = {v["prompt_version"]: v["monthly_requests"]
               for v in wh.frame("monthly_volume", run_id=run_id).to_dicts()}
     history = wh.frame("score_history", run_id=run_id, runs=decisions.TREND_RUNS).to_dicts()
+    noise = frozenset(c.name for c in settings.candidates if c.replays_production)
     sections = []
     for pv in wh.frame("prompt_versions", run_id=run_id).to_dicts():
         name = pv["prompt_version"]
@@ -84,7 +88,8 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
                      projection=decisions.monthly_projection(r, base, volume.get(name)))
             r["canary"] = decisions.litellm_canary(name, pv["production_model"],
                                                    settings.candidate(r["model"])) \
-                if r["recommendation"] == "canary" and _configured(settings, r["model"]) else None
+                if r["recommendation"] == "canary" and _configured(settings, r["model"]) \
+                and r["model"] not in noise else None
         past_production = [h for h in history
                            if h["prompt_version"] == name and h["model"] == baseline]
         sections.append({
@@ -92,7 +97,8 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
             "anchor": "pv-" + "".join(ch if ch.isalnum() else "-" for ch in name),
             "rows": rows,
             "baseline_row": base,
-            "best": best_candidate(rows, baseline),
+            "best": best_candidate(rows, baseline, noise),
+            "noise_floor": next((r for r in rows if r["model"] in noise), None),
             "drift": decisions.production_drift(past_production, base["passed"], base["n"])
             if base else None,
             "monthly_requests": volume.get(name),
@@ -144,6 +150,10 @@ def _usd(x: float | None) -> str:
     if x is None:
         return "—"
     return f"${x:.4f}" if x < 1 else f"${x:,.2f}"
+
+
+def _sgn(x: float | None, digits: int = 0) -> str:
+    return "—" if x is None else f"{x:+,.{digits}f}"
 
 
 def _num(x: float | None, digits: int = 0) -> str:

@@ -53,6 +53,8 @@ def summarise(outcomes: pl.DataFrame) -> pl.DataFrame:
             latency_p50_ms=pl.col("latency_ms").filter(ok).quantile(0.5, "linear"),
             latency_p95_ms=pl.col("latency_ms").filter(ok).quantile(0.95, "linear"),
             ttft_p50_ms=pl.col("ttft_ms").filter(ok).quantile(0.5, "linear"),
+            output_tps_p50=pl.col("output_tps").filter(ok).median(),
+            output_tokens_total=pl.col("output_tokens").sum(),
             error_rate=(~ok).mean(),
         )
         .with_columns(
@@ -60,6 +62,8 @@ def summarise(outcomes: pl.DataFrame) -> pl.DataFrame:
             cost_per_task_usd=pl.col("cost_total") / pl.col("n"),
             cost_per_success_usd=pl.when(pl.col("passed") > 0)
             .then(pl.col("cost_total") / pl.col("passed")),
+            tokens_per_success=pl.when(pl.col("passed") > 0)
+            .then(pl.col("output_tokens_total") / pl.col("passed")),
         )
         .sort("prompt_version", "model")
     )
@@ -211,7 +215,7 @@ def score_outcomes(outcomes: pl.DataFrame, baseline: str, difference: float = 0.
                "p_value_adjusted", "output_tokens_delta", "output_tokens_delta_low",
                "output_tokens_delta_high", "cost_delta_usd", "cost_delta_usd_low",
                "cost_delta_usd_high", "latency_delta_ms", "latency_delta_ms_low",
-               "latency_delta_ms_high", "reasoning_share"]
+               "latency_delta_ms_high", "reasoning_share", "tokens_per_success", "output_tps_p50"]
     return pl.DataFrame(rows, infer_schema_length=None).select(columns)
 
 

@@ -24,6 +24,16 @@ Rules that decide a row's outcome, beyond what GX itself says:
 - Only row-level expectations (column map, column pair map, multicolumn map) are accepted in suites:
   aggregate ones cannot say which answer failed. `row_condition` is refused for the same reason.
 
+LLM-as-judge: a suite may also carry a `judge:` block (`{rubric, threshold: 4, name: judge,
+include_production: false}`). When `settings.judge` names a judge endpoint, every answered row of
+that prompt_version (production's only with `include_production: true`) gets one more check: the
+question (the request's last message, `user_message`), the answer, the reference and the rubric go
+to the judge (`replaybench.judge`), and the check passes when its score (1-5) is at least the
+threshold; the reason gives the score and the judge's explanation. A judge that fails (unreachable,
+HTTP error, a reply with no JSON score) is a failed check with the reason, never a pass. Without
+`settings.judge` the judge blocks are skipped: no judge rows at all. Requests to a judge that is not
+on this machine are redacted first, under the same `redact.enabled` rule as candidates.
+
 Custom expectations (tolerance, similarity, refusal) live in `replaybench.expectations`, imported
 with GX. Great Expectations is imported lazily inside the functions: importing it costs seconds.
 """
@@ -45,7 +55,7 @@ import yaml
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from replaybench.config import Settings
+from replaybench.config import Judge, Settings
 from replaybench.errors import ConfigError
 from replaybench.runs import Run
 from replaybench.warehouse import Warehouse, open_warehouse
@@ -119,6 +129,20 @@ class CheckSpec:
 
 
 @dataclass(frozen=True)
+class JudgeSpec:
+    """A suite's `judge:` block: score each answer with the LLM judge (`settings.judge`)."""
+
+    rubric: str
+    """What the judge grades against, e.g. "the final answer is correct and the steps are sound"."""
+    threshold: float = 4
+    """The least score (1-5) that passes."""
+    name: str = "judge"
+    """The check's name in the `checks` table."""
+    include_production: bool = False
+    """Judge production's logged answers too (by default only the candidates')."""
+
+
+@dataclass(frozen=True)
 class SuiteSpec:
     """An expectation suite for one prompt_version, loaded from `data/suites/*.yaml`."""
 
@@ -127,6 +151,8 @@ class SuiteSpec:
     description: str = ""
     source: str = ""
     """The file it was read from, for error messages."""
+    judge: JudgeSpec | None = None
+    """The suite's `judge:` block, if any."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,7 +378,7 @@ def load_suite(path: str | Path) -> SuiteSpec:
         raise SuiteError(f"{path}: not valid YAML: {_truncate(str(exc), 200)}") from exc
     if not isinstance(doc, dict):
         raise SuiteError(f"{path}: expected a mapping with prompt_version and expectations")
-    unknown = set(doc) - {"prompt_version", "description", "expectations"}
+    unknown = set(doc) - {"prompt_version", "description", "expectations", "judge"}
     if unknown:
         raise SuiteError(f"{path}: unknown key(s) {sorted(unknown)}")
     prompt_version = doc.get("prompt_version")
@@ -371,12 +397,42 @@ def load_suite(path: str | Path) -> SuiteSpec:
         if any(c.name == check.name for c in checks):
             raise SuiteError(f"{where}: duplicate check name {check.name!r}")
         checks.append(check)
+    judge = _parse_judge(doc["judge"], f"{path}: judge") if "judge" in doc else None
+    if judge is not None and (
+        judge.name in RESERVED_NAMES or any(c.name == judge.name for c in checks)
+    ):
+        raise SuiteError(f"{path}: judge: the name {judge.name!r} is reserved or already a check")
     return SuiteSpec(
         prompt_version=prompt_version,
         checks=tuple(checks),
         description=str(doc.get("description") or ""),
         source=str(path),
+        judge=judge,
     )
+
+
+def _parse_judge(entry: Any, where: str) -> JudgeSpec:
+    if not isinstance(entry, dict):
+        raise SuiteError(f"{where}: must be a mapping with rubric, threshold, name")
+    unknown = set(entry) - {"rubric", "threshold", "name", "include_production"}
+    if unknown:
+        raise SuiteError(
+            f"{where}: unknown key(s) {sorted(unknown)}; allowed: rubric, threshold, name, "
+            "include_production"
+        )
+    rubric = entry.get("rubric")
+    if not isinstance(rubric, str) or not rubric.strip():
+        raise SuiteError(f"{where}: missing `rubric` (what the judge grades against)")
+    threshold = entry.get("threshold", 4)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 1 <= threshold <= 5:
+        raise SuiteError(f"{where}: `threshold` must be a number from 1 to 5")
+    name = entry.get("name", "judge")
+    if not isinstance(name, str) or not name:
+        raise SuiteError(f"{where}: `name` must be a non-empty string")
+    include = entry.get("include_production", False)
+    if not isinstance(include, bool):
+        raise SuiteError(f"{where}: `include_production` must be true or false")
+    return JudgeSpec(rubric=rubric.strip(), threshold=threshold, name=name, include_production=include)
 
 
 def load_suites(directory: str | Path) -> dict[str, SuiteSpec]:
@@ -436,10 +492,19 @@ class _Validator:
         return {r.expectation_config.meta.get("name"): r for r in result.results}
 
 
-def run_checks(frame: pl.DataFrame, suites: dict[str, SuiteSpec]) -> pl.DataFrame:
-    """Validate every answer against its prompt_version's suite plus reference_match.
+def run_checks(
+    frame: pl.DataFrame,
+    suites: dict[str, SuiteSpec],
+    judge: Judge | None = None,
+    *,
+    judge_api_key: str | None = None,
+    redactor: Any = None,
+) -> pl.DataFrame:
+    """Validate every answer against its prompt_version's suite plus reference_match, and, when a
+    `judge` endpoint is given, the suites' judge blocks (see the module docstring).
 
     Returns one row per (answer, check): request_id, model, prompt_version, check, passed, reason.
+    `redactor` (a `replaybench.redact.Redactor`) redacts what is sent to the judge.
     """
     if "answer_norm" not in frame.columns:
         frame = derive_columns(frame)
@@ -502,12 +567,79 @@ def run_checks(frame: pl.DataFrame, suites: dict[str, SuiteSpec]) -> pl.DataFram
                 part = part.filter(compared)
             parts.append(part)
 
+    if judge is not None:
+        parts.extend(_judge_parts(answered, suites, judge, judge_api_key, redactor))
+
     if not parts:
         return pl.DataFrame(schema=OUTPUT_SCHEMA)
-    # Order: input row order, then `answered`, then the suite's order, then reference_match.
+    # Order: input row order, then `answered`, then the suite's order, then reference_match,
+    # then the judge.
     out = pl.concat([p.cast({ROW_KEY: pl.UInt32}) for p in parts], how="vertical_relaxed")
     out = out.with_row_index("_order").sort([ROW_KEY, "_order"])
     return out.select(OUTPUT_COLUMNS).cast(OUTPUT_SCHEMA)
+
+
+def _judge_parts(
+    answered: pl.DataFrame,
+    suites: dict[str, SuiteSpec],
+    judge: Judge,
+    api_key: str | None,
+    redactor: Any,
+) -> list[pl.DataFrame]:
+    """One judge check row per answered row whose suite has a judge block, scored in one batch."""
+    from replaybench.judge import JudgeItem, score_items
+
+    selected: list[tuple[pl.DataFrame, JudgeSpec]] = []
+    for (prompt_version,), rows in answered.group_by("prompt_version", maintain_order=True):
+        suite = suites.get(prompt_version)
+        if suite is None or suite.judge is None:
+            continue
+        if not suite.judge.include_production:
+            rows = rows.filter(pl.col("model") != BASELINE_MODEL)
+        if rows.height:
+            selected.append((rows, suite.judge))
+    items: list[JudgeItem] = []
+    for rows, spec in selected:
+        questions = (
+            rows.get_column("user_message").to_list()
+            if "user_message" in rows.columns
+            else [None] * rows.height
+        )
+        for question, answer, reference in zip(
+            questions,
+            rows.get_column("output_text").to_list(),
+            rows.get_column("reference").to_list(),
+            strict=True,
+        ):
+            texts = [question or "", answer or "", reference or ""]
+            if redactor is not None:
+                texts, _ = redactor.redact_messages(texts)
+            items.append(JudgeItem(texts[0], texts[1], texts[2] or None, spec.rubric))
+    verdicts = iter(score_items(items, judge, api_key))
+    parts = []
+    for rows, spec in selected:
+        passed, reasons = [], []
+        for _ in range(rows.height):
+            score, why = next(verdicts)
+            ok = score is not None and score >= spec.threshold
+            passed.append(ok)
+            if score is None:
+                reasons.append(why)
+            else:
+                verdict = f"score {score}/5" + ("" if ok else f" < {spec.threshold:g}")
+                reasons.append(_truncate(f"{verdict}: {why}", _REASON_MAX))
+        parts.append(
+            rows.select(
+                ROW_KEY,
+                "request_id",
+                "model",
+                "prompt_version",
+                check=pl.lit(spec.name, dtype=pl.String),
+                passed=pl.Series(passed, dtype=pl.Boolean),
+                reason=pl.Series(reasons, dtype=pl.String),
+            )
+        )
+    return parts
 
 
 def _check_outcomes(check: CheckSpec, result, pdf) -> tuple[list[bool], list[str | None]]:
@@ -672,7 +804,18 @@ def validate_run(wh: Warehouse, settings: Settings, run: Run) -> int:
     """Check every answer of the run (production's and the candidates'); store one row per
     answer and check, replacing any from an earlier attempt. Returns the number of check rows."""
     answers = wh.frame("answers", run_id=run.run_id)
-    checks = run_checks(answers, load_suites(settings.suites))
+    judge, api_key, redactor = settings.judge, None, None
+    if judge is not None:
+        api_key = settings.api_key(judge)
+        if settings.redact.enabled == "always" or (
+            settings.redact.enabled == "auto" and not judge.is_loopback
+        ):
+            from replaybench.redact import Redactor
+
+            redactor = Redactor(settings.redact.patterns)
+    checks = run_checks(
+        answers, load_suites(settings.suites), judge, judge_api_key=api_key, redactor=redactor
+    )
     with wh.transaction():
         wh.execute("DELETE FROM checks WHERE run_id = $r", {"r": run.run_id})
         wh.insert("checks", checks.with_columns(run_id=pl.lit(run.run_id)))

@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_bundled_config_loads_and_resolves_paths():
     s = load_settings(ROOT / "replaybench.yaml")
     assert s.timezone == "Europe/Berlin"
-    assert [c.name for c in s.candidates] == ["glm-5.2", "deepseek-v4-pro", "minimax-m3"]
+    assert [c.name for c in s.candidates] == ["glm-5.2", "deepseek-v4-pro", "minimax-m3",
+                                              "production-replay"]
+    assert s.candidates[-1].replays_production
     assert s.warehouse.is_absolute() and s.warehouse.parent == ROOT / "data"
     assert all(p.is_file() for p in s.logs)
 

@@ -162,3 +162,25 @@ def test_the_report_shows_money_frontier_and_the_trend_of_earlier_runs(finished_
     assert "Money, frontier and trend" in html and "on the frontier" in html
     assert "vs median of 1" in html          # tonight against the run of the day before
     assert "monthly cost (" in html          # at the production volume from the logs
+
+
+def test_replaying_production_itself_shows_the_noise_floor(tmp_path, prefect_harness, fleet,
+                                                           demo_slice):
+    config = write_config(tmp_path, fleet.base_url, sample={"per_prompt_version": 20, "seed": 7},
+                          candidates=[{"name": "glm-5.2", "base_url": fleet.base_url,
+                                       "model": "glm-5.2"},
+                                      {"name": "production-replay", "base_url": fleet.base_url,
+                                       "model": "@logged"}])
+    settings = load_settings(config)
+    ingest_paths(settings.warehouse, [demo_slice])
+    result = asyncio.run(nightly(run_date=RUN_DATE, config=str(config)))
+    with open_warehouse(settings.warehouse) as wh:
+        sent = dict(wh.execute("SELECT prompt_version, list(DISTINCT model_sent) FROM replays "
+                               "WHERE model = 'production-replay' GROUP BY 1").fetchall())
+        priced = wh.execute("SELECT count(*) FILTER (WHERE price_version LIKE '%gpt-5-mini%') "
+                            "FROM replays WHERE model = 'production-replay' "
+                            "AND prompt_version = 'triage@v4'").fetchone()[0]
+    assert sent["triage@v4"] == ["gpt-5-mini"] and sent["tutor-math@v1"] == ["gpt-5"]
+    assert priced == 20  # each answer costed at its own model's price
+    html = Path(result["report"]).read_text(encoding="utf-8")
+    assert "Noise floor:" in html

@@ -12,7 +12,7 @@ def outcomes(pv, model, passes, *, cost=0.001, tokens=100, status=None):
         "request_id": [f"r{i}" for i in range(n)], "prompt_version": [pv] * n, "model": [model] * n,
         "status": status or ["ok"] * n, "output_tokens": [tokens] * n,
         "reasoning_tokens": [0] * n, "cost_usd": [cost] * n,
-        "latency_ms": [float(100 + i) for i in range(n)], "ttft_ms": [50.0] * n,
+        "latency_ms": [float(100 + i) for i in range(n)], "ttft_ms": [50.0] * n, "output_tps": [80.0] * n,
         "passed": passes,
     })
 
@@ -50,6 +50,8 @@ def test_scores_pair_the_candidate_with_production_on_the_same_requests():
     assert cand["verdict"] == "regressed" and cand["recommendation"] == "reject"
     assert cand["cost_per_success_usd"] == pytest.approx(0.1 / 50)
     assert cand["output_tokens_per_task"] == 300
+    assert cand["tokens_per_success"] == pytest.approx(300 * 100 / 50)  # all tokens / successes
+    assert cand["output_tps_p50"] == 80.0
     assert "3.0× the output tokens" in cand["reason"]
     assert cand["pass_rate_low"] < 0.5 < cand["pass_rate_high"]
 

@@ -45,7 +45,7 @@ def simulated_run(seed: int, n: int) -> pl.DataFrame:
             "request_id": ids, "prompt_version": "t@v1", "model": model, "status": "ok",
             "output_tokens": rng.integers(50, 150, n), "reasoning_tokens": 0,
             "cost_usd": rng.uniform(0, 0.002, n), "latency_ms": rng.uniform(100, 900, n),
-            "ttft_ms": 50.0, "passed": latent < sps.norm.ppf(pass_rate),
+            "ttft_ms": 50.0, "output_tps": 80.0, "passed": latent < sps.norm.ppf(pass_rate),
         }))
     return pl.concat(frames)
 

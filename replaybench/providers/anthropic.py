@@ -73,7 +73,7 @@ class AnthropicMessages(HTTPProvider):
             self.headers["x-api-key"] = self.api_key
 
     async def _attempt(self, messages: list[dict], params: dict[str, Any]) -> Completion:
-        body = request_body(self.candidate.model, messages, params, self.candidate.stream)
+        body = request_body(self.model_for(params), messages, params, self.candidate.stream)
         start = time.perf_counter()
         async with self.client.stream("POST", self.url, json=body, headers=self.headers) as resp:
             if resp.status_code >= 400:

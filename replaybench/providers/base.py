@@ -205,6 +205,10 @@ class HTTPProvider:
         self.limiter = limiter
         self.retry = candidate.retry
 
+    def model_for(self, params: dict[str, Any]) -> str:
+        """The model to ask: the candidate's, or for a production replay the request's own."""
+        return params["model"] if self.candidate.replays_production else self.candidate.model
+
     async def _attempt(self, messages: list[dict], params: dict[str, Any]) -> Completion:
         raise NotImplementedError
 

@@ -78,11 +78,11 @@ class OpenAIChat(HTTPProvider):
         self.cap_field = self.candidate.max_tokens_field
 
     def body(self, messages: list[dict], params: dict[str, Any]) -> dict[str, Any]:
-        body = {k: v for k, v in params.items() if k not in CAP_FIELDS}
+        body = {k: v for k, v in params.items() if k not in CAP_FIELDS and k != "model"}
         cap = params.get("max_tokens", params.get("max_completion_tokens"))
         if cap is not None:
             body[self.cap_field] = cap
-        body.update(model=self.candidate.model, messages=messages)
+        body.update(model=self.model_for(params), messages=messages)
         if self.candidate.stream:
             body.update(stream=True, stream_options={"include_usage": True})
         return body

@@ -50,7 +50,8 @@ from typing import Any
 
 from aiohttp import web
 
-from replaybench.sim import anthropic
+from replaybench.judge import is_judge_request, split_judge_message
+from replaybench.sim import anthropic, workloads
 from replaybench.sim.faults import (
     CompiledFaults,
     anthropic_rate_limit_headers,
@@ -364,6 +365,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     refused = _refused(dialect, body)
     if refused is not None:
         return refused
+    if is_judge_request(messages):
+        return _judge_response(messages, model)
     request_seed = _int_or_none(body.get("seed"))
     key = request_key(profile.name, messages, request_seed)
     stream = bool(body.get("stream"))
@@ -405,6 +408,23 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         "usage": _usage(dialect, c), "system_fingerprint": "replaybench-sim"}).encode()
     return await _answer(request, state, stats, key, payload, total_s, fault == "truncated")
+
+
+def _judge_response(messages: list[dict[str, Any]], model: str) -> web.Response:
+    """The fleet as an LLM judge: a deterministic `{"score", "why"}` verdict on the answer in the
+    judge request's user message (no latency, no faults; see `workloads.judge`)."""
+    user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
+    sections = split_judge_message(user if isinstance(user, str) else "")
+    score, why = workloads.judge(sections["question"], sections["answer"])
+    content = json.dumps({"score": score, "why": why})
+    payload = {
+        "id": "chatcmpl-judge-" + hashlib.sha256(content.encode()).hexdigest()[:16],
+        "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "system_fingerprint": "replaybench-sim"}
+    return web.json_response(payload)
 
 
 async def _survives(request: web.Request, state: _State, fault: str, faults: Any) -> bool:

@@ -840,3 +840,26 @@ def generic_answer(messages: Messages, model: str = "the simulated model") -> st
         return f"Hello! This is {model}, a simulated model. How can I help?"
     return (f"This is a simulated answer from {model}. You asked: \"{topic}\". A real model would "
             "answer here; the replaybench fleet only simulates its cost, latency and quality.")
+
+
+# ---------------------------------------------------------------------------------------------
+# judging (the fleet as an LLM judge)
+
+_JUDGEABLE = {
+    "math": lambda q: bool(steps := _math_steps(q)) and steps[0][0] in ("start", "pack"),
+    "sql": lambda q: any(pattern.search(q) for pattern, _ in _SQL_PATTERNS),
+}
+
+
+def judge(question: str, answer: str) -> tuple[int, str]:
+    """A deterministic judge score for `answer` to a workload question: 5 when its core value
+    (final number, SQL) equals the solver's, 1 when it does not, 3 for a question that is not a
+    math or SQL workload question (it cannot be verified)."""
+    for kind, recognises in _JUDGEABLE.items():
+        if recognises(question):
+            truth = core_value(kind, solve(_messages(WORKLOADS[kind].prompt_versions[0], question)))
+            seen = core_value(kind, answer)
+            if seen == truth:
+                return 5, f"correct: the {kind} answer {truth} is right"
+            return 1, f"wrong: expected {truth}, got {seen[:80]!r}"
+    return 3, "not a question the judge can verify"

@@ -6,7 +6,7 @@ WITH verdicts AS (
     GROUP BY request_id, model
 )
 SELECT a.request_id, a.prompt_version, a.model, a.status, a.output_tokens, a.reasoning_tokens,
-       a.cost_usd, a.latency_ms, a.ttft_ms,
+       a.cost_usd, a.latency_ms, a.ttft_ms, a.output_tps,
        coalesce(v.passed, false) AND a.status = 'ok' AS passed
 FROM answers AS a
 LEFT JOIN verdicts AS v USING (request_id, model)

@@ -3,7 +3,8 @@
 -- not returned at all, so an unredacted request can never be sent by mistake.
 SELECT s.request_id, s.prompt_version,
        CASE WHEN $redacted THEN rr.messages ELSE l.messages END AS messages,
-       l.params
+       l.params,
+       l.model_id
 FROM samples AS s
 JOIN logs AS l USING (request_id)
 LEFT JOIN redacted_requests AS rr ON rr.run_id = s.run_id AND rr.request_id = s.request_id
