@@ -223,6 +223,14 @@ def score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
     """Compute and store the run's scores (replacing any from an earlier attempt)."""
     scores = score_outcomes(wh.frame("outcomes", run_id=run.run_id), settings.baseline,
                             settings.sample.min_detectable_difference, settings.sample.power)
+    # production replayed is the noise floor, not a model to move to: it gets no recommendation
+    noise = [c.name for c in settings.candidates if c.replays_production]
+    scores = scores.with_columns(
+        recommendation=pl.when(pl.col("model").is_in(noise)).then(None)
+        .otherwise(pl.col("recommendation")),
+        reason=pl.when(pl.col("model").is_in(noise))
+        .then(pl.lit("noise floor: production's own model, asked again"))
+        .otherwise(pl.col("reason")))
     with wh.transaction():
         wh.execute("DELETE FROM scores WHERE run_id = $r", {"r": run.run_id})
         wh.insert("scores", scores.with_columns(run_id=pl.lit(run.run_id)))

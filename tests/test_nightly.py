@@ -182,5 +182,9 @@ def test_replaying_production_itself_shows_the_noise_floor(tmp_path, prefect_har
                             "AND prompt_version = 'triage@v4'").fetchone()[0]
     assert sent["triage@v4"] == ["gpt-5-mini"] and sent["tutor-math@v1"] == ["gpt-5"]
     assert priced == 20  # each answer costed at its own model's price
+    with open_warehouse(settings.warehouse) as wh:
+        recs = {r[0] for r in wh.execute("SELECT DISTINCT recommendation FROM scores "
+                                         "WHERE model = 'production-replay'").fetchall()}
+    assert recs == {None}  # the noise floor is no candidate to move to
     html = Path(result["report"]).read_text(encoding="utf-8")
     assert "Noise floor:" in html
