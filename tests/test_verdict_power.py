@@ -87,3 +87,38 @@ def test_holm_adjusts_across_the_family():
     assert stats.holm([0.01, 0.04, None, 0.03, 0.005]) == pytest.approx(
         [0.03, 0.06, None, 0.06, 0.02])
     assert stats.holm([]) == [] and stats.holm([0.2]) == [0.2]
+
+
+def test_the_rule_holds_on_the_fleets_own_simulated_models():
+    """The same proof driven by the local fleet: a production profile, a copy of it 5 points worse
+    at triage and an identical twin answer the same generated tickets under many seeds; the truth
+    is each answer's `correct` flag (the fleet draws each model's correctness independently)."""
+    import random
+
+    from replaybench.sim import workloads
+    from replaybench.sim.profiles import load_profiles
+
+    production = load_profiles()["gpt-5-mini"]
+    p = production.accuracy["triage"]
+    worse = production.model_copy(update={"name": "gpt-5-mini-worse",
+                                          "accuracy": {**production.accuracy, "triage": p - DROP}})
+    twin = production.model_copy(update={"name": "gpt-5-mini-twin"})
+    psi = p * (1 - (p - DROP)) + (p - DROP) * (1 - p)  # independent draws: P(exactly one passes)
+    n = stats.paired_sample_size(psi, DROP, ALPHA / 2, POWER)
+    tickets = [workloads.generate("triage", "triage@v4", random.Random(i)).messages for i in range(n)]
+    ids = [f"r{i}" for i in range(n)]
+    caught = false_alarms = 0
+    seeds = 120
+    for seed in range(seeds):
+        frames = [pl.DataFrame({
+            "request_id": ids, "prompt_version": "triage@v4", "model": name, "status": "ok",
+            "output_tokens": 3, "reasoning_tokens": 0, "cost_usd": 0.0001, "latency_ms": 500.0,
+            "ttft_ms": 100.0, "output_tps": 80.0,
+            "passed": [bool(profile.respond(m, seed).correct) for m in tickets]})
+            for name, profile in (("production", production), ("worse", worse), ("twin", twin))]
+        verdicts = dict(score_outcomes(pl.concat(frames), "production")
+                        .select("model", "verdict").iter_rows())
+        caught += verdicts["worse"] == "regressed"
+        false_alarms += verdicts["twin"] == "regressed"
+    assert caught / seeds >= 0.80
+    assert false_alarms / seeds <= 0.05
