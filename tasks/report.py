@@ -127,13 +127,44 @@ def render_report(wh: Warehouse, settings: Settings, run_id: str) -> Path:
     path = settings.reports_dir / f"{run_id}.html"
     path.write_text(html, encoding="utf-8")
     wh.execute("UPDATE runs SET report_path = $p WHERE run_id = $r", {"p": str(path), "r": run_id})
+    render_index(wh, settings)
     return path
+
+
+def render_index(wh: Warehouse, settings: Settings) -> Path:
+    """Write reports/index.html: every run with its day, status and headline, linked."""
+    rows = wh.frame("run_index").to_dicts()
+    for r in rows:
+        report = Path(r["report_path"]) if r["report_path"] else None
+        r["link"] = report.name if report and report.parent == settings.reports_dir else None
+        r["day"] = r["run_date"] - timedelta(days=1)
+    html = environment().get_template("index.html.j2").render(runs=rows,
+                                                              generated_at=datetime.now(UTC))
+    path = settings.reports_dir / "index.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def publish_artifacts(wh: Warehouse, run_id: str, path: Path) -> None:
+    """The night's outcome in the Prefect UI: the decision table and a link to the report."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    rows = wh.frame("SELECT prompt_version, model, recommendation, reason FROM scores "
+                    "WHERE run_id = $r AND recommendation IS NOT NULL "
+                    "ORDER BY prompt_version, model", r=run_id).to_dicts()
+    key = "replaybench-" + run_id.lower()
+    create_table_artifact(table=rows, key=f"{key}-decisions",
+                          description=f"Recommendations of run {run_id}")
+    create_markdown_artifact(markdown=f"Report of run `{run_id}`: [{path.name}]({path.as_uri()})",
+                             key=f"{key}-report", description="The full HTML report")
 
 
 @task(name="report", cache_policy=NO_CACHE)
 def report_task(settings: Settings, run_id: str) -> str:
     with open_warehouse(settings.warehouse) as wh:
-        return str(render_report(wh, settings, run_id))
+        path = render_report(wh, settings, run_id)
+        publish_artifacts(wh, run_id, path)
+    return str(path)
 
 
 # --- formatting filters ------------------------------------------------------------------------

@@ -188,3 +188,20 @@ def test_replaying_production_itself_shows_the_noise_floor(tmp_path, prefect_har
     assert recs == {None}  # the noise floor is no candidate to move to
     html = Path(result["report"]).read_text(encoding="utf-8")
     assert "Noise floor:" in html
+
+
+def test_the_index_lists_every_run_and_prefect_shows_the_outcome(finished_run):
+    from prefect.client.orchestration import get_client
+
+    settings, _, result = finished_run
+    index = (settings.reports_dir / "index.html").read_text(encoding="utf-8")
+    assert f'href="{Path(result["report"]).name}"' in index and "completed" in index
+    assert "promote" in index and "hold" in index
+
+    async def artifacts():
+        async with get_client() as client:
+            return await client.read_artifacts()
+
+    keys = {a.key for a in asyncio.run(artifacts())}
+    run = result["run_id"].lower()
+    assert {f"replaybench-{run}-decisions", f"replaybench-{run}-report"} <= keys
