@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from replaybench.config import DEFAULT_CONFIG, load_settings
 from tasks.lifecycle import fail_run_task, finish_run_task, start_run_task
+from tasks.notify import notify_task
 from tasks.redact import redact_task
 from tasks.replay import replay_task
 from tasks.report import report_task
@@ -47,4 +48,8 @@ async def nightly(run_date: date | None = None, config: str = DEFAULT_CONFIG,
     except Exception as exc:
         fail_run_task(settings, run, f"{type(exc).__name__}: {exc}")
         raise
+    try:  # the e-mail records its own failure; nothing about it may fail the night
+        notify_task(settings, run.run_id, report)
+    except Exception:
+        get_run_logger().warning("e-mail step failed", exc_info=True)
     return {"run_id": run.run_id, "status": status, "report": report}

@@ -140,11 +140,25 @@ class Smtp(_Strict):
     username_env: str | None = None
     password_env: str | None = None
 
+    def credentials(self) -> tuple[str | None, str | None]:
+        """(username, password) from the environment variables named; both registered as secrets."""
+        values = []
+        for env in (self.username_env, self.password_env):
+            value = os.environ.get(env) if env else None
+            if env and not value:
+                raise ConfigError(f"No {env} in the environment: set it, or remove it from email.smtp")
+            register_secret(value)
+            values.append(value)
+        return values[0], values[1]
+
 
 class Email(_Strict):
     to: list[str]
     from_: str = Field(alias="from")
     smtp: Smtp = Smtp()
+    block: str | None = Field(None, description="Name of a Prefect EmailServerCredentials block "
+                                                "to send with instead of the smtp settings.")
+    enabled: bool = Field(True, description="false: keep the settings but send nothing.")
 
 
 class Fleet(_Strict):
