@@ -1,6 +1,13 @@
--- A few failed answers per prompt_version × candidate, next to production's answer to the same
--- request (picked in a stable hash order, so a re-rendered report shows the same ones).
-WITH failed AS (
+-- The worst failures per prompt_version × candidate, next to production's answer to the same
+-- request: regressions first (production passed every check, the candidate did not), then the
+-- rest, each in a stable hash order so that a re-rendered report shows the same ones.
+WITH production_passed AS (
+    SELECT request_id, bool_and(passed) AS passed
+    FROM checks
+    WHERE run_id = $run_id AND model = 'production'
+    GROUP BY request_id
+),
+failed AS (
     SELECT request_id, model, prompt_version,
            string_agg("check", ', ' ORDER BY "check") AS failed_checks,
            string_agg(reason, ' · ' ORDER BY "check") AS reasons
@@ -11,7 +18,11 @@ WITH failed AS (
 picked AS (
     SELECT *
     FROM failed
-    QUALIFY row_number() OVER (PARTITION BY prompt_version, model ORDER BY hash(request_id)) <= $per_model
+    QUALIFY row_number() OVER (
+        PARTITION BY prompt_version, model
+        ORDER BY (SELECT coalesce(any_value(pp.passed), false) FROM production_passed AS pp
+                  WHERE pp.request_id = failed.request_id) DESC,
+                 hash(request_id)) <= $per_model
 )
 SELECT f.prompt_version, f.model, f.request_id, f.failed_checks, f.reasons,
        c.output_text AS candidate_answer,
