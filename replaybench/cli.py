@@ -57,9 +57,8 @@ def _print_decisions(settings: Settings, run_id: str) -> None:
     for col in ("prompt_version", "best candidate", "decision", "why"):
         table.add_column(col, overflow="fold")
     for pv in sorted({s["prompt_version"] for s in scores}):
-        noise = frozenset(c.name for c in settings.candidates if c.replays_production)
         best = best_candidate([s for s in scores if s["prompt_version"] == pv], settings.baseline,
-                              noise)
+                              settings.noise_floor)
         if best:
             table.add_row(pv, best["model"], best["recommendation"], best["reason"])
         else:

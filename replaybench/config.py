@@ -259,6 +259,11 @@ class Settings(_Strict):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def noise_floor(self) -> frozenset[str]:
+        """Names of the candidates that replay production itself (no candidates to move to)."""
+        return frozenset(c.name for c in self.candidates if c.replays_production)
+
     def candidate(self, name: str) -> Candidate:
         for c in self.candidates:
             if c.name == name:

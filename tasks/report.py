@@ -113,7 +113,7 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
     volume = {v["prompt_version"]: v["monthly_requests"]
               for v in wh.frame("monthly_volume", run_id=run_id).to_dicts()}
     history = wh.frame("score_history", run_id=run_id, runs=decisions.TREND_RUNS).to_dicts()
-    noise = frozenset(c.name for c in settings.candidates if c.replays_production)
+    noise = settings.noise_floor
     sections = []
     for pv in wh.frame("prompt_versions", run_id=run_id).to_dicts():
         name = pv["prompt_version"]

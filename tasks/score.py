@@ -224,7 +224,7 @@ def score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
     scores = score_outcomes(wh.frame("outcomes", run_id=run.run_id), settings.baseline,
                             settings.sample.min_detectable_difference, settings.sample.power)
     # production replayed is the noise floor, not a model to move to: it gets no recommendation
-    noise = [c.name for c in settings.candidates if c.replays_production]
+    noise = list(settings.noise_floor)
     scores = scores.with_columns(
         recommendation=pl.when(pl.col("model").is_in(noise)).then(None)
         .otherwise(pl.col("recommendation")),
