@@ -5,8 +5,9 @@ reason and the raw text (truncated), and the next record is read.
 
 Two paths, one result:
 - `openai` JSONL files (the common case, and the big one) are read by DuckDB itself
-  (`sql/openai_log_lines.sql`): parsing, checks and the insert are one streaming statement on every
-  core, and memory stays flat whatever the file size;
+  (`sql/openai_log_lines.sql`): `read_json`, the checks and the insert are one streaming statement
+  on every core, and memory stays flat whatever the file size; a second, line-by-line pass runs
+  only for a file with lines that were not stored, to give each its reason and line number;
 - every other format and file type goes record by record through `logformats.parse`, in batches.
 The SQL mirrors the Python checks one for one; a test holds the two to the same rows and reasons.
 """
@@ -94,36 +95,48 @@ def ingest_file(wh: Warehouse, path: Path, fmt: str = "auto",
 
 
 def ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions) -> IngestResult:
-    """The fast path: one streaming INSERT … SELECT reads, checks and stores an `openai` JSONL
-    file in DuckDB; only when some lines were not stored does a second pass say why."""
+    """The fast path: one streaming INSERT … SELECT reads (with `read_json`), checks and stores an
+    `openai` JSONL file in DuckDB. Only when some lines were not stored does a second pass, line by
+    line, say why — and store any good line the first reader could not read."""
     source = str(path)
-    lines_of = ("openai_log_lines($path, $pv_path, $max_chars)",
-                {"path": source, "pv_path": "$." + json.dumps(options.prompt_version_key),
-                 "max_chars": options.max_field_chars})
+    params = {"path": source, "pv_path": "$." + json.dumps(options.prompt_version_key),
+              "max_chars": options.max_field_chars}
+    fast = "openai_log_lines($path, $pv_path, $max_chars, true)"
+    by_line = "openai_log_lines($path, $pv_path, $max_chars, false)"
     wh.run("openai_log_lines")
     # DuckDB keeps what it wrote in its buffer pool up to its limit (80 % of RAM by default);
     # a streaming insert needs far less, and memory then stays flat however big the file
     wh.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     try:
         before = wh.execute("SELECT count(*) FROM logs").fetchone()[0]
-        _insert_new(wh, source, *lines_of)
+        # DuckDB's profile of the insert says how many lines read_json read (one row for each
+        # non-blank line, good or not); when every one of them was stored, the file is done
+        scanned = _insert_new(wh, source, fast, params)
         added = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
+        if scanned == added:
+            return IngestResult(read=added, ingested=added)  # every line new and good
+        lines = wh.run("count_lines", path=source).fetchone()[0]  # lists undecodable ones too
         undecodable = wh.execute("SELECT count(*) FROM _rb_bad_lines").fetchone()[0]
-        lines = wh.run("count_lines", path=source).fetchone()[0]
         result = IngestResult(read=lines + undecodable, ingested=added)
         if added == lines and not undecodable:
-            return result  # every line new and good: nothing else to find out
-        # some lines were not stored: rejected, or already present
-        wh.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS SELECT reason, line "
-                   f"FROM {lines_of[0]} WHERE reason IS NOT NULL", lines_of[1])
-        bad = wh.execute("SELECT count(*) FROM _staged").fetchone()[0]
+            return result
+        # some lines were not stored: rejected, already present, or unreadable to read_json
+        wh.execute(f"""CREATE OR REPLACE TEMP TABLE _staged AS SELECT reason, line FROM {by_line} AS s
+                       WHERE reason IS NOT NULL
+                          OR NOT EXISTS (SELECT 1 FROM logs WHERE logs.request_id = s.request_id)""",
+                   params)
+        if wh.execute("SELECT count(*) FROM _staged WHERE reason IS NULL").fetchone()[0]:
+            _insert_new(wh, source, by_line, params)
+            result.ingested = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
+        bad = wh.execute("SELECT count(*) FROM _staged WHERE reason IS NOT NULL").fetchone()[0]
         if bad or undecodable:
             _store_rejects(wh, source)
-        result.duplicates = lines - bad - added
+        result.duplicates = lines - bad - result.ingested
         result.rejected = bad + undecodable
         result.reasons = Counter(dict(wh.execute(
             """SELECT split_part(reason, ':', 1), count(*) FROM (
-                 SELECT reason FROM _staged UNION ALL SELECT 'invalid UTF-8' FROM _rb_bad_lines)
+                 SELECT reason FROM _staged WHERE reason IS NOT NULL
+                 UNION ALL SELECT 'invalid UTF-8' FROM _rb_bad_lines)
                GROUP BY 1""")))
         return result
     finally:
@@ -133,21 +146,46 @@ def ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions) -> In
         wh.execute("RESET memory_limit")
 
 
-def _insert_new(wh: Warehouse, source: str, lines_sql: str, params: dict) -> None:
-    """Store the good lines whose request_id is new. An anti-join, not ON CONFLICT: DuckDB's
-    conflict path costs twice as much. A file that repeats an id inside itself (rare) is stored
-    again with one line kept per id."""
+def _rows_read_json_read(profile: str) -> int | None:
+    """The rows the READ_JSON scan produced, from a query profile in DuckDB's JSON format; None
+    when the profile does not say (the caller then counts the lines itself)."""
+    try:
+        top = json.loads(profile)
+        nodes = [*top.get("operator", []), *top.get("children", [])]
+    except (json.JSONDecodeError, AttributeError, TypeError):
+        return None
+    while nodes:
+        node = nodes.pop()
+        if node.get("name") == "READ_JSON" or node.get("extra_info", {}).get("Function") == "READ_JSON":
+            rows = node.get("operator_cardinality", node.get("intermediate_rows"))
+            return rows if isinstance(rows, int) else None
+        nodes.extend(node.get("children", []))
+    return None
+
+
+def _insert_new(wh: Warehouse, source: str, lines_sql: str, params: dict) -> int | None:
+    """Store the good lines whose request_id is new; return how many rows `read_json` read, when
+    DuckDB's profile of the insert says so (None otherwise). An anti-join, not ON CONFLICT:
+    DuckDB's conflict path costs twice as much. A file that repeats an id inside itself (rare) is
+    stored again with one line kept per id."""
     cols = ", ".join(LOG_COLUMNS[:-1])
     insert = f"""INSERT INTO logs ({cols}, source_format, source)
                  SELECT {cols}, 'openai', $source FROM {lines_sql} AS s
                  WHERE reason IS NULL
                    AND NOT EXISTS (SELECT 1 FROM logs WHERE logs.request_id = s.request_id)"""
+    wh.con.execute("PRAGMA enable_profiling = 'no_output'")
     try:
-        with wh.transaction():
-            wh.execute(insert, {**params, "source": source})
-    except duckdb.ConstraintException:
-        wh.execute(insert + " QUALIFY row_number() OVER (PARTITION BY s.request_id) = 1",
-                   {**params, "source": source})
+        try:
+            with wh.transaction():
+                wh.execute(insert, {**params, "source": source})
+                profile = wh.con.get_profiling_information(format="json")
+        except duckdb.ConstraintException:
+            wh.execute(insert + " QUALIFY row_number() OVER (PARTITION BY s.request_id) = 1",
+                       {**params, "source": source})
+            profile = wh.con.get_profiling_information(format="json")
+    finally:
+        wh.con.execute("PRAGMA disable_profiling")
+    return _rows_read_json_read(profile)
 
 
 def _store_rejects(wh: Warehouse, source: str) -> None:

@@ -118,6 +118,25 @@ def test_the_bundled_demo_logs_ingest_with_their_three_bad_lines_rejected(tmp_pa
     assert pvs >= 5 and endpoints >= 3 and days == 14
 
 
+def mixed_lines() -> list[str]:
+    """Good lines of every shape, a repeat, and a bad line of every kind."""
+    return [
+        row("a"), row("b", prompt_version=None), row("c", metadata={"prompt_version": "m@1"},
+                                                     prompt_version=""),
+        row("d", ts=1763650991), row("e", status=None, response=None), row("a"),
+        row("f", response={"choices": [{"message": {"content": [{"type": "text", "text": "x"},
+                                                                {"type": "text", "text": "y"}]}}]}),
+        row("g", reference={"k": 1}), row("h", model_id=None),
+        '{"request_id": "x", "ts": ', "[1, 2]", '"a string"', "42",
+        row(request_id=None), row("i", request={"model": "m"}), row("j", request={"messages": []}),
+        row("k", request={"messages": ["hi"]}), row("l", ts="yesterday-ish"), row("m", ts=None),
+        row("n", latency_ms=-5), row("o", cost_usd="cheap"), row("p", ttft_ms=True),
+        row("q", response={"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": -1}}),
+        row("r", response={"choices": [], "usage": {"prompt_tokens": "many"}}),
+        row("s", response="not an object"),
+    ]
+
+
 def _both_paths(tmp_path, lines: list[str]):
     """Ingest the same lines through the SQL fast path and the record-by-record path."""
     from replaybench.logformats import IngestOptions
@@ -142,24 +161,45 @@ def _both_paths(tmp_path, lines: list[str]):
 
 
 def test_the_sql_fast_path_and_the_record_path_agree(tmp_path):
-    lines = [
-        row("a"), row("b", prompt_version=None), row("c", metadata={"prompt_version": "m@1"},
-                                                     prompt_version=""),
-        row("d", ts=1763650991), row("e", status=None, response=None), row("a"),
-        row("f", response={"choices": [{"message": {"content": [{"type": "text", "text": "x"},
-                                                                {"type": "text", "text": "y"}]}}]}),
-        row("g", reference={"k": 1}), row("h", model_id=None),
-        '{"request_id": "x", "ts": ', "[1, 2]", '"a string"', "42",
-        row(request_id=None), row("i", request={"model": "m"}), row("j", request={"messages": []}),
-        row("k", request={"messages": ["hi"]}), row("l", ts="yesterday-ish"), row("m", ts=None),
-        row("n", latency_ms=-5), row("o", cost_usd="cheap"), row("p", ttft_ms=True),
-        row("q", response={"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": -1}}),
-        row("r", response={"choices": [], "usage": {"prompt_tokens": "many"}}),
-        row("s", response="not an object"),
-    ]
+    lines = mixed_lines()
     (sql_result, sql_logs, sql_rejects), (py_result, py_logs, py_rejects) = _both_paths(tmp_path,
                                                                                         lines)
     assert sql_rejects == py_rejects
     assert sql_logs.equals(py_logs), (sql_logs, py_logs)
     assert (sql_result.read, sql_result.ingested, sql_result.duplicates, sql_result.rejected) == \
         (py_result.read, py_result.ingested, py_result.duplicates, py_result.rejected)
+
+
+def test_the_two_sql_readers_keep_the_same_good_lines(tmp_path):
+    """read_json (the fast reader) says nothing about a line it cannot read; the line-by-line
+    reader says why. Whatever either keeps as good must be the same rows, column for column."""
+    from tasks.ingest import LOG_COLUMNS
+
+    src = write(tmp_path / "same.jsonl", mixed_lines())
+    kept = {}
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        wh.run("openai_log_lines")
+        for fast in (True, False):
+            kept[fast] = wh.frame(
+                f"SELECT {', '.join(LOG_COLUMNS[:-1])} FROM openai_log_lines($path, $pv, 100000, "
+                f"{str(fast).lower()}) WHERE reason IS NULL ORDER BY request_id",
+                path=str(src), pv='$."prompt_version"')
+    assert len(kept[True]) == 9  # a to h, with a twice
+    assert kept[True].equals(kept[False]), (kept[True], kept[False])
+
+
+def test_a_clean_file_with_blank_lines_is_stored_in_one_pass(tmp_path):
+    src = tmp_path / "a.jsonl"
+    src.write_text(row("r1") + "\n\n   \n" + row("r2") + "\n")
+    result = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert (result.read, result.ingested, result.duplicates, result.rejected) == (2, 2, 0, 0)
+
+
+def test_without_a_query_profile_the_lines_are_counted_instead():
+    from tasks.ingest import _rows_read_json_read
+
+    assert _rows_read_json_read("not json") is None
+    assert _rows_read_json_read('{"operator": [{"name": "INSERT", "children": []}]}') is None
+    profile = {"operator": [{"name": "INSERT", "children": [
+        {"name": "READ_JSON", "operator_cardinality": 7, "children": []}]}]}
+    assert _rows_read_json_read(json.dumps(profile)) == 7

@@ -1,52 +1,85 @@
--- The `openai` log format, read by DuckDB itself: openai_log_lines(path, pv_path, max_chars) is a
--- table of a JSONL file's (gzip or not) non-blank lines, each with the `logs` columns and `reason`
--- (why the line is rejected, or NULL; the raw line is kept only then). Lines that are not valid
--- UTF-8 are listed in _rb_bad_lines instead. It mirrors `logformats.openai_record` check for
--- check and in the same order, so both ingest paths store the same rows and reasons; a test holds
--- them to it. Each line is parsed once, into typed parts; the costlier checks run only on the rows
--- that need them (DuckDB evaluates a CASE branch only for the rows that reach it). Lines are not
--- numbered here — numbering would make DuckDB do all of this on one thread; `reject_positions.sql`
--- numbers the rejected ones afterwards.
+-- The `openai` log format, read by DuckDB itself: openai_log_lines(path, pv_path, max_chars, fast) is
+-- a table of a JSONL file's (gzip or not) non-blank lines, each with the `logs` columns and `reason`
+-- (why the line is rejected, or NULL). It mirrors `logformats.openai_record` check for check and in
+-- the same order, so both ingest paths store the same rows and reasons; a test holds them to it.
+--
+-- Two readers feed the same checks:
+-- - fast = true: DuckDB's `read_json`, each top-level field kept as JSON text. It is three times
+--   quicker than parsing lines one by one, but it says nothing about a line it cannot read (bad
+--   JSON, not an object, invalid UTF-8): such a line becomes a row of NULLs, which the checks
+--   reject without a useful reason and without its text. Ingest uses it to store the good lines.
+-- - fast = false: each line as text (`read_csv` with no delimiter), parsed by `json_transform`;
+--   every line gets its reason and, when rejected, its raw text. Ingest uses it only for a file
+--   where some lines were not stored, to say why.
+-- Both give the same `r` (the fields as minified JSON text), so a good line is the same row either
+-- way. The costlier checks run only on the rows that need them (DuckDB evaluates a CASE branch only
+-- for the rows that reach it). Lines are not numbered here: numbering would make DuckDB do all of
+-- this on one thread; `reject_positions.sql` numbers the rejected ones afterwards.
 -- pv_path: the JSON path of the metadata key holding a prompt version; max_chars: the field
 -- size limit.
-CREATE OR REPLACE TEMP MACRO openai_log_lines(path, pv_path, max_chars) AS TABLE
-WITH parsed AS (
-    SELECT line,
-           try(json_transform(line, '{
+-- json_kind(j): the type of a JSON value from its first character (OBJECT, ARRAY, VARCHAR, NULL,
+-- BOOLEAN or NUMBER). DuckDB's JSON text is minified, so this says what json_type says without
+-- parsing the whole value again.
+CREATE OR REPLACE TEMP MACRO json_kind(j) AS
+    CASE left(j::VARCHAR, 1) WHEN '{' THEN 'OBJECT' WHEN '[' THEN 'ARRAY' WHEN '"' THEN 'VARCHAR'
+                             WHEN 'n' THEN 'NULL' WHEN 't' THEN 'BOOLEAN' WHEN 'f' THEN 'BOOLEAN'
+                             WHEN '' THEN NULL ELSE CASE WHEN j IS NOT NULL THEN 'NUMBER' END END;
+
+-- plain_number(j): true when a JSON value is absent, null or a number that is not negative.
+CREATE OR REPLACE TEMP MACRO plain_number(j) AS
+    j IS NULL OR contains('0123456789n', left(j::VARCHAR, 1));
+
+CREATE OR REPLACE TEMP MACRO openai_log_lines(path, pv_path, max_chars, fast) AS TABLE
+WITH fields AS (
+    SELECT line, try(json_transform(line, '{
                "request_id": "JSON", "ts": "JSON", "endpoint": "JSON", "model_id": "JSON",
-               "prompt_version": "JSON", "request": "JSON",
-               "response": {"choices": [{"message": {"content": "JSON"}}],
-                            "usage": {"prompt_tokens": "JSON", "completion_tokens": "JSON",
-                                      "prompt_tokens_details": {"cached_tokens": "JSON"},
-                                      "completion_tokens_details": {"reasoning_tokens": "JSON"}}},
+               "prompt_version": "JSON", "request": "JSON", "response": "JSON",
                "latency_ms": "JSON", "ttft_ms": "JSON", "cost_usd": "JSON", "status": "JSON",
                "reference": "JSON", "metadata": "JSON", "error": "JSON"}')) AS r
     FROM read_csv(path, columns = {'line': 'VARCHAR'}, delim = E'\x01', quote = '', escape = '',
                   header = false, auto_detect = false, strict_mode = false, new_line = '\n',
-                  store_rejects = true, ignore_errors = true,
-                  rejects_table = '_rb_bad_lines', rejects_scan = '_rb_bad_scans')
-    WHERE regexp_matches(line, '\S')  -- not blank (trim would copy every line)
+                  ignore_errors = true)
+    WHERE NOT fast AND regexp_matches(line, '\S')  -- not blank (trim would copy every line)
+    UNION ALL
+    SELECT NULL AS line,
+           struct_pack(request_id, ts, endpoint, model_id, prompt_version, request, response,
+                       latency_ms, ttft_ms, cost_usd, status, reference, metadata, error) AS r
+    FROM read_json(path, format = 'newline_delimited', ignore_errors = true,
+                   columns = {request_id: 'JSON', ts: 'JSON', endpoint: 'JSON', model_id: 'JSON',
+                              prompt_version: 'JSON', request: 'JSON', response: 'JSON',
+                              latency_ms: 'JSON', ttft_ms: 'JSON', cost_usd: 'JSON', status: 'JSON',
+                              reference: 'JSON', metadata: 'JSON', error: 'JSON'})
+    WHERE fast
+),
+parsed AS (
+    SELECT line, r,
+           try(json_transform(r.response, '{
+               "choices": [{"message": {"content": "JSON"}}],
+               "usage": {"prompt_tokens": "JSON", "completion_tokens": "JSON",
+                         "prompt_tokens_details": {"cached_tokens": "JSON"},
+                         "completion_tokens_details": {"reasoning_tokens": "JSON"}}}')) AS resp
+    FROM fields
 ),
 parts AS (
-    SELECT line, r,
-           CASE json_type(r.request_id) WHEN 'VARCHAR' THEN trim(r.request_id->>'$') END AS rid,
+    SELECT line, r, resp,
+           CASE json_kind(r.request_id) WHEN 'VARCHAR' THEN trim(r.request_id->>'$') END AS rid,
            r.request->'$.messages' AS messages,
-           r.response.choices[1].message.content AS content,
-           r.response.usage AS usage,
-           CASE json_type(r.ts) WHEN 'VARCHAR' THEN r.ts->>'$' END AS ts_text,
-           CASE WHEN json_type(r.ts) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+           resp.choices[1].message.content AS content,
+           resp.usage AS usage,
+           CASE json_kind(r.ts) WHEN 'VARCHAR' THEN r.ts->>'$' END AS ts_text,
+           CASE WHEN json_kind(r.ts) = 'NUMBER'
                 THEN to_timestamp(r.ts::DOUBLE) END AS ts_epoch,
-           CASE WHEN json_type(r.metadata) = 'OBJECT' THEN r.metadata ELSE '{}'::JSON END AS metadata0,
-           CASE WHEN json_type(r.prompt_version) = 'VARCHAR' AND r.prompt_version->>'$' <> ''
+           CASE WHEN json_kind(r.metadata) = 'OBJECT' THEN r.metadata ELSE '{}'::JSON END AS metadata0,
+           CASE WHEN json_kind(r.prompt_version) = 'VARCHAR' AND r.prompt_version->>'$' <> ''
                   THEN r.prompt_version->>'$'
-                WHEN json_type(r.prompt_version) NOT IN ('NULL', 'VARCHAR')
+                WHEN json_kind(r.prompt_version) NOT IN ('NULL', 'VARCHAR')
                   THEN r.prompt_version::VARCHAR END AS pv_given
     FROM parsed
 ),
 typed AS (
     SELECT *,
            try_cast(ts_text AS TIMESTAMPTZ) AS ts_parsed,
-           CASE json_type(content)
+           CASE json_kind(content)
                 WHEN 'VARCHAR' THEN content->>'$'
                 WHEN 'ARRAY' THEN array_to_string(json_extract_string(content, '$[*].text'), '')
                 WHEN 'NULL' THEN NULL
@@ -73,10 +106,8 @@ SELECT CASE
            THEN 'missing request.messages'
          WHEN len(json_extract(messages, '$[*].role')) <> json_array_length(messages)
            THEN 'request.messages must be objects with a role'
-         WHEN r.response.choices IS NULL
-              AND json_type(line::JSON->'$.response') NOT IN ('OBJECT', 'NULL')
-           THEN 'response is not an object'
-         WHEN r.ts IS NULL OR json_type(r.ts) = 'NULL' OR ts_text = ''
+         WHEN json_kind(r.response) NOT IN ('OBJECT', 'NULL') THEN 'response is not an object'
+         WHEN r.ts IS NULL OR json_kind(r.ts) = 'NULL' OR ts_text = ''
               OR (ts_text IS NULL AND ts_epoch IS NULL) THEN 'missing timestamp (ts)'
          WHEN ts_text IS NOT NULL AND ts_parsed IS NULL
            THEN 'unparsable timestamp: ''' || left(ts_text, 40) || ''''
@@ -92,11 +123,13 @@ SELECT CASE
          WHEN length(r.reference::VARCHAR) > max_chars
            THEN 'reference is over the size limit (' || format('{:,}', length(r.reference->>'$'))
                 || ' > ' || format('{:,}', max_chars) || ' chars)'
-         -- numbers: one cheap pattern for the usual row; the detailed check only for the others
-         WHEN NOT regexp_full_match(concat_ws(',', usage.prompt_tokens, usage.completion_tokens,
-                      usage.completion_tokens_details.reasoning_tokens,
-                      usage.prompt_tokens_details.cached_tokens, r.latency_ms, r.ttft_ms,
-                      r.cost_usd), '(?:[0-9.eE+]+|null)?(?:,(?:[0-9.eE+]+|null)?)*')
+         -- numbers: a look at the first character passes the usual row (a JSON number that starts
+         -- with a digit is not negative); the detailed check runs only for the others
+         WHEN NOT (plain_number(usage.prompt_tokens) AND plain_number(usage.completion_tokens)
+                   AND plain_number(usage.completion_tokens_details.reasoning_tokens)
+                   AND plain_number(usage.prompt_tokens_details.cached_tokens)
+                   AND plain_number(r.latency_ms) AND plain_number(r.ttft_ms)
+                   AND plain_number(r.cost_usd))
          THEN list_first(list_filter([
              bad_number('prompt_tokens', usage.prompt_tokens),
              bad_number('completion_tokens', usage.completion_tokens),
@@ -109,10 +142,10 @@ SELECT CASE
        CASE WHEN reason IS NOT NULL THEN line END AS line,  -- the raw line explains a reject
        rid AS request_id,
        coalesce(ts_parsed, ts_epoch) AS ts,
-       CASE json_type(r.endpoint) WHEN 'VARCHAR' THEN r.endpoint->>'$'
+       CASE json_kind(r.endpoint) WHEN 'VARCHAR' THEN r.endpoint->>'$'
                                   WHEN 'NULL' THEN NULL ELSE r.endpoint::VARCHAR END AS endpoint,
-       CASE WHEN json_type(r.model_id) = 'VARCHAR' AND r.model_id->>'$' <> '' THEN r.model_id->>'$'
-            WHEN json_type(r.model_id) NOT IN ('NULL', 'VARCHAR') THEN r.model_id::VARCHAR
+       CASE WHEN json_kind(r.model_id) = 'VARCHAR' AND r.model_id->>'$' <> '' THEN r.model_id->>'$'
+            WHEN json_kind(r.model_id) NOT IN ('NULL', 'VARCHAR') THEN r.model_id::VARCHAR
             ELSE r.request->>'$.model' END AS model_id,
        CASE WHEN pv_found IS NOT NULL THEN pv_found
             ELSE 'sys:' || left(sha256(array_to_string(list_transform(
@@ -125,7 +158,7 @@ SELECT CASE
        messages,
        json_merge_patch(r.request, '{"messages": null, "model": null, "stream": null}') AS params,
        output_text,
-       CASE json_type(r.reference) WHEN 'VARCHAR' THEN r.reference->>'$'
+       CASE json_kind(r.reference) WHEN 'VARCHAR' THEN r.reference->>'$'
                                    WHEN 'NULL' THEN NULL ELSE r.reference::VARCHAR END AS reference,
        try_cast(usage.prompt_tokens AS DOUBLE)::BIGINT AS input_tokens,
        try_cast(usage.completion_tokens AS DOUBLE)::BIGINT AS output_tokens,
@@ -134,9 +167,9 @@ SELECT CASE
        try_cast(r.latency_ms AS DOUBLE) AS latency_ms,
        try_cast(r.ttft_ms AS DOUBLE) AS ttft_ms,
        try_cast(r.cost_usd AS DOUBLE) AS cost_usd,
-       coalesce(CASE WHEN json_type(r.status) = 'VARCHAR' AND r.status->>'$' <> ''
+       coalesce(CASE WHEN json_kind(r.status) = 'VARCHAR' AND r.status->>'$' <> ''
                      THEN r.status->>'$' END,
-                CASE WHEN len(r.response.choices) > 0 THEN 'ok' ELSE 'error' END) AS status,
-       CASE json_type(r.error) WHEN 'VARCHAR' THEN r.error->>'$'
+                CASE WHEN len(resp.choices) > 0 THEN 'ok' ELSE 'error' END) AS status,
+       CASE json_kind(r.error) WHEN 'VARCHAR' THEN r.error->>'$'
                                WHEN 'NULL' THEN NULL ELSE r.error::VARCHAR END AS error
 FROM typed;
