@@ -3,7 +3,6 @@ validate the answers, score them against production, and write the report."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date
 
 from prefect import flow, get_run_logger
@@ -12,7 +11,7 @@ from replaybench.config import DEFAULT_CONFIG, load_settings
 from tasks.lifecycle import fail_run_task, finish_run_task, start_run_task
 from tasks.notify import notify_task
 from tasks.redact import redact_task
-from tasks.replay import replay_task
+from tasks.replay import replay_all
 from tasks.report import report_task
 from tasks.sample import sample_task
 from tasks.score import score_task
@@ -39,8 +38,7 @@ async def nightly(run_date: date | None = None, config: str = DEFAULT_CONFIG,
     try:
         sample_task(settings, run)
         redact_task(settings, run)
-        outcomes = await asyncio.gather(*(replay_task(settings, run, c, use_cache)
-                                          for c in settings.candidates))
+        outcomes = await replay_all(settings, run, use_cache)
         validate_task(settings, run)
         score_task(settings, run)
         status = finish_run_task(settings, run, outcomes)

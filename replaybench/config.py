@@ -217,6 +217,19 @@ class Judge(_Strict):
         return host in {"localhost", "::1"} or host.startswith("127.")
 
 
+class Runner(_Strict):
+    """Where the replay's requests are sent from: this process, or the workers of a Dask cluster.
+    Either way the answers land in Parquet shards and one short step loads them."""
+
+    kind: Literal["local", "dask"] = Field("local", description="local: every candidate from this "
+                                           "process; dask: chunks of requests on Dask workers.")
+    address: str | None = Field(None, description="A running Dask scheduler (tcp://host:8786); "
+                                "without it a local cluster of `workers` processes is started.")
+    workers: int = Field(2, ge=1, le=256, description="Worker processes of the local cluster.")
+    chunk_size: int = Field(500, ge=1, description="Requests per Dask task (a candidate's requests "
+                            "are split so that several workers share a big candidate).")
+
+
 class Settings(_Strict):
     """The whole configuration; paths are resolved against the config file's folder."""
 
@@ -233,6 +246,7 @@ class Settings(_Strict):
     email: Email | None = None
     fleet: Fleet = Fleet()
     redact: Redact = Redact()
+    runner: Runner = Runner()
     judge: Judge | None = Field(None, description="Scores answers for suites with a judge block; "
                                                  "without it those blocks are skipped.")
     source: Path | None = Field(None, exclude=True, description="The file this was loaded from.")

@@ -3,10 +3,16 @@
 One task per candidate; inside it, one `httpx.AsyncClient` (on aiohttp's connection pool, which holds
 up at high concurrency where httpcore's does not) with at most `max_concurrency` requests in flight.
 
+Three steps, so that the warehouse is held only briefly (another run may be waiting for it):
+plan (in the warehouse: what is pending, what the cache already answers), send (no warehouse:
+answers go to a journal and to Parquet shards), load (in the warehouse: the shards, in one short
+transaction). Sending runs in this process, or chunk by chunk on the workers of a Dask cluster
+(`runner.kind: dask`); the workers write shards and this process loads them.
+
 Nothing paid for is lost or paid twice:
 - every answer is appended to a journal file the moment it arrives (one write, no database), and
-  copied into `replays` in batches; a run killed with SIGKILL loses only the requests in flight,
-  and its next attempt first loads what the journal holds;
+  written to Parquet shards in batches; a run killed with SIGKILL loses only the requests in
+  flight, and its next attempt first loads what the journal and the shards hold;
 - every successful answer also lands in `response_cache`; a request whose answer is cached is not
   sent again — by a rerun, a `--force` run or an overlapping backfill — unless `use_cache` is off;
 - a candidate that fails `retry.breaker` requests in a row is taken as down: the rest of its
@@ -19,6 +25,8 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,9 +36,10 @@ from typing import Any
 import httpx
 import polars as pl
 from httpx_aiohttp import AiohttpTransport
-from prefect import task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from replaybench import progress
 from replaybench.cache import cache_key
 from replaybench.config import Candidate, Settings
 from replaybench.errors import ReplaybenchError
@@ -65,25 +74,36 @@ class ReplayOutcome:
         return self.requested > 0 and self.ok == 0
 
 
-def journal_path(settings: Settings, run: Run, candidate: Candidate) -> Path:
+def journal_path(settings: Settings, run: Run, candidate: Candidate, chunk: int = 0) -> Path:
     folder = settings.warehouse.with_name(settings.warehouse.name + ".journal")
-    return folder / f"{run.run_id}--{candidate.name}.jsonl"
+    suffix = f"--{chunk}" if chunk else ""
+    return folder / f"{run.run_id}--{candidate.name}{suffix}.jsonl"
 
 
-class ReplayWriter:
-    """Journals each answer at once; appends them to `replays` (and the cache) in batches."""
+def shard_folder(settings: Settings) -> Path:
+    return settings.warehouse.with_name(settings.warehouse.name + ".shards")
 
-    def __init__(self, wh: Warehouse, run: Run, candidate: Candidate, prices: PriceTable,
-                 journal: Path):
-        self.wh, self.run, self.candidate, self.prices = wh, run, candidate, prices
+
+def leftovers(settings: Settings, run: Run, candidate: Candidate) -> tuple[list[Path], list[Path]]:
+    """(journals, shards) a run's candidate left behind: a killed attempt's, or the ones to load."""
+    prefix = f"{run.run_id}--{candidate.name}"
+    journals = settings.warehouse.with_name(settings.warehouse.name + ".journal")
+    return (sorted(p for p in journals.glob(f"{prefix}*.jsonl") if _is_ours(p, prefix)),
+            sorted(p for p in shard_folder(settings).glob(f"{prefix}*.parquet") if _is_ours(p, prefix)))
+
+
+def _is_ours(path: Path, prefix: str) -> bool:
+    """`prefix` names this candidate and not one whose name merely starts the same."""
+    rest = path.name[len(prefix):].split(".", 1)[0]
+    return rest == "" or rest.startswith("--")
+
+
+class RowMaker:
+    """A `replays` row for an answer, costed at the prices of the run's day."""
+
+    def __init__(self, run: Run, candidate: Candidate, prices: PriceTable):
+        self.run, self.candidate, self.prices = run, candidate, prices
         self._costings: dict[str | None, Costing | None] = {}
-        self.rows: list[dict[str, Any]] = []
-        self.last_flush = time.monotonic()
-        self.ok = self.failed = self.reused = 0
-        journal.parent.mkdir(parents=True, exist_ok=True)
-        self.journal = journal
-        self._fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._flushing: asyncio.Future | None = None
 
     def row(self, request: dict[str, Any], answer: Completion, from_cache: bool) -> dict[str, Any]:
         costing = self.costing(request["send_params"].get("model")
@@ -110,8 +130,25 @@ class ReplayWriter:
             self._costings[model] = self.prices.costing(self.candidate, day, model)
         return self._costings[model]
 
+
+class ReplayWriter:
+    """Journals each answer at once; writes them to Parquet shards in batches (no database)."""
+
+    def __init__(self, rows: RowMaker, journal: Path, shards: Path, phase: progress.Phase):
+        self.rows_of = rows
+        self.rows: list[dict[str, Any]] = []
+        self.shards: list[str] = []
+        self.last_flush = time.monotonic()
+        self.ok = self.failed = self.reused = 0
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        shards.mkdir(parents=True, exist_ok=True)
+        self.journal, self.shard_stem = journal, shards / journal.stem
+        self._fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._flushing: asyncio.Future | None = None
+        self.phase = phase
+
     def add(self, request: dict[str, Any], answer: Completion, from_cache: bool = False) -> None:
-        row = self.row(request, answer, from_cache)
+        row = self.rows_of.row(request, answer, from_cache)
         if not from_cache:  # a cached answer is in the warehouse already; nothing to lose
             os.write(self._fd, (json.dumps(row) + "\n").encode())
         self.rows.append(row)
@@ -120,26 +157,29 @@ class ReplayWriter:
         else:
             self.failed += 1
         self.reused += from_cache
+        self.phase.advance()
         due = len(self.rows) >= FLUSH_ROWS or time.monotonic() - self.last_flush > FLUSH_SECONDS
         if due and (self._flushing is None or self._flushing.done()):
-            # DuckDB releases the GIL while it writes: store in a thread, keep the loop answering
+            # writing Parquet releases the GIL: do it in a thread, keep the loop answering
             batch, self.rows = self.rows, []
             self.last_flush = time.monotonic()
-            self._flushing = asyncio.ensure_future(asyncio.to_thread(self._store, batch))
+            self._flushing = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
 
-    def _store(self, batch: list[dict[str, Any]]) -> None:
-        store(self.wh, pl.DataFrame(batch, infer_schema_length=None), self.run.run_id)
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        path = Path(f"{self.shard_stem}--{os.getpid()}-{len(self.shards):05d}.parquet")
+        partial = path.with_suffix(".partial")
+        pl.DataFrame(batch, infer_schema_length=None).write_parquet(partial)
+        partial.rename(path)  # a shard is whole or absent
+        self.shards.append(str(path))
 
-    async def close(self, finished: bool) -> None:
-        """Store what is left; the journal goes once every answer is in the warehouse."""
+    async def close(self) -> None:
+        """Write what is left; the journal stays until the shards are in the warehouse."""
         if self._flushing is not None:
             await self._flushing
         if self.rows:
-            self._store(self.rows)
+            self._write(self.rows)
             self.rows = []
         os.close(self._fd)
-        if finished:
-            self.journal.unlink(missing_ok=True)
 
 
 def store(wh: Warehouse, rows: pl.DataFrame, run_id: str) -> int:
@@ -159,18 +199,22 @@ def store(wh: Warehouse, rows: pl.DataFrame, run_id: str) -> int:
     return added
 
 
-def recover_journal(wh: Warehouse, path: Path, run_id: str) -> int:
-    """Load the answers a killed attempt journaled but never stored; return how many were new."""
-    if not path.exists():
-        return 0
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # the line being written when the process died
-    added = store(wh, pl.DataFrame(rows, infer_schema_length=None), run_id) if rows else 0
-    path.unlink()
+def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Path]) -> int:
+    """Store what shards and journals hold (each row once), then delete them; return rows added."""
+    added = 0
+    for shard in shards:
+        added += store(wh, pl.read_parquet(shard), run_id)
+    for journal in journals:
+        rows = []
+        for line in journal.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # the line being written when the process died
+        if rows:
+            added += store(wh, pl.DataFrame(rows, infer_schema_length=None), run_id)
+    for path in (*shards, *journals):
+        path.unlink(missing_ok=True)
     return added
 
 
@@ -215,37 +259,118 @@ def http_client(candidate: Candidate) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeout)
 
 
-async def replay_candidate(settings: Settings, run: Run, candidate: Candidate,
-                           use_cache: bool = True) -> ReplayOutcome:
-    """Send the run's pending requests to one candidate and store every answer."""
-    api_key = settings.api_key(candidate)
-    prices = PriceTable.load(settings.prices)
-    journal = journal_path(settings, run, candidate)
+@dataclass
+class ReplayPlan:
+    """What one candidate (or one chunk of its requests) has left to send in a run."""
+
+    settings: Settings
+    run: Run
+    candidate: Candidate
+    groups: list[list[dict[str, Any]]]  # identical requests together: each group is asked once
+    requested: int = 0
+    reused: int = 0
+    recovered: int = 0
+    chunk: int = 0
+
+    @property
+    def size(self) -> int:
+        return sum(len(g) for g in self.groups)
+
+
+@dataclass
+class Sent:
+    """What sending one plan did; its answers are in `shards` and the journal."""
+
+    ok: int
+    failed: int
+    reused: int
+    finished: bool
+    shards: list[str]
+
+
+def plan_replay(settings: Settings, run: Run, candidate: Candidate,
+                use_cache: bool = True) -> ReplayPlan:
+    """In the warehouse, briefly: load what a killed attempt left, list the pending requests, and
+    store at once those the response cache already answers."""
     redacted = settings.needs_redaction(candidate)
     with open_warehouse(settings.warehouse) as wh:
         if redacted and wh.run("unredacted_samples", run_id=run.run_id):
             raise ReplaybenchError(f"{candidate.name} gets redacted requests, but run {run.run_id} "
                                    "has sampled requests not redacted yet: run the redact step first")
-        recovered = recover_journal(wh, journal, run.run_id)
+        recovered = load_files(wh, run.run_id, *leftovers(settings, run, candidate))
         requests = prepare(wh.frame("pending_replays", run_id=run.run_id, model=candidate.name,
                                     redacted=redacted), candidate)
         cached = cached_answers(wh, [r["cache_key"] for r in requests]) if use_cache else {}
-        writer = ReplayWriter(wh, run, candidate, prices, journal)
-        to_send: dict[str, list[dict[str, Any]]] = {}  # identical requests are asked once
-        for request in requests:
-            if request["cache_key"] in cached:
-                answer = cached[request["cache_key"]]
-                writer.add(request, dataclasses.replace(answer, attempts=0), from_cache=True)
-            else:
-                to_send.setdefault(request["cache_key"], []).append(request)
+        rows = RowMaker(run, candidate, PriceTable.load(settings.prices))
+        reused = [rows.row(r, dataclasses.replace(cached[r["cache_key"]], attempts=0), True)
+                  for r in requests if r["cache_key"] in cached]
+        if reused:
+            store(wh, pl.DataFrame(reused, infer_schema_length=None), run.run_id)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for request in requests:
+        if request["cache_key"] not in cached:
+            groups.setdefault(request["cache_key"], []).append(request)
+    return ReplayPlan(settings, run, candidate, list(groups.values()), len(requests) + recovered,
+                      len(reused), recovered)
+
+
+def chunks(plan: ReplayPlan, size: int) -> list[ReplayPlan]:
+    """The plan split into pieces of about `size` requests (groups are never split)."""
+    pieces: list[ReplayPlan] = []
+    current: list[list[dict[str, Any]]] = []
+    for group in plan.groups:
+        current.append(group)
+        if sum(len(g) for g in current) >= size:
+            pieces.append(dataclasses.replace(plan, groups=current, chunk=len(pieces) + 1))
+            current = []
+    if current or not pieces:
+        pieces.append(dataclasses.replace(plan, groups=current, chunk=len(pieces) + 1))
+    return pieces
+
+
+async def send_plan(plan: ReplayPlan) -> Sent:
+    """Ask every pending request of a plan; no warehouse here, only the journal and shards. Runs
+    in this process or on a Dask worker."""
+    settings, run, candidate = plan.settings, plan.run, plan.candidate
+    rows = RowMaker(run, candidate, PriceTable.load(settings.prices))
+    key = f"replay-{run.run_id}-{candidate.name}" + (f"-{plan.chunk}" if plan.chunk else "")
+    with progress.phase(f"replay {candidate.name}", plan.size, key=slug(key)) as phase:
+        writer = ReplayWriter(rows, journal_path(settings, run, candidate, plan.chunk),
+                              shard_folder(settings), phase)
         finished = False
         try:
-            await send_all(candidate, api_key, list(to_send.values()), writer)
+            await send_all(candidate, settings.api_key(candidate), plan.groups, writer)
             finished = True
         finally:
-            await writer.close(finished)
-    return ReplayOutcome(candidate.name, len(requests) + recovered, writer.ok + recovered,
-                         writer.failed, from_cache=writer.reused, from_journal=recovered)
+            await writer.close()
+    return Sent(writer.ok, writer.failed, writer.reused, finished, writer.shards)
+
+
+def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: ReplayPlan,
+                sent: list[Sent]) -> ReplayOutcome:
+    """In the warehouse, briefly: store the shards (and journals) the sending wrote."""
+    with _loading, open_warehouse(settings.warehouse) as wh:
+        load_files(wh, run.run_id, *leftovers(settings, run, candidate))
+    ok = sum(s.ok for s in sent) + plan.recovered + plan.reused
+    failed = sum(s.failed for s in sent)
+    return ReplayOutcome(candidate.name, plan.requested, ok, failed,
+                         from_cache=plan.reused + sum(s.reused for s in sent),
+                         from_journal=plan.recovered)
+
+
+_loading = threading.Lock()  # one load at a time in a process: two would race on the cache rows
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:100]
+
+
+async def replay_candidate(settings: Settings, run: Run, candidate: Candidate,
+                           use_cache: bool = True) -> ReplayOutcome:
+    """Send the run's pending requests to one candidate from this process and store every answer."""
+    plan = await asyncio.to_thread(plan_replay, settings, run, candidate, use_cache)
+    sent = await send_plan(plan)
+    return await asyncio.to_thread(load_replay, settings, run, candidate, plan, [sent])
 
 
 async def send_all(candidate: Candidate, api_key: str | None,
@@ -286,3 +411,41 @@ async def send_all(candidate: Candidate, api_key: str | None,
 async def replay_task(settings: Settings, run: Run, candidate: Candidate,
                       use_cache: bool = True) -> ReplayOutcome:
     return await replay_candidate(settings, run, candidate, use_cache)
+
+
+@task(name="send", task_run_name="send-{plan.candidate.name}-{plan.chunk}", cache_policy=NO_CACHE)
+async def send_task(plan: ReplayPlan) -> Sent:
+    return await send_plan(plan)
+
+
+@flow(name="replay-on-dask")
+def replay_on_dask(plans: list[ReplayPlan]) -> list[Sent]:
+    """Each chunk sent by a task on the Dask cluster (the runner is set by `replay_all`)."""
+    futures = [send_task.submit(p) for p in plans]
+    return [f.result() for f in futures]
+
+
+async def replay_all(settings: Settings, run: Run, use_cache: bool = True) -> list[ReplayOutcome]:
+    """Every candidate's replay: from this process (one task per candidate, all at once), or
+    chunked over a Dask cluster's workers, whose shards this process then loads."""
+    if settings.runner.kind == "local":
+        return list(await asyncio.gather(*(replay_task(settings, run, c, use_cache)
+                                           for c in settings.candidates)))
+    from prefect_dask import DaskTaskRunner
+
+    plans = [await asyncio.to_thread(plan_replay, settings, run, c, use_cache)
+             for c in settings.candidates]
+    pieces = [(i, piece) for i, plan in enumerate(plans)
+              for piece in chunks(plan, settings.runner.chunk_size)]
+    runner = (DaskTaskRunner(address=settings.runner.address) if settings.runner.address else
+              DaskTaskRunner(cluster_kwargs={"n_workers": settings.runner.workers,
+                                             "threads_per_worker": 1, "processes": True,
+                                             "host": "127.0.0.1", "dashboard_address": None}))
+    sent = await asyncio.to_thread(replay_on_dask.with_options(task_runner=runner),
+                                   [p for _, p in pieces])
+    outcomes = []
+    for i, plan in enumerate(plans):
+        mine = [s for (j, _), s in zip(pieces, sent, strict=True) if j == i]
+        outcomes.append(await asyncio.to_thread(load_replay, settings, run, plan.candidate, plan,
+                                                mine))
+    return outcomes

@@ -3,11 +3,22 @@
 The schema grows by small files in `migrations/` (`NNN_name.sql`), each applied once and recorded
 in `schema_migrations`. Queries live in `sql/NAME.sql` and are run with named parameters
 (`$run_id`), so every number in a report can be re-derived by running the same file by hand.
+
+DuckDB lets one process at a time open the file, and refuses the others at once. So every open
+goes through a lock file beside it (`<warehouse>.lock`, `flock`): a second process waits for its
+turn instead of failing, and the steps keep their turns short (replay answers go to Parquet
+shards first, loaded in one short step). Inside one process the lock is shared: DuckDB itself
+lets that process's connections work side by side. The kernel frees the lock of a killed process.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
 import re
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -21,6 +32,8 @@ import polars as pl
 from replaybench.errors import WarehouseError
 
 _PACKAGE = "replaybench.warehouse"
+WAIT_SECONDS = float(os.environ.get("REPLAYBENCH_WAREHOUSE_WAIT_S", 3600))
+log = logging.getLogger("replaybench.warehouse")
 
 
 @cache
@@ -136,27 +149,90 @@ class Warehouse:
         self.con.close()
 
 
+class WarehouseLock:
+    """One process's turn at a warehouse file: an exclusive `flock` on `<warehouse>.lock`, taken
+    by the first open in the process and given back by the last close. Waits for another
+    process's turn to end (saying once who holds it), up to `wait_s`."""
+
+    _guard = threading.Lock()
+    _held: dict[Path, tuple[int, int]] = {}  # lock file -> (fd, opens in this process)
+
+    def __init__(self, warehouse: Path, wait_s: float = WAIT_SECONDS):
+        self.path = warehouse.with_name(warehouse.name + ".lock")
+        self.wait_s = wait_s
+
+    def __enter__(self) -> WarehouseLock:
+        with self._guard:
+            if self.path in self._held:
+                fd, count = self._held[self.path]
+                self._held[self.path] = (fd, count + 1)
+                return self
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self._acquire(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+            self._held[self.path] = (fd, 1)
+        return self
+
+    def _acquire(self, fd: int) -> None:
+        deadline = time.monotonic() + self.wait_s
+        said = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise WarehouseError(
+                        f"the warehouse {self.path.with_suffix('')} stayed busy for {self.wait_s:.0f} s "
+                        f"({self._holder(fd)}); try again when it is done") from None
+                if not said:
+                    log.warning("waiting for the warehouse %s: %s has it", self.path.with_suffix(""),
+                                self._holder(fd))
+                    said = True
+                time.sleep(0.05)  # a turn lasts seconds; polling keeps the wait bounded
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        return os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+
+    def __exit__(self, *exc: object) -> None:
+        with self._guard:
+            fd, count = self._held[self.path]
+            if count > 1:
+                self._held[self.path] = (fd, count - 1)
+                return
+            del self._held[self.path]
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
 @contextmanager
 def open_warehouse(path: str | Path, *, read_only: bool = False) -> Iterator[Warehouse]:
-    """Open (and migrate) the warehouse file; a file held by another process is a clear error."""
+    """Open (and migrate) the warehouse file, waiting for another process's turn to end."""
     path = Path(path)
     if read_only and not path.exists():
         raise WarehouseError(f"no warehouse at {path}: ingest logs or run the demo first")
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise WarehouseError(
-                f"the warehouse {path} is in use by another process; wait for it to finish "
-                "(DuckDB allows one writer at a time)"
-            ) from None
-        raise WarehouseError(f"cannot open the warehouse {path}: {exc}") from None
-    con.execute("SET TimeZone = 'UTC'")
-    wh = Warehouse(con, path)
-    try:
-        if not read_only:
-            wh.migrate()
-        yield wh
-    finally:
-        wh.close()
+    with WarehouseLock(path):
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise WarehouseError(
+                    f"the warehouse {path} is in use by a process outside replaybench (DuckDB "
+                    "allows one at a time); close it and try again"
+                ) from None
+            raise WarehouseError(f"cannot open the warehouse {path}: {exc}") from None
+        con.execute("SET TimeZone = 'UTC'")
+        wh = Warehouse(con, path)
+        try:
+            if not read_only:
+                wh.migrate()
+            yield wh
+        finally:
+            wh.close()
