@@ -67,6 +67,7 @@ class ReplayOutcome:
     failed: int
     from_cache: int = 0
     from_journal: int = 0
+    senders: list[int] = dataclasses.field(default_factory=list)  # the processes that sent
 
     @property
     def dead(self) -> bool:
@@ -286,6 +287,7 @@ class Sent:
     reused: int
     finished: bool
     shards: list[str]
+    pid: int = 0  # the process that sent them (a Dask worker's, or this one's)
 
 
 def plan_replay(settings: Settings, run: Run, candidate: Candidate,
@@ -343,7 +345,7 @@ async def send_plan(plan: ReplayPlan) -> Sent:
             finished = True
         finally:
             await writer.close()
-    return Sent(writer.ok, writer.failed, writer.reused, finished, writer.shards)
+    return Sent(writer.ok, writer.failed, writer.reused, finished, writer.shards, os.getpid())
 
 
 def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: ReplayPlan,
@@ -355,7 +357,7 @@ def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: Replay
     failed = sum(s.failed for s in sent)
     return ReplayOutcome(candidate.name, plan.requested, ok, failed,
                          from_cache=plan.reused + sum(s.reused for s in sent),
-                         from_journal=plan.recovered)
+                         from_journal=plan.recovered, senders=sorted({s.pid for s in sent}))
 
 
 _loading = threading.Lock()  # one load at a time in a process: two would race on the cache rows
