@@ -140,6 +140,37 @@ def run(date_: Annotated[str | None, typer.Option("--date", help="Run for the da
     _finish(settings, result, run_date)
 
 
+@app.command()
+def backfill(start: Annotated[str, typer.Option("--start", help="First day of traffic "
+                                                "(YYYY-MM-DD).")],
+             end: Annotated[str, typer.Option("--end", help="Last day of traffic, inclusive.")],
+             force: Annotated[bool, typer.Option(help="Run days that are completed again.")] = False,
+             parallel: Annotated[int, typer.Option(help="Days run at once.")] = 2,
+             no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask every request afresh, "
+                                                    "even if its answer was paid for before.")] = False,
+             config: ConfigOpt = Path(DEFAULT_CONFIG)):
+    """One run per day of traffic from --start to --end; completed days are skipped. Exits 1
+    when a day failed or is partial."""
+    settings = _settings(config)
+    start_date, end_date = _parse_date(start, "--start"), _parse_date(end, "--end")
+    if parallel < 1:
+        raise ReplaybenchError(f"--parallel must be at least 1, not {parallel}")
+    from flows.backfill import backfill as backfill_flow
+    from flows.backfill import days_between
+
+    days_between(start_date, end_date, settings.default_date())  # bad input fails before a run
+    rows = asyncio.run(backfill_flow(start_date=start_date, end_date=end_date, config=str(config),
+                                     force=force, parallel=parallel, use_cache=not no_cache))
+    table = Table(title=f"backfill {start_date} → {end_date}")
+    for col in ("day", "status", "run", "report", "reason"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["date"], r["status"], r["run_id"] or "—", r["report"] or "—", r["reason"] or "")
+    console.print(table)
+    if any(r["status"] in ("failed", "partial") for r in rows):  # as `run` does for its one day
+        raise typer.Exit(1)
+
+
 @app.command("runs")
 def list_runs(config: ConfigOpt = Path(DEFAULT_CONFIG)):
     """List the runs in the warehouse, newest first."""
