@@ -70,14 +70,16 @@ def _print_decisions(settings: Settings, run_id: str) -> None:
 def demo(config: ConfigOpt = Path(DEFAULT_CONFIG),
          force: Annotated[bool, typer.Option(help="Run again even if completed.")] = False):
     """Ingest the bundled demo logs, start the local model fleet, run the nightly flow."""
+    from replaybench.progress import console_bars
     from replaybench.sim.server import Fleet
     from replaybench.warehouse import open_warehouse
     from tasks.ingest import ingest_paths
 
     settings = _settings(config)
     console.print(f"ingesting {', '.join(str(p) for p in settings.logs)}")
-    console.print("  " + ingest_paths(settings.warehouse, settings.logs, "auto",
-                                      settings.ingest).summary())
+    with console_bars():
+        ingested = ingest_paths(settings.warehouse, settings.logs, "auto", settings.ingest)
+    console.print("  " + ingested.summary())
     with open_warehouse(settings.warehouse) as wh:
         last_day = wh.run("last_full_day", tz=settings.timezone).fetchone()[0]
     if last_day is None:
@@ -86,7 +88,8 @@ def demo(config: ConfigOpt = Path(DEFAULT_CONFIG),
     with Fleet(time_scale=settings.fleet.time_scale) as fleet:
         console.print(f"local model fleet on {fleet.base_url} (simulated models)")
         console.print(f"running the nightly flow for {run_date - timedelta(days=1)} …")
-        result = _run_flow(settings, config, run_date, force, "demo", fleet.base_url)
+        with console_bars():
+            result = _run_flow(settings, config, run_date, force, "demo", fleet.base_url)
     _finish(settings, result, run_date)
 
 
@@ -115,12 +118,14 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Log files: JSONL, J
            format: Annotated[str, typer.Option("--format", help="|".join(FORMATS))] = "auto",
            config: ConfigOpt = Path(DEFAULT_CONFIG)):
     """Load production log files into the warehouse's `logs` table."""
+    from replaybench.progress import console_bars
     from tasks.ingest import ingest_paths
 
     if format not in FORMATS:
         raise ReplaybenchError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
     settings = _settings(config)
-    result = ingest_paths(settings.warehouse, paths, format, settings.ingest)
+    with console_bars():
+        result = ingest_paths(settings.warehouse, paths, format, settings.ingest)
     console.print(result.summary())
     if result.read and not (result.ingested or result.duplicates):
         raise ReplaybenchError("nothing usable was read: every record was rejected")
@@ -134,9 +139,12 @@ def run(date_: Annotated[str | None, typer.Option("--date", help="Run for the da
                                                "even if its answer was paid for before.")] = False,
         config: ConfigOpt = Path(DEFAULT_CONFIG)):
     """The nightly regression for the day before --date."""
+    from replaybench.progress import console_bars
+
     settings = _settings(config)
     run_date = _parse_date(date_, "--date") or settings.default_date()
-    result = _run_flow(settings, config, run_date, force, "nightly", use_cache=not no_cache)
+    with console_bars():
+        result = _run_flow(settings, config, run_date, force, "nightly", use_cache=not no_cache)
     _finish(settings, result, run_date)
 
 

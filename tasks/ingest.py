@@ -15,7 +15,10 @@ The SQL mirrors the Python checks one for one; a test holds the two to the same 
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -25,7 +28,7 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from replaybench import logformats
+from replaybench import logformats, progress
 from replaybench.config import Ingest
 from replaybench.errors import IngestError
 from replaybench.logformats import LOG_SCHEMA, IngestOptions, Reject
@@ -36,6 +39,7 @@ BATCH_ROWS = 20_000
 RAW_CHARS = 2_000
 SNIFF_RECORDS = 20
 MEMORY_LIMIT = "1GB"  # the fast path's DuckDB memory: it streams, so this is plenty
+POLL_S = 0.2  # how often the fast path asks DuckDB how far its statement has got
 LOG_COLUMNS = list(LOG_SCHEMA)
 
 
@@ -83,18 +87,58 @@ def sniff(path: Path) -> str | None:
 
 def ingest_file(wh: Warehouse, path: Path, fmt: str = "auto",
                 options: IngestOptions | None = None) -> IngestResult:
-    """Load one file into `logs`; rows already present (by request_id) are counted, not added."""
+    """Load one file into `logs`; rows already present (by request_id) are counted, not added.
+    Its progress is a phase named after the file (bytes on the fast path, else records)."""
     options = options or IngestOptions()
     if not path.is_file():
         raise IngestError(f"{path}: no such file")
     if fmt != "auto" and fmt not in logformats.FORMATS:
         raise IngestError(f"unknown format {fmt!r}; known: auto, {', '.join(logformats.FORMATS)}")
+    name, key = f"ingest {path.name}", f"ingest-{progress.slug(path.name)}"
     if _is_jsonl(path) and (fmt == "openai" or (fmt == "auto" and sniff(path) == "openai")):
-        return ingest_openai_jsonl(wh, path, options)
-    return ingest_records(wh, path, fmt, options)
+        with progress.phase(name, path.stat().st_size, key=key, unit="B") as phase:
+            result = ingest_openai_jsonl(wh, path, options, phase)
+            phase.advance(phase.total - phase.done)
+            return result
+    with progress.phase(name, key=key, unit="records") as phase:
+        return ingest_records(wh, path, fmt, options, phase)
 
 
-def ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions) -> IngestResult:
+@contextmanager
+def _follow(wh: Warehouse, phase: progress.Phase | None) -> Iterator[None]:
+    """Move `phase` along with DuckDB's own progress of the statement running meanwhile on the
+    warehouse connection (`query_progress()`, asked from a thread of its own; DuckDB answers
+    while it works, and only when its progress bar is on — printing it stays off)."""
+    if phase is None or not phase.total:
+        yield
+        return
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(POLL_S):
+            try:
+                percent = wh.con.query_progress()
+            except duckdb.Error:
+                return
+            target = int(phase.total * min(percent, 100.0) / 100)
+            if target > phase.done:
+                phase.advance(target - phase.done)
+
+    wh.execute("SET enable_progress_bar = true")
+    wh.execute("SET enable_progress_bar_print = false")
+    poller = threading.Thread(target=poll, name="ingest-progress", daemon=True)
+    poller.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        poller.join()
+        wh.execute("RESET enable_progress_bar")
+        wh.execute("RESET enable_progress_bar_print")
+
+
+def ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions,
+                        phase: progress.Phase | None = None) -> IngestResult:
     """The fast path: one streaming INSERT … SELECT reads (with `read_json`), checks and stores an
     `openai` JSONL file in DuckDB. Only when some lines were not stored does a second pass, line by
     line, say why — and store any good line the first reader could not read."""
@@ -111,7 +155,8 @@ def ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions) -> In
         before = wh.execute("SELECT count(*) FROM logs").fetchone()[0]
         # DuckDB's profile of the insert says how many lines read_json read (one row for each
         # non-blank line, good or not); when every one of them was stored, the file is done
-        scanned = _insert_new(wh, source, fast, params)
+        with _follow(wh, phase):
+            scanned = _insert_new(wh, source, fast, params)
         added = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
         if scanned == added:
             return IngestResult(read=added, ingested=added)  # every line new and good
@@ -213,14 +258,21 @@ def _store_rejects(wh: Warehouse, source: str) -> None:
                   ON CONFLICT DO NOTHING""", {"s": source, "raw": RAW_CHARS})
 
 
-def ingest_records(wh: Warehouse, path: Path, fmt: str, options: IngestOptions) -> IngestResult:
-    """The general path: record by record through the format parsers, stored in batches."""
+def ingest_records(wh: Warehouse, path: Path, fmt: str, options: IngestOptions,
+                   phase: progress.Phase | None = None) -> IngestResult:
+    """The general path: record by record through the format parsers, stored in batches.
+    `phase` counts the records read, a batch at a time."""
     result = IngestResult()
+    counted = 0
     rows: list[dict] = []
     rejects: list[dict] = []
     source = str(path)
 
     def flush() -> None:
+        nonlocal counted
+        if phase is not None:
+            phase.advance(result.read - counted)
+            counted = result.read
         if rows:
             frame = pl.DataFrame(rows, schema=LOG_SCHEMA, orient="row").with_columns(
                 pl.lit(source).alias("source")

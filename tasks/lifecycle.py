@@ -1,14 +1,19 @@
-"""Run lifecycle steps: open the night's run (or skip a completed day), close it with its status."""
+"""Run lifecycle steps: open the night's run (or skip a completed day), close it with its status,
+and a Prefect state hook that marks the run failed when the flow ends in a way its own
+try/except cannot see (timeout, cancellation, interrupt, crash)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from replaybench import runs
-from replaybench.config import Settings
+from replaybench.config import DEFAULT_CONFIG, Settings, load_settings
+from replaybench.errors import scrub
 from replaybench.runs import Run
 from replaybench.warehouse import open_warehouse
 from tasks.replay import ReplayOutcome
@@ -41,3 +46,51 @@ def finish_run_task(settings: Settings, run: Run, outcomes: list[ReplayOutcome])
 def fail_run_task(settings: Settings, run: Run, reason: str) -> None:
     with open_warehouse(settings.warehouse) as wh:
         runs.finish(wh, run.run_id, runs.FAILED, error=reason)
+
+
+def count_failed_checks(settings: Settings, run: Run) -> int:
+    """How many of the run's stored checks failed: for the flow's log line."""
+    with open_warehouse(settings.warehouse) as wh:
+        return wh.execute("SELECT count(*) FROM checks WHERE run_id = $r AND NOT passed",
+                          {"r": run.run_id}).fetchone()[0]
+
+
+def state_reason(state: Any) -> str:
+    """Why a flow run ended as it did, in one scrubbed line: "TimedOut: Flow run exceeded …"."""
+    message = " ".join(str(state.message or "").split()) or "no message"
+    return scrub(f"{state.name}: {message}")
+
+
+def fail_running_run(settings: Settings, run_date: date, reason: str) -> str | None:
+    """Mark the run of `run_date` failed with `reason`, if it is still `running`; its id, or None.
+    A run the flow already closed (completed, partial, or failed with its own reason) is left."""
+    with open_warehouse(settings.warehouse) as wh:
+        row = wh.execute("SELECT run_id FROM runs WHERE run_date = $d AND status = $s "
+                         "ORDER BY started_at DESC LIMIT 1", {"d": run_date, "s": runs.RUNNING}
+                         ).fetchone()
+        if row is None:
+            return None
+        runs.finish(wh, row[0], runs.FAILED, error=reason)
+        return row[0]
+
+
+def mark_run_failed(flow: Any, flow_run: Any, state: Any) -> None:
+    """Prefect state hook (on_failure, on_crashed, on_cancellation) of the nightly flow.
+
+    The run is found from the flow run's own parameters (config, run_date), so the hook works
+    in the flow's process and in a runner's alike; one process writes the warehouse at a time,
+    so the day's `running` run is this flow run's. Never raises: Prefect would only log it."""
+    log = logging.getLogger("replaybench.lifecycle")
+    params = flow_run.parameters or {}
+    try:
+        settings = load_settings(params.get("config") or DEFAULT_CONFIG)
+        run_date = params.get("run_date")
+        if isinstance(run_date, str):
+            run_date = date.fromisoformat(run_date[:10])
+        run_date = run_date or settings.default_date()
+        run_id = fail_running_run(settings, run_date, state_reason(state))
+    except Exception:
+        log.exception("could not mark the run of flow run %s failed", flow_run.id)
+        return
+    if run_id:
+        log.warning("run %s marked failed: %s", run_id, state_reason(state))
