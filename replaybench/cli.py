@@ -165,10 +165,13 @@ def backfill(start: Annotated[str, typer.Option("--start", help="First day of tr
         raise ReplaybenchError(f"--parallel must be at least 1, not {parallel}")
     from flows.backfill import backfill as backfill_flow
     from flows.backfill import days_between
+    from replaybench.progress import console_bars
 
     days_between(start_date, end_date, settings.default_date())  # bad input fails before a run
-    rows = asyncio.run(backfill_flow(start_date=start_date, end_date=end_date, config=str(config),
-                                     force=force, parallel=parallel, use_cache=not no_cache))
+    with console_bars():
+        rows = asyncio.run(backfill_flow(start_date=start_date, end_date=end_date,
+                                         config=str(config), force=force, parallel=parallel,
+                                         use_cache=not no_cache))
     table = Table(title=f"backfill {start_date} → {end_date}")
     for col in ("day", "status", "run", "report", "reason"):
         table.add_column(col, overflow="fold")
