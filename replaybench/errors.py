@@ -34,6 +34,10 @@ class WarehouseError(ReplaybenchError):
     """The warehouse cannot be opened or does not hold what was asked for."""
 
 
+class SampleError(ReplaybenchError):
+    """A run has nothing to sample (no traffic in its window)."""
+
+
 class ProviderError(ReplaybenchError):
     """A model endpoint failed; `kind` is the error class stored with the replay."""
 

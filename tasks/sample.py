@@ -9,6 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from replaybench.config import Settings
+from replaybench.errors import SampleError
 from replaybench.runs import Run
 from replaybench.warehouse import Warehouse, open_warehouse
 
@@ -34,6 +35,10 @@ def draw_sample(wh: Warehouse, settings: Settings, run: Run) -> dict[str, int]:
         "SELECT prompt_version, count(*) FROM samples WHERE run_id = $r GROUP BY 1 ORDER BY 1",
         {"r": run.run_id},
     ).fetchall()
+    if not rows:
+        raise SampleError(f"no traffic to sample in the window {run.window_start:%Y-%m-%d %H:%M} – "
+                          f"{run.window_end:%Y-%m-%d %H:%M} ({settings.timezone}) for run "
+                          f"{run.run_id}: ingest that day's logs first, or check sample.filter")
     return dict(rows)
 
 

@@ -17,7 +17,7 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 def test_help_lists_every_command():
     out = cli("--help").stdout
-    for command in ("demo", "ingest", "run", "runs", "report", "sim"):
+    for command in ("demo", "ingest", "run", "backfill", "runs", "report", "sim"):
         assert command in out
 
 

@@ -35,7 +35,6 @@ def test_a_deployment_runs_on_a_real_server_and_worker(tmp_path, fleet, demo_sli
     try:
         stack.start_server()
         stack.cli("work-pool", "create", "replaybench", "--type", "process")
-        stack.cli("work-pool", "set-concurrency-limit", "replaybench", "1")
         deployed = stack.cli("--no-prompt", "deploy", "--all")
         assert "'nightly/nightly'" in deployed and "'backfill/backfill'" in deployed, deployed
         stack.start_worker("replaybench")
