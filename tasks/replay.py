@@ -295,7 +295,7 @@ def plan_replay(settings: Settings, run: Run, candidate: Candidate,
     """In the warehouse, briefly: load what a killed attempt left, list the pending requests, and
     store at once those the response cache already answers."""
     redacted = settings.needs_redaction(candidate)
-    with open_warehouse(settings.warehouse) as wh:
+    with _in_warehouse, open_warehouse(settings.warehouse) as wh:
         if redacted and wh.run("unredacted_samples", run_id=run.run_id):
             raise ReplaybenchError(f"{candidate.name} gets redacted requests, but run {run.run_id} "
                                    "has sampled requests not redacted yet: run the redact step first")
@@ -351,7 +351,7 @@ async def send_plan(plan: ReplayPlan) -> Sent:
 def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: ReplayPlan,
                 sent: list[Sent]) -> ReplayOutcome:
     """In the warehouse, briefly: store the shards (and journals) the sending wrote."""
-    with _loading, open_warehouse(settings.warehouse) as wh:
+    with _in_warehouse, open_warehouse(settings.warehouse) as wh:
         load_files(wh, run.run_id, *leftovers(settings, run, candidate))
     ok = sum(s.ok for s in sent) + plan.recovered + plan.reused
     failed = sum(s.failed for s in sent)
@@ -360,7 +360,10 @@ def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: Replay
                          from_journal=plan.recovered, senders=sorted({s.pid for s in sent}))
 
 
-_loading = threading.Lock()  # one load at a time in a process: two would race on the cache rows
+# one plan or load at a time in a process: DuckDB connections of one process registering frames
+# at once race in its catalog ("python_arrow_scan does not exist"), and two loads would race on
+# the cache rows
+_in_warehouse = threading.Lock()
 
 
 def slug(text: str) -> str:

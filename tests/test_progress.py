@@ -145,15 +145,27 @@ def test_the_ingest_command_draws_a_bar_per_file_on_a_terminal(tmp_path, demo_sl
 # --- the nightly flow's account of itself ------------------------------------------------------
 
 def test_the_nightly_flow_logs_one_line_per_phase_in_order(tmp_path, prefect_harness, fleet,
-                                                           demo_slice, caplog):
+                                                           demo_slice):
     from flows.nightly import nightly
 
     config = write_config(tmp_path, fleet.base_url, sample={"per_prompt_version": 5, "seed": 7})
     ingest_paths(load_settings(config).warehouse, [demo_slice])
-    with caplog.at_level(logging.INFO, logger="prefect.flow_runs"):  # the tests run at WARNING
+    # a handler on Prefect's run logger itself: another test's CLI run may have set up Prefect's
+    # logging so that run records no longer propagate to the root logger caplog listens on
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    run_logger = logging.getLogger("prefect.flow_runs")
+    level = run_logger.level
+    run_logger.addHandler(handler)
+    run_logger.setLevel(logging.INFO)  # the tests run at WARNING
+    try:
         result = asyncio.run(nightly(run_date=RUN_DATE, config=str(config)))
+    finally:
+        run_logger.removeHandler(handler)
+        run_logger.setLevel(level)
     assert result["status"] == "completed"
-    lines = [r.getMessage() for r in caplog.records if r.name == "prefect.flow_runs"]
+    lines = [r.getMessage() for r in records]
     phases = ["sampled", "redacted", "replayed", "validated", "scored", "finished", "report",
               "e-mail"]
     firsts = [next(i for i, line in enumerate(lines) if line.startswith(p + " ")
