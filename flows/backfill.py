@@ -101,13 +101,13 @@ async def backfill(start_date: date, end_date: date, config: str = DEFAULT_CONFI
 def _stored_run(settings: Settings, run_date: date) -> dict[str, Any]:
     """The newest run stored for `run_date` (the one a skip, a failure or a partial refers to):
     run_id, report_path, error; all None when there is none or the warehouse cannot be read."""
+    from replaybench import runs
     from replaybench.warehouse import open_warehouse
 
     empty = {"run_id": None, "report_path": None, "error": None}
     try:
         with open_warehouse(settings.warehouse) as wh:
-            found = wh.frame("SELECT run_id, report_path, error FROM runs WHERE run_date = $d "
-                             "ORDER BY started_at DESC LIMIT 1", d=run_date).to_dicts()
+            found = runs.latest(wh, run_date)
     except Exception:  # the warehouse itself may be why the day failed
         return empty
-    return found[0] if found else empty
+    return found or empty

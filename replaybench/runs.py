@@ -7,16 +7,80 @@ answers it already stored are kept and only what is missing is asked for.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from replaybench.config import Settings, git_revision
-from replaybench.errors import WarehouseError, scrub
+from replaybench.errors import ReplaybenchError, WarehouseError, scrub
 from replaybench.warehouse import Warehouse
 
 RUNNING, COMPLETED, PARTIAL, FAILED = "running", "completed", "partial", "failed"
+
+
+class RunInProgress(ReplaybenchError):
+    """The run of a day is under way in another process: it is not started twice."""
+
+
+# A day's run is leased to the process running it: an exclusive `flock` on
+# `<warehouse>.runs/<day>.lock`, taken when the run begins and given back when it ends (the kernel
+# frees a killed process's lease, and the next attempt resumes the run). A second process that
+# asks for the same day meanwhile is refused instead of resuming a run that is still going.
+_leases: dict[Path, int] = {}
+_lease_guard = threading.Lock()
+
+
+def _lease_path(warehouse: Path, run_date: date) -> Path:
+    return warehouse.with_name(warehouse.name + ".runs") / f"{run_date:%Y-%m-%d}.lock"
+
+
+def take_lease(warehouse: Path, run_date: date) -> None:
+    """Lease the day's run to this process; RunInProgress when another process holds it."""
+    path = _lease_path(warehouse, run_date)
+    with _lease_guard:
+        if path in _leases:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunInProgress(f"the run of {run_date} is under way in {holder}; it is not "
+                                "started twice (wait for it, or stop it first)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+        _leases[path] = fd
+
+
+def release_lease(warehouse: Path, run_date: date) -> None:
+    with _lease_guard:
+        fd = _leases.pop(_lease_path(warehouse, run_date), None)
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def leased_elsewhere(warehouse: Path, run_date: date) -> bool:
+    """True when another process holds the day's lease (its run is under way there)."""
+    path = _lease_path(warehouse, run_date)
+    with _lease_guard:
+        if path in _leases or not path.exists():
+            return False
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the lock just taken
+        return False
 
 
 @dataclass(frozen=True)
@@ -31,8 +95,10 @@ class Run:
 
 def begin(wh: Warehouse, settings: Settings, run_date: date, kind: str,
           force: bool = False) -> Run | None:
-    """Start (or resume) the run for `run_date`; None when that day is already completed."""
+    """Start (or resume) the run for `run_date`; None when that day is already completed.
+    RunInProgress when another process is running that day right now."""
     start, end = settings.window(run_date)
+    take_lease(wh.path, run_date)
     latest = wh.execute(
         "SELECT run_id, status FROM runs WHERE run_date = $d ORDER BY started_at DESC LIMIT 1",
         {"d": run_date},
@@ -40,6 +106,7 @@ def begin(wh: Warehouse, settings: Settings, run_date: date, kind: str,
     if latest and not force:
         run_id, status = latest
         if status == COMPLETED:
+            release_lease(wh.path, run_date)
             return None
         if status != PARTIAL:  # running (killed) or failed: pick up where it stopped
             wh.execute("UPDATE runs SET status = 'running', error = NULL, finished_at = NULL "
@@ -63,13 +130,23 @@ def begin(wh: Warehouse, settings: Settings, run_date: date, kind: str,
 
 def finish(wh: Warehouse, run_id: str, status: str, report_path: str | None = None,
            error: str | None = None) -> None:
-    """Record how a run ended."""
+    """Record how a run ended, and give back the day's lease."""
     wh.execute(
         "UPDATE runs SET status = $s, finished_at = $now, report_path = coalesce($p, report_path),"
         " error = $e WHERE run_id = $r",
         {"s": status, "now": datetime.now(UTC), "p": report_path,
          "e": scrub(error)[:1000] if error else None, "r": run_id},
     )
+    day = wh.execute("SELECT run_date FROM runs WHERE run_id = $r", {"r": run_id}).fetchone()
+    if day:
+        release_lease(wh.path, day[0])
+
+
+def latest(wh: Warehouse, run_date: date) -> dict | None:
+    """The newest run stored for `run_date` (run_id, status, report_path, error), or None."""
+    found = wh.frame("SELECT run_id, status, report_path, error FROM runs WHERE run_date = $d "
+                     "ORDER BY started_at DESC LIMIT 1", d=run_date).to_dicts()
+    return found[0] if found else None
 
 
 def get(wh: Warehouse, run_id: str) -> dict:

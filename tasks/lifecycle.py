@@ -63,7 +63,10 @@ def state_reason(state: Any) -> str:
 
 def fail_running_run(settings: Settings, run_date: date, reason: str) -> str | None:
     """Mark the run of `run_date` failed with `reason`, if it is still `running`; its id, or None.
-    A run the flow already closed (completed, partial, or failed with its own reason) is left."""
+    A run the flow already closed (completed, partial, or failed with its own reason) is left, and
+    so is one another process is running (this flow run may have failed because it was)."""
+    if runs.leased_elsewhere(settings.warehouse, run_date):
+        return None
     with open_warehouse(settings.warehouse) as wh:
         row = wh.execute("SELECT run_id FROM runs WHERE run_date = $d AND status = $s "
                          "ORDER BY started_at DESC LIMIT 1", {"d": run_date, "s": runs.RUNNING}
@@ -78,8 +81,9 @@ def mark_run_failed(flow: Any, flow_run: Any, state: Any) -> None:
     """Prefect state hook (on_failure, on_crashed, on_cancellation) of the nightly flow.
 
     The run is found from the flow run's own parameters (config, run_date), so the hook works
-    in the flow's process and in a runner's alike; one process writes the warehouse at a time,
-    so the day's `running` run is this flow run's. Never raises: Prefect would only log it."""
+    in the flow's process and in a runner's alike. A day's run is leased to one process at a
+    time, so a `running` run not leased elsewhere is this flow run's. Never raises: Prefect
+    would only log it."""
     log = logging.getLogger("replaybench.lifecycle")
     params = flow_run.parameters or {}
     try:

@@ -200,12 +200,13 @@ def store(wh: Warehouse, rows: pl.DataFrame, run_id: str) -> int:
     return added
 
 
-def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Path]) -> int:
-    """Store what shards and journals hold (each row once), then delete them; return rows added."""
-    added = 0
-    for shard in shards:
-        added += store(wh, pl.read_parquet(shard), run_id)
-    for journal in journals:
+def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Path],
+               journals_hold_more: bool = True) -> int:
+    """Store what shards and journals hold (each row once, in one transaction), then delete
+    them; return rows added. A journal holds more than the shards only when its writer was killed;
+    after a send that ended (well or not) its rows are all in the shards already."""
+    frames = [pl.read_parquet(shard) for shard in shards]
+    for journal in journals if journals_hold_more else []:
         rows = []
         for line in journal.read_text(encoding="utf-8").splitlines():
             try:
@@ -213,7 +214,8 @@ def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Pa
             except json.JSONDecodeError:
                 continue  # the line being written when the process died
         if rows:
-            added += store(wh, pl.DataFrame(rows, infer_schema_length=None), run_id)
+            frames.append(pl.DataFrame(rows, infer_schema_length=None))
+    added = store(wh, pl.concat(frames, how="diagonal_relaxed"), run_id) if frames else 0
     for path in (*shards, *journals):
         path.unlink(missing_ok=True)
     return added
@@ -352,7 +354,8 @@ def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: Replay
                 sent: list[Sent]) -> ReplayOutcome:
     """In the warehouse, briefly: store the shards (and journals) the sending wrote."""
     with _in_warehouse, open_warehouse(settings.warehouse) as wh:
-        load_files(wh, run.run_id, *leftovers(settings, run, candidate))
+        load_files(wh, run.run_id, *leftovers(settings, run, candidate),
+                   journals_hold_more=not all(s.finished for s in sent))
     ok = sum(s.ok for s in sent) + plan.recovered + plan.reused
     failed = sum(s.failed for s in sent)
     return ReplayOutcome(candidate.name, plan.requested, ok, failed,

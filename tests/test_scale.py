@@ -142,3 +142,26 @@ def test_a_nightly_run_and_a_backfill_share_the_warehouse_at_the_same_time(tmp_p
     # every answer the fleet gave is stored once (two runs of different days may both ask a
     # prompt they share before either has cached it: that is paid twice, and shows here as such)
     assert sum(n for keys in served.values() for n in keys.values()) == paid
+
+
+def test_a_day_under_way_in_another_process_is_not_started_twice(tmp_path, demo_slice):
+    """This process holds the day's run; `replaybench run` for the same day in another process
+    is refused with the holder named, and the run under way is left alone."""
+    config = write_config(tmp_path, sample={"per_prompt_version": 2, "seed": 7})
+    settings = load_settings(config)
+    ingest_paths(settings.warehouse, [demo_slice])
+    with open_warehouse(settings.warehouse) as wh:
+        run = runs.begin(wh, settings, RUN_DATE, "nightly")  # under way here, leased to us
+    try:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "prefect")}
+        other = subprocess.run([sys.executable, "-m", "replaybench.cli", "run", "--date",
+                                str(RUN_DATE), "--config", str(config)], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=600)
+        assert other.returncode != 0
+        assert f"under way in pid {os.getpid()}" in other.stderr + other.stdout
+        with open_warehouse(settings.warehouse) as wh:
+            stored = wh.execute("SELECT run_id, status, error FROM runs").fetchall()
+        assert stored == [(run.run_id, "running", None)]  # not failed by the other's hook
+    finally:
+        runs.release_lease(settings.warehouse, RUN_DATE)
+    assert not runs.leased_elsewhere(settings.warehouse, RUN_DATE)
