@@ -416,6 +416,9 @@ def prepare_environment() -> None:
         "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        # ... except the flow's own account of itself: a line per phase, on the console and
+        # in the Prefect UI (task runs' chatter stays at WARNING)
+        "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
         "GX_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
     }

@@ -68,6 +68,12 @@ def test_demo_runs_end_to_end_and_prints_the_report_path(tmp_path):
     assert report.is_file() and report.parent == tmp_path / "reports"
     html = report.read_text()
     assert "Simulated numbers" in html and "triage@v4" in html
+    # the night's account of itself: a line per phase, in order, without the task runs' chatter
+    said = [line.split(" - ", 1)[1] for line in result.stderr.splitlines() if "| INFO" in line]
+    order = [next(i for i, line in enumerate(said) if line.startswith(p))
+             for p in ("sampled ", "replayed ", "validated: ", "scored ", "finished run ", "report: ")]
+    assert order == sorted(order), said
+    assert "Task run" not in result.stderr
 
     listed = cli("runs", "--config", str(config))
     assert "completed" in listed.stdout and "demo" in listed.stdout
