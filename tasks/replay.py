@@ -363,6 +363,10 @@ def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: Replay
                          from_journal=plan.recovered, senders=sorted({s.pid for s in sent}))
 
 
+# the questions being asked right now in this process, by cache key: a second run asking the same
+# one (a backfill's days side by side) waits for the answer instead of paying for it again
+_in_flight: dict[str, asyncio.Future] = {}
+
 # one plan or load at a time in a process: DuckDB connections of one process registering frames
 # at once race in its catalog ("python_arrow_scan does not exist"), and two loads would race on
 # the cache rows
@@ -395,6 +399,34 @@ async def send_all(candidate: Candidate, api_key: str | None,
 
         async def ask(same: list[dict[str, Any]]) -> None:
             request = same[0]
+            key = request["cache_key"]
+            asking = _in_flight.get(key)
+            if asking is not None and asking.get_loop() is asyncio.get_running_loop():
+                # another run in this process (a backfill's other day) is asking the same
+                # question right now: wait for its answer rather than pay for it again
+                await asyncio.wait([asking])
+                if not asking.cancelled() and asking.result().status == "ok":
+                    for twin in same:
+                        writer.add(twin, dataclasses.replace(asking.result(), attempts=0),
+                                   from_cache=True)
+                    return
+            mine = asyncio.get_running_loop().create_future()
+            _in_flight.setdefault(key, mine)
+            try:
+                answer = await ask_once(request)
+            except BaseException:
+                mine.cancel()
+                raise
+            else:
+                mine.set_result(answer)
+            finally:
+                if _in_flight.get(key) is mine:
+                    del _in_flight[key]
+            writer.add(request, answer)
+            for twin in same[1:]:  # the same question asked again: the same answer, paid once
+                writer.add(twin, dataclasses.replace(answer, attempts=0), from_cache=answer.status == "ok")
+
+        async def ask_once(request: dict[str, Any]) -> Completion:
             async with gate:
                 if len(streak) >= candidate.retry.breaker:
                     last = streak[-1]
@@ -408,9 +440,7 @@ async def send_all(candidate: Candidate, api_key: str | None,
                         streak.clear()
                     else:
                         streak.append(answer)
-            writer.add(request, answer)
-            for twin in same[1:]:  # the same question asked again: the same answer, paid once
-                writer.add(twin, dataclasses.replace(answer, attempts=0), from_cache=answer.status == "ok")
+            return answer
 
         await asyncio.gather(*(ask(r) for r in requests))
 

@@ -231,3 +231,25 @@ def test_bad_dates_exit_non_zero_with_a_one_line_reason(tmp_path):
     malformed = cli("--start", "26.11.2026", "--end", "2026-11-27")
     assert malformed.returncode == 2 and "--start must be a date like" in malformed.stderr
     assert not (tmp_path / "warehouse.duckdb").exists()  # refused before anything was opened
+
+
+def test_days_run_side_by_side_never_pay_twice_for_a_prompt_they_share(tmp_path, prefect_harness,
+                                                                        demo_slice):
+    from replaybench.sim.server import ThreadedFleet
+
+    with ThreadedFleet(time_scale=0, fixed_latency_ms=50) as own_fleet:
+        config = write_config(tmp_path, own_fleet.base_url,
+                              sample={"per_prompt_version": 40, "seed": 7})
+        settings = load_settings(config)
+        ingest_paths(settings.warehouse, [demo_slice])
+        rows = run_backfill(config, DAY1, DAY2, parallel=2)
+        root = own_fleet.base_url.removesuffix("/v1")
+        served = httpx.get(f"{root}/_sim/stats?detail=1").json()["models"]
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    with open_warehouse(settings.warehouse) as wh:
+        shared = wh.execute("""SELECT count(*) FROM (
+                                 SELECT cache_key FROM replays GROUP BY cache_key
+                                 HAVING count(DISTINCT run_id) = 2)""").fetchone()[0]
+    assert shared > 0  # the two days do ask some of the same questions
+    asked = [n for model in served.values() for n in model.get("completed_by_key", {}).values()]
+    assert asked and max(asked) == 1  # and each was paid for once

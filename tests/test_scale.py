@@ -165,3 +165,40 @@ def test_a_day_under_way_in_another_process_is_not_started_twice(tmp_path, demo_
     finally:
         runs.release_lease(settings.warehouse, RUN_DATE)
     assert not runs.leased_elsewhere(settings.warehouse, RUN_DATE)
+
+
+def test_two_runs_asking_the_same_question_at_once_in_one_process_pay_once(tmp_path, demo_slice):
+    """A backfill's days side by side: planned before either has an answer, sent at the same
+    time; a question both ask is sent once, and the other run takes its answer."""
+    from tasks.replay import load_replay, plan_replay, send_plan
+
+    with ThreadedFleet(time_scale=0, fixed_latency_ms=50) as fleet:
+        config = write_config(tmp_path, fleet.base_url, sample={"per_prompt_version": 80, "seed": 7},
+                              candidates=[{"name": "glm-5.2", "base_url": fleet.base_url,
+                                           "model": "glm-5.2", "max_concurrency": 8}])
+        settings = load_settings(config)
+        candidate = settings.candidates[0]
+        ingest_paths(settings.warehouse, [demo_slice])
+        days = []
+        with open_warehouse(settings.warehouse) as wh:
+            for run_date in (date(2026, 11, 27), date(2026, 11, 28)):
+                run = runs.begin(wh, settings, run_date, "backfill")
+                draw_sample(wh, settings, run)
+                days.append(run)
+        plans = [plan_replay(settings, run, candidate) for run in days]
+        shared = ({g[0]["cache_key"] for g in plans[0].groups}
+                  & {g[0]["cache_key"] for g in plans[1].groups})
+
+        async def both():
+            return await asyncio.gather(*(send_plan(p) for p in plans))
+
+        sent = asyncio.run(both())
+        outcomes = [load_replay(settings, run, candidate, plan, [s])
+                    for run, plan, s in zip(days, plans, sent, strict=True)]
+        asked = completed_by_key(fleet)["glm-5.2"]
+
+    assert shared  # the two days do share questions, and both planned to ask them
+    assert max(asked.values()) == 1 and sum(asked.values()) == \
+        sum(p.size for p in plans) - sum(len(g) - 1 for p in plans for g in p.groups) - len(shared)
+    assert all(o.ok == o.requested for o in outcomes)
+    assert sum(s.reused for s in sent) >= len(shared)
