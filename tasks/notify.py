@@ -178,27 +178,29 @@ def record(wh: Warehouse, run_id: str, status: str, error: str | None = None) ->
                 "t": datetime.now(UTC) if status == SENT else None, "r": run_id})
 
 
-def notify(wh: Warehouse, settings: Settings, run_id: str, report_path: str | Path | None) -> str:
+def notify(settings: Settings, run_id: str, report_path: str | Path | None) -> str:
     """E-mail the run's outcome; record and return `sent`, `failed` or `skipped`. Never raises
-    for a failure to build or send the message."""
+    for a failure to build or send the message. The warehouse is held to build the message and
+    to record the outcome, not while the mail server is talked to."""
     if settings.email is None or not settings.email.enabled:
-        record(wh, run_id, SKIPPED)
+        with open_warehouse(settings.warehouse) as wh:
+            record(wh, run_id, SKIPPED)
         return SKIPPED
+    status, reason = SENT, None
     try:
-        path = Path(report_path or wh.execute("SELECT report_path FROM runs WHERE run_id = $r",
-                                              {"r": run_id}).fetchone()[0])
-        context = {**report_context(wh, settings, run_id), "tz": settings.tz}
+        with open_warehouse(settings.warehouse) as wh:
+            path = Path(report_path or wh.execute("SELECT report_path FROM runs WHERE run_id = $r",
+                                                  {"r": run_id}).fetchone()[0])
+            context = {**report_context(wh, settings, run_id), "tz": settings.tz}
         send(settings, build_message(settings, context, path))
     except Exception as exc:
-        reason = scrub(f"{type(exc).__name__}: {exc}")
+        status, reason = FAILED, scrub(f"{type(exc).__name__}: {exc}")
         log.warning("e-mail of run %s not sent: %s", run_id, reason)
-        record(wh, run_id, FAILED, reason)
-        return FAILED
-    record(wh, run_id, SENT)
-    return SENT
+    with open_warehouse(settings.warehouse) as wh:
+        record(wh, run_id, status, reason)
+    return status
 
 
 @task(name="notify", cache_policy=NO_CACHE)
 def notify_task(settings: Settings, run_id: str, report: str | None) -> str:
-    with open_warehouse(settings.warehouse) as wh:
-        return notify(wh, settings, run_id, report)
+    return notify(settings, run_id, report)

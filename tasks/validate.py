@@ -58,7 +58,7 @@ from prefect.cache_policies import NO_CACHE
 from replaybench.config import Judge, Settings
 from replaybench.errors import ConfigError
 from replaybench.runs import Run
-from replaybench.warehouse import Warehouse, open_warehouse
+from replaybench.warehouse import open_warehouse
 
 ROW_KEY = "_row"
 REFERENCE_MATCH = "reference_match"
@@ -800,10 +800,13 @@ def _truncate(text: str, limit: int) -> str:
 
 # --- the pipeline step -----------------------------------------------------------------------
 
-def validate_run(wh: Warehouse, settings: Settings, run: Run) -> int:
+def validate_run(settings: Settings, run: Run) -> int:
     """Check every answer of the run (production's and the candidates'); store one row per
-    answer and check, replacing any from an earlier attempt. Returns the number of check rows."""
-    answers = wh.frame("answers", run_id=run.run_id)
+    answer and check, replacing any from an earlier attempt. Returns the number of check rows.
+    The warehouse is held only to read the answers and to write the checks: the checks
+    themselves (and a judge's HTTP calls) run without it, so another run is not kept waiting."""
+    with open_warehouse(settings.warehouse) as wh:
+        answers = wh.frame("answers", run_id=run.run_id)
     judge, api_key, redactor = settings.judge, None, None
     if judge is not None:
         api_key = settings.api_key(judge)
@@ -816,7 +819,7 @@ def validate_run(wh: Warehouse, settings: Settings, run: Run) -> int:
     checks = run_checks(
         answers, load_suites(settings.suites), judge, judge_api_key=api_key, redactor=redactor
     )
-    with wh.transaction():
+    with open_warehouse(settings.warehouse) as wh, wh.transaction():
         wh.execute("DELETE FROM checks WHERE run_id = $r", {"r": run.run_id})
         wh.insert("checks", checks.with_columns(run_id=pl.lit(run.run_id)))
     return len(checks)
@@ -824,5 +827,4 @@ def validate_run(wh: Warehouse, settings: Settings, run: Run) -> int:
 
 @task(name="validate", cache_policy=NO_CACHE)
 def validate_task(settings: Settings, run: Run) -> int:
-    with open_warehouse(settings.warehouse) as wh:
-        return validate_run(wh, settings, run)
+    return validate_run(settings, run)

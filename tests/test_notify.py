@@ -186,9 +186,8 @@ def copied_run(emailed_run, tmp_path):
 
 def test_no_email_config_is_skipped(copied_run):
     settings, result = copied_run
-    with open_warehouse(settings.warehouse) as wh:
-        assert notify(wh, settings.model_copy(update={"email": None}), result["run_id"],
-                      result["report"]) == "skipped"
+    assert notify(settings.model_copy(update={"email": None}), result["run_id"],
+                  result["report"]) == "skipped"
     assert run_row(settings, result["run_id"])["email_status"] == "skipped"
 
 
@@ -200,9 +199,8 @@ def test_a_block_without_prefect_email_is_a_recorded_failure(copied_run):
     except ImportError:
         pass
     block = Email.model_validate({"to": TO, "from": SENDER, "block": "night-mail"})
-    with open_warehouse(settings.warehouse) as wh:
-        status = notify(wh, settings.model_copy(update={"email": block}), result["run_id"],
-                        result["report"])
+    status = notify(settings.model_copy(update={"email": block}), result["run_id"],
+                    result["report"])
     run = run_row(settings, result["run_id"])
     assert status == "failed" and run["email_status"] == "failed"
     assert "prefect-email is not installed" in run["email_error"]
