@@ -29,7 +29,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -100,15 +100,19 @@ def _is_ours(path: Path, prefix: str) -> bool:
 
 
 class RowMaker:
-    """A `replays` row for an answer, costed at the prices of the run's day."""
+    """A `replays` row for an answer, costed at the prices in force on the day the request was
+    logged (in the configured timezone): a run over several days, or a backfill, pays each
+    day's prices."""
 
-    def __init__(self, run: Run, candidate: Candidate, prices: PriceTable):
-        self.run, self.candidate, self.prices = run, candidate, prices
-        self._costings: dict[str | None, Costing | None] = {}
+    def __init__(self, run: Run, candidate: Candidate, prices: PriceTable,
+                 tz: tzinfo | None = None):
+        self.run, self.candidate, self.prices, self.tz = run, candidate, prices, tz or UTC
+        self._costings: dict[tuple[str | None, date], Costing | None] = {}
 
     def row(self, request: dict[str, Any], answer: Completion, from_cache: bool) -> dict[str, Any]:
         costing = self.costing(request["send_params"].get("model")
-                               if self.candidate.replays_production else None)
+                               if self.candidate.replays_production else None,
+                               self.day_of(request.get("ts")))
         row = answer.as_row()
         row.update(
             run_id=self.run.run_id, request_id=request["request_id"], model=self.candidate.name,
@@ -124,12 +128,17 @@ class RowMaker:
         )
         return row
 
-    def costing(self, model: str | None) -> Costing | None:
-        """The price of the run's day for the candidate (or, replaying production, for `model`)."""
-        if model not in self._costings:
-            day = self.run.run_date - timedelta(days=1)  # the (last) day the run replays
-            self._costings[model] = self.prices.costing(self.candidate, day, model)
-        return self._costings[model]
+    def day_of(self, ts: datetime | None) -> date:
+        """The day a request was logged; without a timestamp, the last day the run covers."""
+        if ts is None:
+            return self.run.run_date - timedelta(days=1)
+        return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).astimezone(self.tz).date()
+
+    def costing(self, model: str | None, day: date) -> Costing | None:
+        """The price on `day` for the candidate (or, replaying production, for `model`)."""
+        if (model, day) not in self._costings:
+            self._costings[model, day] = self.prices.costing(self.candidate, day, model)
+        return self._costings[model, day]
 
 
 class ReplayWriter:
@@ -305,7 +314,7 @@ def plan_replay(settings: Settings, run: Run, candidate: Candidate,
         requests = prepare(wh.frame("pending_replays", run_id=run.run_id, model=candidate.name,
                                     redacted=redacted), candidate)
         cached = cached_answers(wh, [r["cache_key"] for r in requests]) if use_cache else {}
-        rows = RowMaker(run, candidate, PriceTable.load(settings.prices))
+        rows = RowMaker(run, candidate, PriceTable.load(settings.prices), settings.tz)
         reused = [rows.row(r, dataclasses.replace(cached[r["cache_key"]], attempts=0), True)
                   for r in requests if r["cache_key"] in cached]
         if reused:
@@ -336,7 +345,7 @@ async def send_plan(plan: ReplayPlan) -> Sent:
     """Ask every pending request of a plan; no warehouse here, only the journal and shards. Runs
     in this process or on a Dask worker."""
     settings, run, candidate = plan.settings, plan.run, plan.candidate
-    rows = RowMaker(run, candidate, PriceTable.load(settings.prices))
+    rows = RowMaker(run, candidate, PriceTable.load(settings.prices), settings.tz)
     key = f"replay-{run.run_id}-{candidate.name}" + (f"-{plan.chunk}" if plan.chunk else "")
     with progress.phase(f"replay {candidate.name}", plan.size, key=slug(key)) as phase:
         writer = ReplayWriter(rows, journal_path(settings, run, candidate, plan.chunk),

@@ -192,6 +192,32 @@ def test_each_day_is_costed_at_the_prices_in_force_that_day(tmp_path, prefect_ha
     assert [v.rsplit("@", 1)[1] for v in versions1 + versions2] == ["2026-09-01", "2026-11-27"]
 
 
+def test_a_run_over_two_days_costs_each_request_at_its_own_days_prices(tmp_path, prefect_harness,
+                                                                      fleet, demo_slice):
+    from flows.nightly import nightly
+
+    table = yaml.safe_load((ROOT / "data" / "prices.yaml").read_text())
+    table["models"]["glm-5.2"] = [  # the price triples on the second day; no cache discount
+        {"effective_from": "2026-09-01", "input": 1.0, "cached_input": 1.0, "output": 2.0},
+        {"effective_from": "2026-11-27", "input": 3.0, "cached_input": 3.0, "output": 6.0}]
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(yaml.safe_dump(table))
+    config = write_config(tmp_path, fleet.base_url, prices=str(prices),
+                          sample={**SMALL, "window_days": 2},
+                          candidates=[{"name": "glm-5.2", "base_url": fleet.base_url,
+                                       "model": "glm-5.2"}])
+    settings = load_settings(config)
+    ingest_paths(settings.warehouse, [demo_slice])
+    result = asyncio.run(nightly(run_date=DAY2 + (DAY2 - DAY1), config=str(config)))
+    assert result["status"] == "completed"
+    with open_warehouse(settings.warehouse) as wh:
+        per_day = dict(wh.execute(
+            """SELECT l.ts::DATE, round(sum(r.cost_usd) * 1e6 / sum(r.input_tokens + 2 * r.output_tokens), 6)
+               FROM replays r JOIN logs l USING (request_id)
+               WHERE r.status = 'ok' AND r.model = 'glm-5.2' GROUP BY 1""").fetchall())
+    assert per_day == {DAY1: pytest.approx(1.0), DAY2: pytest.approx(3.0)}  # USD per 1M input tokens
+
+
 # --- the command line -----------------------------------------------------------------------------
 
 def test_the_command_prints_the_summary_and_exits_non_zero_when_a_day_failed(tmp_path,

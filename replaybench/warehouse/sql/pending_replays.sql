@@ -4,7 +4,8 @@
 SELECT s.request_id, s.prompt_version,
        CASE WHEN $redacted THEN rr.messages ELSE l.messages END AS messages,
        l.params,
-       l.model_id
+       l.model_id,
+       l.ts
 FROM samples AS s
 JOIN logs AS l USING (request_id)
 LEFT JOIN redacted_requests AS rr ON rr.run_id = s.run_id AND rr.request_id = s.request_id
