@@ -168,14 +168,20 @@ def test_a_failing_day_is_reported_and_the_others_complete_and_resume(tmp_path, 
 
 # --- prices ---------------------------------------------------------------------------------------
 
+def price_tripling_on_day2(folder: Path) -> Path:
+    """The bundled price table, but glm-5.2 costs three times as much from DAY2 (no cache discount)."""
+    table = yaml.safe_load((ROOT / "data" / "prices.yaml").read_text())
+    table["models"]["glm-5.2"] = [
+        {"effective_from": "2026-09-01", "input": 1.0, "cached_input": 1.0, "output": 2.0},
+        {"effective_from": str(DAY2), "input": 3.0, "cached_input": 3.0, "output": 6.0}]
+    prices = folder / "prices.yaml"
+    prices.write_text(yaml.safe_dump(table))
+    return prices
+
+
 def test_each_day_is_costed_at_the_prices_in_force_that_day(tmp_path, prefect_harness, fleet,
                                                             demo_slice):
-    table = yaml.safe_load((ROOT / "data" / "prices.yaml").read_text())
-    table["models"]["glm-5.2"] = [  # the price triples on the second day; no cache discount
-        {"effective_from": "2026-09-01", "input": 1.0, "cached_input": 1.0, "output": 2.0},
-        {"effective_from": "2026-11-27", "input": 3.0, "cached_input": 3.0, "output": 6.0}]
-    prices = tmp_path / "prices.yaml"
-    prices.write_text(yaml.safe_dump(table))
+    prices = price_tripling_on_day2(tmp_path)
     config = write_config(tmp_path, fleet.base_url, sample=SMALL, prices=str(prices),
                           candidates=[{"name": "glm-5.2", "base_url": fleet.base_url,
                                        "model": "glm-5.2"}])
@@ -196,12 +202,7 @@ def test_a_run_over_two_days_costs_each_request_at_its_own_days_prices(tmp_path,
                                                                       fleet, demo_slice):
     from flows.nightly import nightly
 
-    table = yaml.safe_load((ROOT / "data" / "prices.yaml").read_text())
-    table["models"]["glm-5.2"] = [  # the price triples on the second day; no cache discount
-        {"effective_from": "2026-09-01", "input": 1.0, "cached_input": 1.0, "output": 2.0},
-        {"effective_from": "2026-11-27", "input": 3.0, "cached_input": 3.0, "output": 6.0}]
-    prices = tmp_path / "prices.yaml"
-    prices.write_text(yaml.safe_dump(table))
+    prices = price_tripling_on_day2(tmp_path)
     config = write_config(tmp_path, fleet.base_url, prices=str(prices),
                           sample={**SMALL, "window_days": 2},
                           candidates=[{"name": "glm-5.2", "base_url": fleet.base_url,
