@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -283,6 +284,7 @@ class ReplayPlan:
     reused: int = 0
     recovered: int = 0
     chunk: int = 0
+    use_cache: bool = True
 
     @property
     def size(self) -> int:
@@ -324,7 +326,7 @@ def plan_replay(settings: Settings, run: Run, candidate: Candidate,
         if request["cache_key"] not in cached:
             groups.setdefault(request["cache_key"], []).append(request)
     return ReplayPlan(settings, run, candidate, list(groups.values()), len(requests) + recovered,
-                      len(reused), recovered)
+                      len(reused), recovered, use_cache=use_cache)
 
 
 def chunks(plan: ReplayPlan, size: int) -> list[ReplayPlan]:
@@ -352,7 +354,9 @@ async def send_plan(plan: ReplayPlan) -> Sent:
                               shard_folder(settings), phase)
         finished = False
         try:
-            await send_all(candidate, settings.api_key(candidate), plan.groups, writer)
+            known = (KnownAnswers(writer.journal.parent, writer.journal, candidate.name)
+                     if plan.use_cache else None)
+            await send_all(candidate, settings.api_key(candidate), plan.groups, writer, known)
             finished = True
         finally:
             await writer.close()
@@ -370,6 +374,101 @@ def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: Replay
     return ReplayOutcome(candidate.name, plan.requested, ok, failed,
                          from_cache=plan.reused + sum(s.reused for s in sent),
                          from_journal=plan.recovered, senders=sorted({s.pid for s in sent}))
+
+
+class KnownAnswers:
+    """What other runs on this warehouse have paid for but not stored yet, and what they are
+    asking right now, so that a nightly run beside a backfill (two processes), or a backfill's
+    days side by side, never pay twice for the same question.
+
+    - Answers: every process appends each answer to its run's journal (`<warehouse>.journal/`)
+      the moment it arrives; this reads the new lines of the journals of the same candidate
+      whenever a question is not known yet (a `stat` tells when there is nothing new).
+    - Questions in flight: a process asking a question holds a POSIX record lock on one byte of
+      `<warehouse>.journal/asking.lock` at an offset given by the cache key, until the answer is
+      journaled. Another process wanting it waits for the lock, then finds the answer in the
+      journal. The kernel frees a killed process's locks."""
+
+    POLL_S = 0.02
+
+    def __init__(self, folder: Path, own: Path, candidate: str):
+        self.folder, self.own, self.candidate = folder, own, candidate
+        self.offsets: dict[Path, int] = {}
+        self.answers: dict[str, Completion] = {}
+        self.files: list[Path] = []
+        self.listed = -1
+        self.lock_fd = _asking_lock(folder)
+
+    def get(self, cache_key: str) -> Completion | None:
+        if cache_key not in self.answers:
+            self.refresh()
+        return self.answers.get(cache_key)
+
+    async def ask(self, cache_key: str) -> Completion | None:
+        """Take this question's lock, waiting while another process asks it; the answer that
+        process got, if any (the caller then holds the lock and must `done` it)."""
+        offset = int(cache_key[:15], 16)
+        waited = False
+        while True:
+            try:
+                fcntl.lockf(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+                break
+            except OSError:
+                waited = True
+                await asyncio.sleep(self.POLL_S)
+        return self.get(cache_key) if waited else None
+
+    def done(self, cache_key: str) -> None:
+        fcntl.lockf(self.lock_fd, fcntl.LOCK_UN, 1, int(cache_key[:15], 16))
+
+    def _same_candidate(self, path: Path) -> bool:
+        """`<run_id>--<candidate>[--<chunk>].jsonl` names this candidate."""
+        rest = path.name.removesuffix(".jsonl").partition("--")[2]
+        head, _, chunk = rest.rpartition("--")
+        return rest == self.candidate or (head == self.candidate and chunk.isdigit())
+
+    def refresh(self) -> None:
+        """Read the lines added to the candidate's other journals since the last look."""
+        listed = os.stat(self.folder).st_mtime_ns
+        if listed != self.listed:  # a journal came or went
+            self.listed = listed
+            self.files = [p for p in self.folder.glob("*.jsonl")
+                          if p != self.own and self._same_candidate(p)]
+        fields = {f.name for f in dataclasses.fields(Completion)}
+        for path in self.files:
+            start = self.offsets.get(path, 0)
+            try:
+                if os.stat(path).st_size <= start:
+                    continue
+                with path.open("rb") as fh:
+                    fh.seek(start)
+                    data = fh.read()
+            except FileNotFoundError:  # loaded and removed meanwhile: in the cache now
+                continue
+            whole = data.rfind(b"\n") + 1  # a line being written is read next time
+            self.offsets[path] = start + whole
+            for line in data[:whole].splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if row.get("status") == "ok" and row.get("cache_key"):
+                    self.answers[row["cache_key"]] = Completion(
+                        **{k: v for k, v in row.items() if k in fields})
+
+
+_asking_locks: dict[Path, int] = {}
+_asking_guard = threading.Lock()
+
+
+def _asking_lock(folder: Path) -> int:
+    """This process's descriptor of the folder's `asking.lock`. It stays open for the life of the
+    process: closing any descriptor of the file would drop all of the process's record locks."""
+    with _asking_guard:
+        if folder not in _asking_locks:
+            folder.mkdir(parents=True, exist_ok=True)
+            _asking_locks[folder] = os.open(folder / "asking.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        return _asking_locks[folder]
 
 
 # the questions being asked right now in this process, by cache key: a second run asking the same
@@ -395,9 +494,12 @@ async def replay_candidate(settings: Settings, run: Run, candidate: Candidate,
 
 
 async def send_all(candidate: Candidate, api_key: str | None,
-                   requests: list[list[dict[str, Any]]], writer: ReplayWriter) -> None:
+                   requests: list[list[dict[str, Any]]], writer: ReplayWriter,
+                   known: KnownAnswers | None = None) -> None:
     """Ask every group of identical requests once, concurrently, within the candidate's limits;
-    stop sending once the endpoint has failed `retry.breaker` requests in a row."""
+    stop sending once the endpoint has failed `retry.breaker` requests in a row. An answer another
+    run has already paid for but not yet stored (`known`), or is asking for right now in this
+    process, is taken instead of being paid for twice."""
     if not requests:
         return
     async with http_client(candidate) as client:
@@ -409,31 +511,48 @@ async def send_all(candidate: Candidate, api_key: str | None,
         async def ask(same: list[dict[str, Any]]) -> None:
             request = same[0]
             key = request["cache_key"]
-            asking = _in_flight.get(key)
-            if asking is not None and asking.get_loop() is asyncio.get_running_loop():
+            other = _in_flight.get(key)
+            if other is not None and other.get_loop() is asyncio.get_running_loop():
                 # another run in this process (a backfill's other day) is asking the same
                 # question right now: wait for its answer rather than pay for it again
-                await asyncio.wait([asking])
-                if not asking.cancelled() and asking.result().status == "ok":
+                await asyncio.wait([other])
+                if not other.cancelled() and other.result().status == "ok":
                     for twin in same:
-                        writer.add(twin, dataclasses.replace(asking.result(), attempts=0),
+                        writer.add(twin, dataclasses.replace(other.result(), attempts=0),
                                    from_cache=True)
                     return
+            found = known.get(key) if known else None
+            if found is not None:  # another run paid for it and has not stored it yet
+                for twin in same:
+                    writer.add(twin, dataclasses.replace(found, attempts=0), from_cache=True)
+                return
             mine = asyncio.get_running_loop().create_future()
             _in_flight.setdefault(key, mine)
+            locked = False
             try:
-                answer = await ask_once(request)
+                if known is not None:  # waits while another process asks the same question
+                    found = await known.ask(key)
+                    locked = True
+                answer = found or await ask_once(request)
+                # journaled before the lock is given back: whoever waits finds it there
+                if found is None:
+                    writer.add(request, answer)
+                    for twin in same[1:]:  # the same question again: the same answer, paid once
+                        writer.add(twin, dataclasses.replace(answer, attempts=0),
+                                   from_cache=answer.status == "ok")
+                else:  # another process paid for it: every copy here is a reuse
+                    for twin in same:
+                        writer.add(twin, dataclasses.replace(found, attempts=0), from_cache=True)
             except BaseException:
                 mine.cancel()
                 raise
             else:
                 mine.set_result(answer)
             finally:
+                if locked:
+                    known.done(key)
                 if _in_flight.get(key) is mine:
                     del _in_flight[key]
-            writer.add(request, answer)
-            for twin in same[1:]:  # the same question asked again: the same answer, paid once
-                writer.add(twin, dataclasses.replace(answer, attempts=0), from_cache=answer.status == "ok")
 
         async def ask_once(request: dict[str, Any]) -> Completion:
             async with gate:

@@ -139,9 +139,14 @@ def test_a_nightly_run_and_a_backfill_share_the_warehouse_at_the_same_time(tmp_p
     (_, _, start_a, end_a, run_a), (_, _, start_b, end_b, run_b) = done
     assert start_a < end_b and start_b < end_a  # the two runs were under way at the same time
     assert per_run == {run_a: True, run_b: True}  # one row per request and candidate, each run
-    # every answer the fleet gave is stored once (two runs of different days may both ask a
-    # prompt they share before either has cached it: that is paid twice, and shows here as such)
+    # every answer the fleet gave is stored once, and no question was paid for twice, though the
+    # two processes share some (each waits for, or reads, the other's answer)
     assert sum(n for keys in served.values() for n in keys.values()) == paid
+    assert max(n for keys in served.values() for n in keys.values()) == 1
+    with open_warehouse(settings.warehouse) as wh:
+        shared = wh.execute("SELECT count(*) FROM (SELECT model, cache_key FROM replays "
+                            "GROUP BY ALL HAVING count(DISTINCT run_id) = 2)").fetchone()[0]
+    assert shared > 0
 
 
 def test_a_day_under_way_in_another_process_is_not_started_twice(tmp_path, demo_slice):
