@@ -9,10 +9,22 @@ import os
 import tempfile
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_LOGS = ROOT / "data" / "demo" / "production_logs.jsonl.gz"
+# the columns of the `answers` view that validation reads (see tasks/validate.py)
+ANSWER_SCHEMA = {
+    "request_id": pl.String,
+    "model": pl.String,
+    "prompt_version": pl.String,
+    "output_text": pl.String,
+    "reference": pl.String,
+    "output_tokens": pl.Int64,
+    "latency_ms": pl.Float64,
+    "production_text": pl.String,
+}
 
 # All local state in a throwaway folder; Prefect and GX quiet and offline.
 os.environ.setdefault("REPLAYBENCH_HOME", tempfile.mkdtemp(prefix="replaybench-test-"))

@@ -9,16 +9,9 @@ import pytest
 from replaybench.expectations import REFUSAL_PATTERNS, refusal, similarity, within_tolerance
 from tasks.validate import load_suites, run_checks
 
-SCHEMA = {
-    "request_id": pl.String,
-    "model": pl.String,
-    "prompt_version": pl.String,
-    "output_text": pl.String,
-    "reference": pl.String,
-    "output_tokens": pl.Int64,
-    "latency_ms": pl.Float64,
-    "production_text": pl.String,
-}
+from .conftest import ANSWER_SCHEMA
+
+SCHEMA = ANSWER_SCHEMA
 
 
 def answers(*rows: tuple) -> pl.DataFrame:

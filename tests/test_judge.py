@@ -14,20 +14,10 @@ from replaybench.config import Judge, load_settings
 from replaybench.judge import JudgeError, JudgeItem, parse_verdict, score_items
 from replaybench.sim import workloads
 from tasks.validate import SuiteError, load_suite, load_suites, run_checks
-from tests.conftest import ROOT, write_config
+from tests.conftest import ANSWER_SCHEMA, ROOT, write_config
 
 PV = "tutor-math@v1"
-SCHEMA = {
-    "request_id": pl.String,
-    "model": pl.String,
-    "prompt_version": pl.String,
-    "output_text": pl.String,
-    "reference": pl.String,
-    "output_tokens": pl.Int64,
-    "latency_ms": pl.Float64,
-    "production_text": pl.String,
-    "user_message": pl.String,
-}
+SCHEMA = {**ANSWER_SCHEMA, "user_message": pl.String}
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ import pytest
 
 from tasks.validate import derive_columns, load_suites, run_checks
 
+from .conftest import ANSWER_SCHEMA
+
 SUITES_DIR = Path(__file__).resolve().parents[1] / "data" / "suites"
 COLUMNS = ["request_id", "model", "prompt_version", "output_text", "reference", "output_tokens"]
 
@@ -282,16 +284,7 @@ def test_call_summary_agreement_and_refusal(suites):
     ]
     answers = pl.DataFrame(
         [(r, m, "call-summary@v1", out, None, 10, 120.0, prod) for r, m, out, prod in rows],
-        schema={
-            "request_id": pl.String,
-            "model": pl.String,
-            "prompt_version": pl.String,
-            "output_text": pl.String,
-            "reference": pl.String,
-            "output_tokens": pl.Int64,
-            "latency_ms": pl.Float64,
-            "production_text": pl.String,
-        },
+        schema=ANSWER_SCHEMA,
         orient="row",
     )
     result = outcomes(run_checks(answers, suites))
