@@ -26,7 +26,6 @@ import dataclasses
 import fcntl
 import json
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -210,19 +209,26 @@ def store(wh: Warehouse, rows: pl.DataFrame, run_id: str) -> int:
     return added
 
 
+def journal_rows(data: bytes) -> list[dict[str, Any]]:
+    """The rows of journal lines; a line cut short (being written when its process died) is
+    skipped."""
+    rows = []
+    for line in data.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
 def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Path],
                journals_hold_more: bool = True) -> int:
     """Store what shards and journals hold (each row once, in one transaction), then delete
-    them; return rows added. A journal holds more than the shards only when its writer was killed;
-    after a send that ended (well or not) its rows are all in the shards already."""
+    them; return rows added. A journal holds more than the shards only when its writer was
+    killed (what a resumed run finds); after a send, its rows are all in the shards already."""
     frames = [pl.read_parquet(shard) for shard in shards]
     for journal in journals if journals_hold_more else []:
-        rows = []
-        for line in journal.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # the line being written when the process died
+        rows = journal_rows(journal.read_bytes())
         if rows:
             frames.append(pl.DataFrame(rows, infer_schema_length=None))
     added = store(wh, pl.concat(frames, how="diagonal_relaxed"), run_id) if frames else 0
@@ -259,9 +265,7 @@ def cached_answers(wh: Warehouse, keys: list[str]) -> dict[str, Completion]:
         return {}
     with wh.registered("_keys", pl.DataFrame({"cache_key": keys})):
         found = wh.frame("cached_answers")
-    fields = set(Completion.__dataclass_fields__)
-    return {r["cache_key"]: Completion(**{k: v for k, v in r.items() if k in fields})
-            for r in found.iter_rows(named=True)}
+    return {r["cache_key"]: Completion.from_row(r) for r in found.iter_rows(named=True)}
 
 
 def http_client(candidate: Candidate) -> httpx.AsyncClient:
@@ -298,7 +302,6 @@ class Sent:
     ok: int
     failed: int
     reused: int
-    finished: bool
     shards: list[str]
     pid: int = 0  # the process that sent them (a Dask worker's, or this one's)
 
@@ -349,26 +352,24 @@ async def send_plan(plan: ReplayPlan) -> Sent:
     settings, run, candidate = plan.settings, plan.run, plan.candidate
     rows = RowMaker(run, candidate, PriceTable.load(settings.prices), settings.tz)
     key = f"replay-{run.run_id}-{candidate.name}" + (f"-{plan.chunk}" if plan.chunk else "")
-    with progress.phase(f"replay {candidate.name}", plan.size, key=slug(key)) as phase:
+    with progress.phase(f"replay {candidate.name}", plan.size, key=progress.slug(key)) as phase:
         writer = ReplayWriter(rows, journal_path(settings, run, candidate, plan.chunk),
                               shard_folder(settings), phase)
-        finished = False
         try:
             known = (KnownAnswers(writer.journal.parent, writer.journal, candidate.name)
                      if plan.use_cache else None)
             await send_all(candidate, settings.api_key(candidate), plan.groups, writer, known)
-            finished = True
         finally:
             await writer.close()
-    return Sent(writer.ok, writer.failed, writer.reused, finished, writer.shards, os.getpid())
+    return Sent(writer.ok, writer.failed, writer.reused, writer.shards, os.getpid())
 
 
 def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: ReplayPlan,
                 sent: list[Sent]) -> ReplayOutcome:
-    """In the warehouse, briefly: store the shards (and journals) the sending wrote."""
+    """In the warehouse, briefly: store the shards the sending wrote. Every sent answer is in
+    them (the writer closes them even when sending fails), so the journals are only deleted."""
     with _in_warehouse, open_warehouse(settings.warehouse) as wh:
-        load_files(wh, run.run_id, *leftovers(settings, run, candidate),
-                   journals_hold_more=not all(s.finished for s in sent))
+        load_files(wh, run.run_id, *leftovers(settings, run, candidate), journals_hold_more=False)
     ok = sum(s.ok for s in sent) + plan.recovered + plan.reused
     failed = sum(s.failed for s in sent)
     return ReplayOutcome(candidate.name, plan.requested, ok, failed,
@@ -434,7 +435,6 @@ class KnownAnswers:
             self.listed = listed
             self.files = [p for p in self.folder.glob("*.jsonl")
                           if p != self.own and self._same_candidate(p)]
-        fields = {f.name for f in dataclasses.fields(Completion)}
         for path in self.files:
             start = self.offsets.get(path, 0)
             try:
@@ -447,14 +447,9 @@ class KnownAnswers:
                 continue
             whole = data.rfind(b"\n") + 1  # a line being written is read next time
             self.offsets[path] = start + whole
-            for line in data[:whole].splitlines():
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
+            for row in journal_rows(data[:whole]):
                 if row.get("status") == "ok" and row.get("cache_key"):
-                    self.answers[row["cache_key"]] = Completion(
-                        **{k: v for k, v in row.items() if k in fields})
+                    self.answers[row["cache_key"]] = Completion.from_row(row)
 
 
 _asking_locks: dict[Path, int] = {}
@@ -479,10 +474,6 @@ _in_flight: dict[str, asyncio.Future] = {}
 # at once race in its catalog ("python_arrow_scan does not exist"), and two loads would race on
 # the cache rows
 _in_warehouse = threading.Lock()
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:100]
 
 
 async def replay_candidate(settings: Settings, run: Run, candidate: Candidate,

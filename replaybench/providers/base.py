@@ -67,6 +67,12 @@ class Completion:
     def as_row(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Completion:
+        """The answer held by a stored row (a cache row, a journal line): its fields, the rest
+        of the row ignored."""
+        return cls(**{k: v for k, v in row.items() if k in cls.__dataclass_fields__})
+
 
 class Failure(Exception):
     """One failed attempt: its error class, message, and any wait the endpoint asked for."""
