@@ -11,11 +11,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
 
 from flows.nightly import nightly
-from replaybench.config import DEFAULT_CONFIG, Settings, load_settings
+from replaybench.config import DEFAULT_CONFIG, load_settings
 from replaybench.errors import ReplaybenchError
+from replaybench.runs import COMPLETED, FAILED, PARTIAL, stored_run
 
 MAX_DAYS = 366  # a year of nightly runs at most: a longer range is more likely a typo than a plan
-COMPLETED, PARTIAL, FAILED, SKIPPED = "completed", "partial", "failed", "skipped"
+SKIPPED = "skipped"  # a day already completed
 
 
 def days_between(start_date: date, end_date: date, today: date) -> list[date]:
@@ -24,11 +25,11 @@ def days_between(start_date: date, end_date: date, today: date) -> list[date]:
         raise ReplaybenchError(f"backfill start {start_date} is after its end {end_date}")
     if end_date >= today:
         raise ReplaybenchError(f"backfill end {end_date} is not over yet (today is {today} in the "
-                          "configured timezone): end on yesterday at the latest")
+                               "configured timezone): end on yesterday at the latest")
     count = (end_date - start_date).days + 1
     if count > MAX_DAYS:
-        raise ReplaybenchError(f"backfill of {count} days ({start_date} to {end_date}) is longer than "
-                          f"{MAX_DAYS} days: split it into several backfills")
+        raise ReplaybenchError(f"backfill of {count} days ({start_date} to {end_date}) is longer "
+                               f"than {MAX_DAYS} days: split it into several backfills")
     return [start_date + timedelta(days=i) for i in range(count)]
 
 
@@ -76,9 +77,9 @@ async def backfill(start_date: date, end_date: date, config: str = DEFAULT_CONFI
                     fleet_url=fleet_url, use_cache=use_cache)
             except Exception as exc:  # one bad day must not stop the others
                 reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
-                row.update(reason=reason, run_id=_stored_run(settings, run_date)["run_id"])
+                row.update(reason=reason, run_id=stored_run(settings.warehouse, run_date)["run_id"])
                 return row
-        stored = _stored_run(settings, run_date)
+        stored = stored_run(settings.warehouse, run_date)
         if result is None:
             row.update(status=SKIPPED, run_id=stored["run_id"], report=stored["report_path"],
                        reason="already completed (force runs it again)")
@@ -96,18 +97,3 @@ async def backfill(start_date: date, end_date: date, config: str = DEFAULT_CONFI
     await acreate_markdown_artifact(markdown=summary_markdown(rows), key="backfill-summary",
                                     description=f"backfill {start_date} to {end_date}")
     return rows
-
-
-def _stored_run(settings: Settings, run_date: date) -> dict[str, Any]:
-    """The newest run stored for `run_date` (the one a skip, a failure or a partial refers to):
-    run_id, report_path, error; all None when there is none or the warehouse cannot be read."""
-    from replaybench import runs
-    from replaybench.warehouse import open_warehouse
-
-    empty = {"run_id": None, "report_path": None, "error": None}
-    try:
-        with open_warehouse(settings.warehouse) as wh:
-            found = runs.latest(wh, run_date)
-    except Exception:  # the warehouse itself may be why the day failed
-        return empty
-    return found or empty

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from replaybench.config import Settings, git_revision
 from replaybench.errors import ReplaybenchError, WarehouseError, scrub
-from replaybench.warehouse import Warehouse
+from replaybench.warehouse import Warehouse, open_warehouse
 
 RUNNING, COMPLETED, PARTIAL, FAILED = "running", "completed", "partial", "failed"
 
@@ -155,3 +155,14 @@ def get(wh: Warehouse, run_id: str) -> dict:
     if frame.is_empty():
         raise WarehouseError(f"no run {run_id!r} in {wh.path} (see `replaybench runs`)")
     return frame.row(0, named=True)
+
+
+def stored_run(warehouse: Path, run_date: date) -> dict:
+    """`latest` for a warehouse file (run_id, status, report_path, error), all None when there is
+    no run for that day or the warehouse cannot be read (it may be why the day failed)."""
+    try:
+        with open_warehouse(warehouse) as wh:
+            found = latest(wh, run_date)
+    except Exception:
+        found = None
+    return found or dict.fromkeys(("run_id", "status", "report_path", "error"))
