@@ -41,9 +41,10 @@ async def nightly(run_date: date | None = None, config: str = DEFAULT_CONFIG,
     settings = load_settings(config)
     if fleet_url:
         settings = settings.with_fleet(fleet_url)
-    run = start_run_task(settings, run_date or settings.default_date(), kind, force)
+    run_date = run_date or settings.default_date()
+    run = start_run_task(settings, run_date, kind, force)
     if run is None:
-        log.info("skipped: the day before %s is already completed", run_date or settings.default_date())
+        log.info("skipped: the day before %s is already completed", run_date)
         return None
     try:
         sizes = sample_task(settings, run)
