@@ -7,15 +7,14 @@ answers it already stored are kept and only what is missing is asked for.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from replaybench import pidlock
 from replaybench.config import Settings, git_revision
 from replaybench.errors import ReplaybenchError, WarehouseError, scrub
 from replaybench.warehouse import Warehouse, open_warehouse
@@ -45,26 +44,18 @@ def take_lease(warehouse: Path, run_date: date) -> None:
     with _lease_guard:
         if path in _leases:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise RunInProgress(f"the run of {run_date} is under way in {holder}; it is not "
+            _leases[path] = pidlock.try_take(path)
+        except pidlock.Busy as busy:
+            raise RunInProgress(f"the run of {run_date} is under way in {busy.holder}; it is not "
                                 "started twice (wait for it, or stop it first)") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
-        _leases[path] = fd
 
 
 def release_lease(warehouse: Path, run_date: date) -> None:
     with _lease_guard:
         fd = _leases.pop(_lease_path(warehouse, run_date), None)
         if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            pidlock.give_back(fd)
 
 
 def leased_elsewhere(warehouse: Path, run_date: date) -> bool:
@@ -73,13 +64,10 @@ def leased_elsewhere(warehouse: Path, run_date: date) -> bool:
     with _lease_guard:
         if path in _leases or not path.exists():
             return False
-        fd = os.open(path, os.O_RDWR)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            pidlock.give_back(pidlock.try_take(path))
+        except pidlock.Busy:
             return True
-        finally:
-            os.close(fd)  # closing drops the lock just taken
         return False
 
 

@@ -13,7 +13,6 @@ lets that process's connections work side by side. The kernel frees the lock of 
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
@@ -29,6 +28,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from replaybench import pidlock
 from replaybench.errors import WarehouseError
 
 _PACKAGE = "replaybench.warehouse"
@@ -167,38 +167,25 @@ class WarehouseLock:
                 fd, count = self._held[self.path]
                 self._held[self.path] = (fd, count + 1)
                 return self
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                self._acquire(fd)
-            except BaseException:
-                os.close(fd)
-                raise
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
-            self._held[self.path] = (fd, 1)
+            self._held[self.path] = (self._acquire(), 1)
         return self
 
-    def _acquire(self, fd: int) -> None:
+    def _acquire(self) -> int:
         deadline = time.monotonic() + self.wait_s
         said = False
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
+                return pidlock.try_take(self.path)
+            except pidlock.Busy as busy:
                 if time.monotonic() > deadline:
                     raise WarehouseError(
                         f"the warehouse {self.path.with_suffix('')} stayed busy for {self.wait_s:.0f} s "
-                        f"({self._holder(fd)}); try again when it is done") from None
+                        f"({busy.holder}); try again when it is done") from None
                 if not said:
                     log.warning("waiting for the warehouse %s: %s has it", self.path.with_suffix(""),
-                                self._holder(fd))
+                                busy.holder)
                     said = True
                 time.sleep(0.05)  # a turn lasts seconds; polling keeps the wait bounded
-
-    @staticmethod
-    def _holder(fd: int) -> str:
-        return os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
 
     def __exit__(self, *exc: object) -> None:
         with self._guard:
@@ -207,8 +194,7 @@ class WarehouseLock:
                 self._held[self.path] = (fd, count - 1)
                 return
             del self._held[self.path]
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            pidlock.give_back(fd)
 
 
 @contextmanager
