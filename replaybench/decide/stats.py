@@ -1,13 +1,12 @@
-"""The statistics the verdicts stand on: Wilson intervals, exact McNemar, paired differences,
-paired bootstrap intervals, Holm's correction and sample size planning."""
+"""The statistics the verdicts stand on: Wilson intervals, exact McNemar, Tango's score interval
+for a paired difference, paired bootstrap intervals and sample size planning."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 Z95 = 1.959963984540054
 RESAMPLES = 2_000
@@ -29,16 +28,38 @@ def mcnemar_exact(only_candidate: int, only_baseline: int) -> float | None:
     return float(stats.binomtest(only_candidate, discordant, 0.5).pvalue)
 
 
-def paired_difference(only_candidate: int, only_baseline: int,
-                      n: int) -> tuple[float | None, float | None, float | None]:
-    """Difference of two paired pass rates with a 95 % interval (Wald on the paired variance,
-    with a continuity correction), as (delta, low, high)."""
+def tango_statistic(only_candidate: int, only_baseline: int, n: int, delta0: float) -> float:
+    """Tango's (1998) score statistic for H0: p_candidate - p_baseline = delta0 on n paired
+    requests (b = passed by the candidate only, c = by the baseline only); McNemar's at delta0 = 0."""
+    b, c = only_candidate, only_baseline
+    a_ = 2 * n
+    b_ = -b - c + (2 * n - b + c) * delta0
+    c_ = -c * delta0 * (1 - delta0)
+    # the restricted maximum-likelihood estimate of P(baseline only) under H0
+    q = (math.sqrt(max(b_ * b_ - 4 * a_ * c_, 0.0)) - b_) / (2 * a_)
+    variance = n * (2 * q + delta0 * (1 - delta0))
+    diff = b - c - n * delta0
+    if variance <= 0:
+        return 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    return diff / math.sqrt(variance)
+
+
+def tango_interval(only_candidate: int, only_baseline: int, n: int,
+                   critical: float = Z95) -> tuple[float | None, float | None]:
+    """Score interval for the paired difference in pass rate: every delta0 whose Tango statistic
+    stays within +-critical (1.96 for 95 %; a sequential design passes its own, wider value).
+    Honest at small n and with no discordant pairs, where a Wald interval shrinks to nothing."""
     if n == 0:
-        return None, None, None
-    delta = (only_candidate - only_baseline) / n
-    variance = (only_candidate + only_baseline - (only_candidate - only_baseline) ** 2 / n) / n**2
-    half = Z95 * math.sqrt(max(variance, 0.0)) + 1 / n
-    return delta, max(-1.0, delta - half), min(1.0, delta + half)
+        return None, None
+    estimate = (only_candidate - only_baseline) / n
+
+    def excess(d: float) -> float:
+        return abs(tango_statistic(only_candidate, only_baseline, n, d)) - critical
+
+    eps = 1e-12
+    low = -1.0 if excess(-1 + eps) <= 0 else optimize.brentq(excess, -1 + eps, estimate, xtol=1e-10)
+    high = 1.0 if excess(1 - eps) <= 0 else optimize.brentq(excess, estimate, 1 - eps, xtol=1e-10)
+    return float(low), float(high)
 
 
 def required_sample_size(p_baseline: float, difference: float, alpha: float = 0.05,
@@ -71,19 +92,6 @@ def paired_sample_size(discordance: float, difference: float, alpha: float = 0.0
         / difference ** 2
     n = n / 4 * (1 + math.sqrt(1 + 4 / (n * difference))) ** 2
     return max(1, math.ceil(n))
-
-
-def holm(p_values: Sequence[float | None]) -> list[float | None]:
-    """Holm's step-down adjusted p-values (family-wise error rate), in the input order; a None
-    stays None and does not count towards the family."""
-    present = [(p, i) for i, p in enumerate(p_values) if p is not None]
-    m = len(present)
-    adjusted: list[float | None] = [None] * len(p_values)
-    running = 0.0
-    for rank, (p, i) in enumerate(sorted(present)):
-        running = max(running, min(1.0, (m - rank) * p))  # monotone: never below a smaller p's
-        adjusted[i] = running
-    return adjusted
 
 
 def paired_bootstrap(candidate: np.ndarray, baseline: np.ndarray, resamples: int = RESAMPLES,
@@ -124,22 +132,3 @@ def paired_bootstrap(candidate: np.ndarray, baseline: np.ndarray, resamples: int
     if some.any():
         low[some], high[some] = np.nanpercentile(means[:, some], [2.5, 97.5], axis=0)
     return delta, low, high
-
-
-def regression_power(n: int, discordance: float, difference: float, alpha: float = 0.05) -> float:
-    """Exact chance that the verdict calls a candidate truly `difference` worse `regressed` on n
-    paired requests of which a share `discordance` disagree: McNemar's exact p < alpha and the
-    upper end of `paired_difference`'s interval below zero (enumerates every outcome)."""
-    difference = abs(difference)
-    psi = min(max(discordance, difference), 1.0)
-    disc = np.arange(n + 1)[:, None]      # discordant pairs
-    only_candidate = np.arange(n + 1)[None, :]
-    possible = only_candidate <= disc
-    weight = stats.binom.pmf(disc, n, psi) * stats.binom.pmf(
-        only_candidate, disc, (psi - difference) / (2 * psi)) * possible
-    p_value = np.minimum(1.0, 2 * np.minimum(stats.binom.cdf(only_candidate, disc, 0.5),
-                                             stats.binom.sf(only_candidate - 1, disc, 0.5)))
-    delta = (2 * only_candidate - disc) / n
-    variance = np.maximum((disc - (2 * only_candidate - disc) ** 2 / n) / n**2, 0.0)
-    high = delta + Z95 * np.sqrt(variance) + 1 / n
-    return float(weight[(p_value < alpha) & (high < 0) & possible].sum())

@@ -1,0 +1,1 @@
+"""Decisions: statistics, evidence across nights, verdicts, recommendations, drift."""
