@@ -19,7 +19,7 @@ matplotlib.use("Agg")  # before anything imports pyplot; we draw on Figure objec
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from replaybench import decisions  # noqa: E402
+from replaybench.decide import extras as decisions  # noqa: E402
 
 SVG_SIZE = (4.8, 3.0)            # inches; the page scales the SVG to its grid cell
 PNG_SIZE, PNG_DPI = (6.0, 3.75), 80  # 480 × 300 px for the e-mail

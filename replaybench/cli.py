@@ -68,13 +68,19 @@ def _print_decisions(settings: Settings, run_id: str) -> None:
 
 @app.command()
 def demo(config: ConfigOpt = Path(DEFAULT_CONFIG),
-         force: Annotated[bool, typer.Option(help="Run again even if completed.")] = False):
-    """Ingest the bundled demo logs, start the local model fleet, run the nightly flow."""
+         force: Annotated[bool, typer.Option(help="Run again even if completed.")] = False,
+         nights: Annotated[int, typer.Option(help="Past nights to run, oldest first, so that "
+                                             "evidence accumulates as it would night after "
+                                             "night.")] = 7):
+    """Ingest the bundled demo logs, start the local model fleet, run the nightly flow for the
+    last few days of traffic."""
     from replaybench.progress import console_bars
     from replaybench.sim.server import Fleet
     from replaybench.warehouse import open_warehouse
     from tasks.ingest import ingest_paths
 
+    if nights < 1:
+        raise ReplaybenchError(f"--nights must be at least 1, not {nights}")
     settings = _settings(config)
     console.print(f"ingesting {', '.join(str(p) for p in settings.logs)}")
     with console_bars():
@@ -84,13 +90,17 @@ def demo(config: ConfigOpt = Path(DEFAULT_CONFIG),
         last_day = wh.run("last_full_day", tz=settings.timezone).fetchone()[0]
     if last_day is None:
         raise ReplaybenchError("the demo logs are empty: nothing to replay")
-    run_date = last_day + timedelta(days=1)
+    days = [last_day - timedelta(days=i) for i in reversed(range(nights))]
     with Fleet(time_scale=settings.fleet.time_scale) as fleet:
         console.print(f"local model fleet on {fleet.base_url} (simulated models)")
-        console.print(f"running the nightly flow for {run_date - timedelta(days=1)} …")
-        with console_bars():
-            result = _run_flow(settings, config, run_date, force, "demo", fleet.base_url)
-    _finish(settings, result, run_date)
+        for day in days:
+            console.print(f"running the nightly flow for {day} …")
+            with console_bars():
+                result = _run_flow(settings, config, day + timedelta(days=1), force, "demo",
+                                   fleet.base_url)
+            if day != days[-1] and result is not None and result["status"] != "completed":
+                console.print(f"  {day}: {result['status']}")
+    _finish(settings, result, last_day + timedelta(days=1))
 
 
 def _finish(settings: Settings, result: dict | None, run_date: date) -> None:

@@ -104,8 +104,15 @@ class SampleFilter(_Strict):
 class Sample(_Strict):
     """How each night's requests are drawn from the logs: stratified by prompt_version."""
 
-    per_prompt_version: int = Field(200, ge=1, description="Requests per prompt_version with "
-                                                         "allocation: equal.")
+    per_prompt_version: int = Field(200, ge=1, alias="max_per_prompt_version",
+                                    description="The most requests a prompt_version gets in a "
+                                                "night (with allocation: equal); fewer when its "
+                                                "open decisions need fewer.")
+    monitor_per_prompt_version: int = Field(0, ge=0, description="Requests a prompt_version whose "
+                                            "decisions are all reached still gets (0: none).")
+    budget_usd: float | None = Field(None, gt=0, description="The most a night may spend on "
+                                     "candidates (estimated from past answers); quotas shrink "
+                                     "to fit.")
     allocation: Literal["equal", "proportional"] = Field(
         "equal", description="equal: per_prompt_version each; proportional: `size` in all, shared "
                              "by traffic, at least min_per_prompt_version each.")
@@ -121,6 +128,17 @@ class Sample(_Strict):
     power: float = Field(0.9, gt=0, lt=1, description="Chance of detecting that difference (planned "
                                                       "at 90 %: the rule then catches it in well over "
                                                       "80 % of runs, sampling error included).")
+
+
+class Decide(_Strict):
+    """How a decision is reached across nights (replaybench/decide/)."""
+
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="Family-wise error rate, shared by the "
+                         "decisions opened on the same night.")
+    margin: float = Field(0.03, gt=0, lt=0.5, description="Non-inferiority / equivalence margin "
+                          "in pass rate (0.03 = 3 points).")
+    power: float = Field(0.8, gt=0, lt=1, description="Chance to show non-inferiority of a "
+                         "candidate as good as the baseline, within the planned pairs.")
 
 
 class Ingest(_Strict):
@@ -238,6 +256,7 @@ class Settings(_Strict):
     reports_dir: Path = Path("reports")
     logs: list[Path] = Field(default_factory=list)
     sample: Sample = Sample()
+    decide: Decide = Decide()
     ingest: Ingest = Ingest()
     baseline: str = "production"
     candidates: list[Candidate] = Field(default_factory=list)

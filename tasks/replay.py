@@ -317,7 +317,8 @@ def plan_replay(settings: Settings, run: Run, candidate: Candidate,
                                    "has sampled requests not redacted yet: run the redact step first")
         recovered = load_files(wh, run.run_id, *leftovers(settings, run, candidate))
         requests = prepare(wh.frame("pending_replays", run_id=run.run_id, model=candidate.name,
-                                    redacted=redacted), candidate)
+                                    redacted=redacted,
+                                    every_sampled=candidate.replays_production), candidate)
         cached = cached_answers(wh, [r["cache_key"] for r in requests]) if use_cache else {}
         rows = RowMaker(run, candidate, PriceTable.load(settings.prices), settings.tz)
         reused = [rows.row(r, dataclasses.replace(cached[r["cache_key"]], attempts=0), True)

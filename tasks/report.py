@@ -18,11 +18,12 @@ from markupsafe import Markup, escape
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from replaybench import charts, decisions, runs
+from replaybench import charts, runs
+from replaybench.decide import extras as decisions
 from replaybench.config import Settings
 from replaybench.warehouse import Warehouse, open_warehouse
 from tasks.redact import redaction_line
-from tasks.score import RANK
+from replaybench.decide.rules import RANK
 
 FAILURES_PER_MODEL = 3
 DIFF_MAX_WORDS = 3000  # beyond this, answers are shown without a diff (SequenceMatcher is quadratic)

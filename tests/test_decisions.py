@@ -1,7 +1,7 @@
 import yaml
 
 from replaybench.config import Candidate
-from replaybench.decisions import (
+from replaybench.decide.extras import (
     litellm_canary,
     monthly_projection,
     pareto_frontier,

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from replaybench import stats
+from replaybench.decide import stats
 from replaybench.config import Candidate
 
 TREND_RUNS = 14

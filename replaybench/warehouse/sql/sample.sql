@@ -1,7 +1,7 @@
--- The night's sample, stratified by prompt_version. Per prompt_version a quota (equal: the same
--- for each; proportional: its share of the window's traffic, at least $min_per_pv), then the first
--- requests in a seeded hash order. A row's rank depends only on its own request_id and the seed, so
--- the same seed and data give the same sample, and new rows do not reshuffle the old ones.
+-- The night's sample, stratified by prompt_version: per prompt_version its quota (the registered
+-- frame _quotas, worked out in tasks/sample.py from the allocation, what the open decisions still
+-- need and the budget), then the first requests in a seeded hash order. A row's rank depends
+-- only on its own request_id and the seed, so the same seed and data give the same sample, and new rows do not reshuffle the old ones.
 INSERT INTO samples (run_id, request_id, prompt_version)
 WITH eligible AS (
     SELECT request_id, prompt_version
@@ -11,23 +11,10 @@ WITH eligible AS (
       AND ($endpoints IS NULL OR list_contains($endpoints, endpoint))
       AND ($model_ids IS NULL OR list_contains($model_ids, model_id))
       AND (NOT $successful_only OR status = 'ok')
-),
-traffic AS (
-    SELECT prompt_version, count(*) AS available,
-           count(*) / sum(count(*)) OVER () AS share
-    FROM eligible
-    GROUP BY prompt_version
-),
-quotas AS (
-    SELECT prompt_version,
-           least(available, CASE $allocation
-               WHEN 'equal' THEN $per_prompt_version
-               ELSE greatest($min_per_pv, round($size * share)::BIGINT) END) AS quota
-    FROM traffic
 )
 SELECT $run_id, e.request_id, e.prompt_version
 FROM eligible AS e
-JOIN quotas AS q USING (prompt_version)
+JOIN _quotas AS q USING (prompt_version)
 QUALIFY row_number() OVER (
     PARTITION BY e.prompt_version
     ORDER BY hash(e.request_id || ':' || $seed), e.request_id

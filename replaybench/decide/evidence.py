@@ -1,0 +1,288 @@
+"""Decisions in the warehouse: evidence that accumulates night after night.
+
+A decision is keyed by (prompt_version, candidate, evidence key); the key hashes what would make
+old evidence invalid — the provider and model string sent, the candidate's parameters, the
+content of the prompt_version's suite, the baseline and the margin — so a changed candidate or
+suite starts afresh. Each night adds its pairs (a request counts once, whatever reruns it), looks
+once (`rules.look`), and stores the look. A reached decision stays reached until its key changes
+or someone reopens it (`replaybench decisions reopen`); a reopened decision is history and a new
+generation starts from zero evidence (looking on at the old evidence would spend error rate the
+design no longer has).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from replaybench.config import Candidate, Settings
+from replaybench.decide import rules
+from replaybench.errors import ReplaybenchError
+from replaybench.runs import Run
+from replaybench.warehouse import Warehouse
+
+
+def suite_digests(directory: Path) -> dict[str, str]:
+    """prompt_version -> sha256 of its suite file's bytes (a changed suite is new evidence)."""
+    digests: dict[str, str] = {}
+    if not directory.is_dir():
+        return digests
+    for path in sorted(directory.glob("*.y*ml")):
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue  # validate reports a broken suite; the key then has no suite part
+        if isinstance(doc, dict) and doc.get("prompt_version") is not None:
+            digests[str(doc["prompt_version"])] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return digests
+
+
+def evidence_key(settings: Settings, candidate: Candidate, suite: str | None) -> tuple[str, dict]:
+    """(key, its parts) for a candidate's evidence on a prompt_version whose suite hashes to
+    `suite`. The base URL is left out: the same model behind another address is the same model."""
+    parts = {"provider": candidate.provider, "model": candidate.model,
+             "params": candidate.params, "max_tokens_field": candidate.max_tokens_field,
+             "suite": suite, "baseline": settings.baseline, "margin": settings.decide.margin}
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16], parts
+
+
+def _decision_id(pv: str, candidate: str, key: str, generation: int) -> str:
+    return hashlib.sha256(f"{pv}\x00{candidate}\x00{key}\x00{generation}".encode()).hexdigest()[:16]
+
+
+def current(wh: Warehouse, pv: str, candidate: str, key: str) -> dict | None:
+    """The live decision for this key: not reopened, newest generation."""
+    found = wh.frame("SELECT * FROM decisions WHERE prompt_version = $pv AND candidate = $c AND "
+                     "evidence_key = $k AND closed_at IS NULL ORDER BY generation DESC LIMIT 1",
+                     pv=pv, c=candidate, k=key).to_dicts()
+    return found[0] if found else None
+
+
+def _next_generation(wh: Warehouse, pv: str, candidate: str, key: str) -> int:
+    row = wh.execute("SELECT max(generation) FROM decisions WHERE prompt_version = $pv AND "
+                     "candidate = $c AND evidence_key = $k", {"pv": pv, "c": candidate, "k": key}
+                     ).fetchone()
+    return (row[0] or 0) + 1
+
+
+def _compared(settings: Settings) -> list[Candidate]:
+    """The candidates that get decisions (the noise floor is no candidate to move to)."""
+    return [c for c in settings.candidates if not c.replays_production]
+
+
+# --- what tonight's sample must serve --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Need:
+    """What a prompt_version's decisions ask of tonight's sample."""
+
+    pairs: int                 # requests wanted (before the cap and the budget)
+    candidates: tuple[str, ...]  # replayed tonight (open or not yet opened decisions)
+    reason: str
+
+
+def needs(wh: Warehouse, settings: Settings, prompt_versions: list[str]) -> dict[str, Need]:
+    """Per prompt_version: the pairs its open decisions still need (a new decision: a full
+    night), and which candidates must answer. All reached: the monitoring sample, if any."""
+    digests = suite_digests(settings.suites)
+    cap = settings.sample.per_prompt_version
+    out: dict[str, Need] = {}
+    for pv in prompt_versions:
+        wanted, asked, reasons = 0, [], []
+        for cand in _compared(settings):
+            key, _ = evidence_key(settings, cand, digests.get(pv))
+            dec = current(wh, pv, cand.name, key)
+            if dec is None:
+                wanted, reasons = cap, [*reasons, f"{cand.name} new"]
+                asked.append(cand.name)
+            elif dec["state"] == rules.OPEN:
+                left = max(1, dec["planned_pairs"] - dec["pairs"])
+                wanted = max(wanted, left)
+                asked.append(cand.name)
+                reasons.append(f"{cand.name} needs ≤{left}")
+        if asked:
+            out[pv] = Need(wanted, tuple(asked), "; ".join(reasons))
+        else:
+            monitor = settings.sample.monitor_per_prompt_version
+            out[pv] = Need(monitor, tuple(c.name for c in _compared(settings)) if monitor else (),
+                           "all decisions reached" + (": monitoring sample" if monitor else ""))
+    return out
+
+
+# --- tonight's evidence and look --------------------------------------------------------------
+
+_PAIRS = """
+SELECT c.prompt_version, c.model AS candidate, c.request_id,
+       c.passed AS candidate_passed, b.passed AS baseline_passed,
+       c.status <> 'ok' AS candidate_error,
+       c.cost_usd AS candidate_cost, b.cost_usd AS baseline_cost
+FROM _outcomes AS c
+JOIN _outcomes AS b ON b.request_id = c.request_id AND b.model = $baseline
+WHERE c.model <> $baseline
+"""
+
+_TALLY = """
+SELECT count(*) AS pairs,
+       count(*) FILTER (WHERE candidate_passed AND NOT baseline_passed) AS only_candidate,
+       count(*) FILTER (WHERE baseline_passed AND NOT candidate_passed) AS only_baseline,
+       count(*) FILTER (WHERE candidate_passed) AS candidate_passed,
+       count(*) FILTER (WHERE baseline_passed) AS baseline_passed,
+       count(*) FILTER (WHERE candidate_error) AS errors,
+       CASE WHEN count(*) FILTER (WHERE NOT candidate_error AND candidate_cost IS NULL) > 0
+            THEN NULL ELSE coalesce(sum(candidate_cost), 0) END AS candidate_cost,
+       CASE WHEN count(*) FILTER (WHERE baseline_passed AND baseline_cost IS NULL) > 0
+            THEN NULL ELSE coalesce(sum(baseline_cost), 0) END AS baseline_cost,
+       count(DISTINCT run_id) AS nights
+FROM decision_evidence WHERE decision_id = $d
+"""
+
+
+def tally(wh: Warehouse, decision_id: str) -> rules.Tally:
+    """Every pair a decision holds, added up."""
+    row = wh.frame(_TALLY, d=decision_id).row(0, named=True)
+    return rules.Tally(**{k: (v if v is not None or k.endswith("cost") else 0)
+                          for k, v in row.items()})
+
+
+def record_night(wh: Warehouse, settings: Settings, run: Run,
+                 outcomes: pl.DataFrame) -> dict[tuple[str, str], dict]:
+    """Add tonight's pairs to every decision they serve, look once at each, and return the
+    decision rows after tonight by (prompt_version, candidate). Idempotent per run."""
+    digests = suite_digests(settings.suites)
+    compared = {c.name: c for c in _compared(settings)}
+    with wh.registered("_outcomes", outcomes):
+        pairs = wh.frame(_PAIRS, baseline=settings.baseline)
+    pairs = pairs.filter(pl.col("candidate").is_in(list(compared)))
+    groups = sorted({(pv, c) for pv, c in pairs.select("prompt_version", "candidate").iter_rows()})
+    day = run.run_date - timedelta(days=1)  # the night's day of traffic
+    live: dict[tuple[str, str], dict] = {}
+    opening: list[tuple[str, str, str, dict]] = []
+    for pv, name in groups:
+        key, parts = evidence_key(settings, compared[name], digests.get(pv))
+        dec = current(wh, pv, name, key)
+        if dec is None:
+            opening.append((pv, name, key, parts))
+        else:
+            live[(pv, name)] = dec
+    now = datetime.now(UTC)
+    for pv, name, key, parts in opening:  # one family: the decisions opened together tonight
+        night = pairs.filter((pl.col("prompt_version") == pv) & (pl.col("candidate") == name))
+        first = _tally_of(night)
+        plan = rules.plan(len(opening), first.pairs, rules.planning_discordance(first),
+                          alpha=settings.decide.alpha, margin=settings.decide.margin,
+                          difference=settings.sample.min_detectable_difference,
+                          power=settings.sample.power, ni_power=settings.decide.power)
+        generation = _next_generation(wh, pv, name, key)
+        decision_id = _decision_id(pv, name, key, generation)
+        wh.execute(
+            "INSERT INTO decisions (decision_id, prompt_version, candidate, evidence_key, "
+            "key_parts, generation, state, alpha, family_size, margin, planned_pairs, "
+            "fixed_pairs, opened_run, opened_on) VALUES ($id, $pv, $c, $k, $parts, $g, 'open', "
+            "$a, $f, $m, $planned, $fixed, $run, $day)",
+            {"id": decision_id, "pv": pv, "c": name, "k": key, "parts": json.dumps(parts, default=str),
+             "g": generation, "a": plan.alpha, "f": len(opening), "m": plan.margin,
+             "planned": plan.planned_pairs, "fixed": plan.fixed_pairs, "run": run.run_id,
+             "day": day})
+        live[(pv, name)] = current(wh, pv, name, key)
+    after: dict[tuple[str, str], dict] = {}
+    for (pv, name), dec in live.items():
+        # a decision reached by this very run is looked at again (a resumed run re-scores)
+        if dec["state"] != rules.OPEN and dec["reached_run"] != run.run_id:
+            after[(pv, name)] = dec
+            continue
+        night = pairs.filter((pl.col("prompt_version") == pv) & (pl.col("candidate") == name))
+        wh.insert("decision_evidence", night.drop("prompt_version", "candidate").with_columns(
+            decision_id=pl.lit(dec["decision_id"]), run_id=pl.lit(run.run_id)),
+            on_conflict="ON CONFLICT DO NOTHING")
+        after[(pv, name)] = _look(wh, dec, run, day, night.height, now)
+    return after
+
+
+def _tally_of(night: pl.DataFrame) -> rules.Tally:
+    cand_cost = None if night.filter(~pl.col("candidate_error")
+                                     & pl.col("candidate_cost").is_null()).height \
+        else float(night["candidate_cost"].fill_null(0).sum())
+    return rules.Tally(night.height,
+                       night.filter(pl.col("candidate_passed") & ~pl.col("baseline_passed")).height,
+                       night.filter(pl.col("baseline_passed") & ~pl.col("candidate_passed")).height,
+                       int(night["candidate_passed"].sum()), int(night["baseline_passed"].sum()),
+                       int(night["candidate_error"].sum()), cand_cost,
+                       float(night["baseline_cost"].fill_null(0).sum()), 1 if night.height else 0)
+
+
+def _look(wh: Warehouse, dec: dict, run: Run, day: date, tonight: int, now: datetime) -> dict:
+    plan = rules.Plan(dec["alpha"], dec["margin"], dec["planned_pairs"], dec["fixed_pairs"])
+    total = tally(wh, dec["decision_id"])
+    earlier = tuple(r[0] for r in wh.execute(
+        "SELECT fraction FROM decision_looks WHERE decision_id = $d AND run_id <> $r ORDER BY look",
+        {"d": dec["decision_id"], "r": run.run_id}))
+    seen = rules.look(plan, total, earlier)
+    ratio = total.cost_ratio
+    recommendation = rules.recommend(seen.state, ratio, total.error_rate)
+    reached = seen.state != rules.OPEN
+    per_night = total.pairs / total.nights if total.nights else None
+    wh.execute("DELETE FROM decision_looks WHERE decision_id = $d AND run_id = $r",
+               {"d": dec["decision_id"], "r": run.run_id})
+    wh.execute("INSERT INTO decision_looks VALUES ($d, $r, $look, $pairs, $f, $c, $delta, $lo, $hi, "
+               "$s, $now)", {"d": dec["decision_id"], "r": run.run_id, "look": len(earlier) + 1,
+                             "pairs": total.pairs, "f": seen.fraction,
+                             "c": None if math.isinf(seen.critical) else seen.critical,
+                             "delta": seen.delta, "lo": seen.low, "hi": seen.high,
+                             "s": seen.state, "now": now})
+    wh.execute(
+        "UPDATE decisions SET state = $s, recommendation = $rec, pairs = $pairs, nights = $nights, "
+        "only_candidate = $oc, only_baseline = $ob, delta = $delta, delta_low = $lo, "
+        "delta_high = $hi, cost_ratio = $ratio, error_rate = $err, pairs_per_night = $ppn, "
+        "reached_run = $rr, reached_on = $ron WHERE decision_id = $d",
+        {"s": seen.state, "rec": recommendation, "pairs": total.pairs, "nights": total.nights,
+         "oc": total.only_candidate, "ob": total.only_baseline, "delta": seen.delta,
+         "lo": seen.low, "hi": seen.high, "ratio": ratio, "err": total.error_rate, "ppn": per_night,
+         "rr": run.run_id if reached else None, "ron": day if reached else None,
+         "d": dec["decision_id"]})
+    return wh.frame("SELECT * FROM decisions WHERE decision_id = $d",
+                    d=dec["decision_id"]).row(0, named=True)
+
+
+def nights_left(dec: dict) -> int | None:
+    """At most this many more nights at the decision's recent traffic (open decisions only)."""
+    if dec["state"] != rules.OPEN or not dec.get("pairs_per_night"):
+        return None
+    return math.ceil(max(0, dec["planned_pairs"] - dec["pairs"]) / dec["pairs_per_night"])
+
+
+# --- the `decisions` command -------------------------------------------------------------------
+
+def listing(wh: Warehouse, every: bool = False) -> list[dict[str, Any]]:
+    """The live decisions (or every one, history included), newest first per prompt_version."""
+    where = "" if every else "WHERE closed_at IS NULL"
+    rows = wh.frame(f"SELECT * FROM decisions {where} ORDER BY prompt_version, candidate, "
+                    "generation DESC").to_dicts()
+    for r in rows:
+        r["nights_left"] = nights_left(r)
+    return rows
+
+
+def reopen(wh: Warehouse, prompt_version: str, candidate: str | None, reason: str) -> int:
+    """Close the live decisions of a prompt_version (one candidate's, or all); the next night
+    opens new ones from zero evidence. Returns how many were reopened."""
+    live = wh.frame("SELECT decision_id FROM decisions WHERE prompt_version = $pv AND "
+                    "closed_at IS NULL AND ($c IS NULL OR candidate = $c)",
+                    pv=prompt_version, c=candidate)
+    if live.is_empty():
+        who = f" and candidate {candidate!r}" if candidate else ""
+        raise ReplaybenchError(f"no live decision for prompt_version {prompt_version!r}{who} "
+                               "(see `replaybench decisions`)")
+    wh.execute("UPDATE decisions SET closed_at = $now, closed_reason = $why WHERE "
+               "list_contains($ids, decision_id)",
+               {"now": datetime.now(UTC), "why": f"reopened: {reason}",
+                "ids": live["decision_id"].to_list()})
+    return live.height

@@ -1,0 +1,208 @@
+"""Scores: per prompt_version × model, tonight's quality, tokens, cost and latency, and the
+decision each candidate's evidence has reached across nights (`decide.evidence`), with the
+recommendation in a sentence.
+
+- pass rate with a Wilson 95 % interval; tokens, cost and latency per request, and their mean
+  paired difference to the baseline with a 95 % paired bootstrap interval;
+- verdict, delta_vs_baseline and its interval: the decision's, accumulated over the nights it has
+  seen; the interval is the one the verdict is read from (`decide.rules`), never another;
+- cost per success is unknown (not zero) when a candidate answered without a known price.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import polars as pl
+
+from replaybench.config import Settings
+from replaybench.decide import evidence, rules, stats
+from replaybench.runs import Run
+from replaybench.warehouse import Warehouse
+
+
+def summarise(outcomes: pl.DataFrame) -> pl.DataFrame:
+    """Per prompt_version × model: counts, efficiency and latency from one row per answer."""
+    ok = pl.col("status") == "ok"
+    return (
+        outcomes.group_by("prompt_version", "model")
+        .agg(
+            n=pl.len(),
+            passed=pl.col("passed").sum(),
+            output_tokens_per_task=pl.col("output_tokens").mean(),
+            reasoning_tokens_per_task=pl.col("reasoning_tokens").mean(),
+            # an answer without a known price makes the total unknown, not smaller
+            cost_total=pl.when((ok & pl.col("cost_usd").is_null()).any()).then(None)
+            .otherwise(pl.col("cost_usd").sum()),
+            latency_p50_ms=pl.col("latency_ms").filter(ok).quantile(0.5, "linear"),
+            latency_p95_ms=pl.col("latency_ms").filter(ok).quantile(0.95, "linear"),
+            ttft_p50_ms=pl.col("ttft_ms").filter(ok).quantile(0.5, "linear"),
+            output_tps_p50=pl.col("output_tps").filter(ok).median(),
+            output_tokens_total=pl.col("output_tokens").sum(),
+            error_rate=(~ok).mean(),
+        )
+        .with_columns(
+            pass_rate=pl.col("passed") / pl.col("n"),
+            cost_per_task_usd=pl.col("cost_total") / pl.col("n"),
+            cost_per_success_usd=pl.when(pl.col("passed") > 0)
+            .then(pl.col("cost_total") / pl.col("passed")),
+            tokens_per_success=pl.when(pl.col("passed") > 0)
+            .then(pl.col("output_tokens_total") / pl.col("passed")),
+        )
+        .sort("prompt_version", "model")
+    )
+
+
+def pair_with_baseline(outcomes: pl.DataFrame, baseline: str) -> pl.DataFrame:
+    """Per prompt_version × model, the discordant pairs against the baseline on the same requests."""
+    base = outcomes.filter(pl.col("model") == baseline).select(
+        "request_id", base_passed=pl.col("passed")
+    )
+    return (
+        outcomes.filter(pl.col("model") != baseline)
+        .join(base, on="request_id", how="inner")
+        .group_by("prompt_version", "model")
+        .agg(
+            pairs=pl.len(),
+            only_candidate=(pl.col("passed") & ~pl.col("base_passed")).sum(),
+            only_baseline=(~pl.col("passed") & pl.col("base_passed")).sum(),
+        )
+    )
+
+
+def metric_deltas(outcomes: pl.DataFrame, baseline: str) -> pl.DataFrame:
+    """Per prompt_version × candidate, the mean paired difference to the baseline in output tokens,
+    cost and latency per request, each with a 95 % paired bootstrap interval."""
+    ok = pl.col("status") == "ok"
+    per_request = [pl.col("output_tokens").cast(pl.Float64),
+                   pl.col("cost_usd").fill_null(0.0).cast(pl.Float64),  # as in cost per task
+                   pl.when(ok).then(pl.col("latency_ms")).cast(pl.Float64)]  # answered calls only
+    metrics = ["output_tokens", "cost", "latency"]
+    values = outcomes.select("request_id", "prompt_version", "model",
+                             *[e.alias(m) for e, m in zip(per_request, metrics, strict=True)])
+    base = values.filter(pl.col("model") == baseline).select(
+        "request_id", *[pl.col(m).alias(f"base_{m}") for m in metrics])
+    pairs = values.filter(pl.col("model") != baseline).join(base, on="request_id", how="inner")
+    rows = []
+    for (pv, model), group in pairs.sort("request_id").group_by(
+            "prompt_version", "model", maintain_order=True):
+        # A seed per row, so adding a candidate never moves another row's interval.
+        seed = zlib.crc32(f"{pv}\x00{model}".encode())
+        delta, low, high = stats.paired_bootstrap(
+            group.select(metrics).fill_null(np.nan).to_numpy(),
+            group.select([f"base_{m}" for m in metrics]).fill_null(np.nan).to_numpy(), seed=seed)
+        row = {"prompt_version": pv, "model": model}
+        for i, name in enumerate(["output_tokens_delta", "cost_delta_usd", "latency_delta_ms"]):
+            for suffix, array in (("", delta), ("_low", low), ("_high", high)):
+                row[name + suffix] = None if np.isnan(array[i]) else float(array[i])
+        rows.append(row)
+    schema = {"prompt_version": pl.String, "model": pl.String} | {
+        name + suffix: pl.Float64 for name in ["output_tokens_delta", "cost_delta_usd",
+                                               "latency_delta_ms"] for suffix in ("", "_low", "_high")}
+    return pl.DataFrame(rows, schema=schema)
+
+
+STATE_WORDS = {
+    rules.IMPROVED: "better", rules.REGRESSED: "worse",
+    rules.EQUIVALENT: "equivalent (within ±{m} pts)", rules.NON_INFERIOR: "not worse by {m} pts",
+    rules.INCONCLUSIVE: "not settled by the planned pairs", rules.OPEN: "open",
+}
+
+
+def reason(row: dict, base: dict) -> str:
+    """The recommendation's reasons in a sentence, from the decision's own interval."""
+    parts = []
+    if row.get("delta_vs_baseline") is not None:
+        words = STATE_WORDS[row["verdict"]].format(m=f"{row['margin'] * 100:g}")
+        parts.append(f"quality {row['delta_vs_baseline'] * 100:+.1f} pts "
+                     f"[{row['delta_low'] * 100:+.1f}, {row['delta_high'] * 100:+.1f}] over "
+                     f"{row['decision_pairs']} pairs in {row['decision_nights']} "
+                     f"night{'s' if row['decision_nights'] != 1 else ''}: {words}")
+    tokens, base_tokens = row["output_tokens_per_task"], base.get("output_tokens_per_task")
+    if tokens is not None and base_tokens:
+        parts.append(f"{tokens / base_tokens:.1f}× the output tokens")
+    ratio = row.get("cost_ratio")
+    parts.append(f"cost per success {(ratio - 1) * 100:+.0f} %" if ratio is not None
+                 else "cost unknown (no price for it)")
+    if row.get("latency_delta_ms") is not None and row.get("latency_delta_ms_low") is not None:
+        parts.append(f"latency {row['latency_delta_ms']:+.0f} ms "
+                     f"[{row['latency_delta_ms_low']:+.0f}, {row['latency_delta_ms_high']:+.0f}]")
+    if row["error_rate"]:
+        parts.append(f"{row['error_rate'] * 100:.0f} % errors")
+    if row["verdict"] == rules.OPEN and row.get("nights_left") is not None:
+        left = max(0, row["planned_pairs"] - row["decision_pairs"])
+        parts.append(f"at most {left} more pairs ≈ {row['nights_left']} "
+                     f"night{'s' if row['nights_left'] != 1 else ''} at current traffic")
+    return "; ".join(parts) + f": {row['recommendation']}"
+
+
+def score_outcomes(outcomes: pl.DataFrame, baseline: str) -> pl.DataFrame:
+    """Tonight's `scores` rows (without run_id and the decision columns) from per-answer
+    outcomes: per prompt_version × model, quality, efficiency and paired deltas."""
+    summary = (
+        summarise(outcomes)
+        .join(pair_with_baseline(outcomes, baseline), on=["prompt_version", "model"], how="left")
+        .join(metric_deltas(outcomes, baseline), on=["prompt_version", "model"], how="left")
+        .with_columns(reasoning_share=pl.when(pl.col("output_tokens_per_task") > 0).then(
+            pl.col("reasoning_tokens_per_task") / pl.col("output_tokens_per_task")))
+    )
+    rows = list(summary.iter_rows(named=True))
+    for row in rows:
+        row["pass_rate_low"], row["pass_rate_high"] = stats.wilson(row["passed"], row["n"])
+    return pl.DataFrame(rows, schema=summary.schema | {"pass_rate_low": pl.Float64,
+                                                       "pass_rate_high": pl.Float64})
+
+
+DECISION_COLUMNS = {
+    "delta_vs_baseline": pl.Float64, "delta_low": pl.Float64, "delta_high": pl.Float64,
+    "verdict": pl.String, "recommendation": pl.String, "reason": pl.String,
+    "decision_id": pl.String, "decision_pairs": pl.Int64, "decision_nights": pl.Int64,
+    "planned_pairs": pl.Int64, "fixed_pairs": pl.Int64, "nights_left": pl.Int64,
+    "reached_on": pl.Date, "n_needed": pl.Int64,
+}
+
+
+def with_decisions(scores: pl.DataFrame, decisions: dict[tuple[str, str], dict],
+                   baseline: str, noise: frozenset[str] = frozenset()) -> pl.DataFrame:
+    """Tonight's scores with each candidate's decision after tonight: its state as the verdict,
+    its interval, its recommendation and the reasons; the noise floor gets a sentence instead."""
+    rows = list(scores.iter_rows(named=True))
+    bases = {r["prompt_version"]: r for r in rows if r["model"] == baseline}
+    for row in rows:
+        row.update(dict.fromkeys(DECISION_COLUMNS))
+        dec = decisions.get((row["prompt_version"], row["model"]))
+        if row["model"] in noise and row.get("pairs"):
+            low, high = stats.tango_interval(row["only_candidate"], row["only_baseline"],
+                                             row["pairs"])
+            row.update(delta_vs_baseline=(row["only_candidate"] - row["only_baseline"])
+                       / row["pairs"], delta_low=low, delta_high=high,
+                       reason="noise floor: production's own model, asked again")
+        if dec is None:
+            continue
+        row.update(delta_vs_baseline=dec["delta"], delta_low=dec["delta_low"],
+                   delta_high=dec["delta_high"], verdict=dec["state"],
+                   recommendation=dec["recommendation"], decision_id=dec["decision_id"],
+                   decision_pairs=dec["pairs"], decision_nights=dec["nights"],
+                   planned_pairs=dec["planned_pairs"], fixed_pairs=dec["fixed_pairs"],
+                   nights_left=evidence.nights_left(dec), reached_on=dec["reached_on"],
+                   n_needed=max(0, dec["planned_pairs"] - dec["pairs"]))
+        row["reason"] = reason({**row, "margin": dec["margin"], "cost_ratio": dec["cost_ratio"]},
+                               bases.get(row["prompt_version"], {}))
+    return pl.DataFrame(rows, schema=scores.schema | DECISION_COLUMNS)
+
+
+def score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
+    """Score tonight, add its pairs to the decisions and look at them; store the run's scores
+    (replacing any from an earlier attempt)."""
+    outcomes = wh.frame("outcomes", run_id=run.run_id)
+    scores = score_outcomes(outcomes, settings.baseline)
+    with wh.transaction():
+        decisions = evidence.record_night(wh, settings, run, outcomes)
+        scores = with_decisions(scores, decisions, settings.baseline, settings.noise_floor)
+        wh.execute("DELETE FROM scores WHERE run_id = $r", {"r": run.run_id})
+        stored = {r[0] for r in wh.execute("SELECT column_name FROM information_schema.columns "
+                                           "WHERE table_name = 'scores'")}
+        columns = [c for c in scores.columns if c in stored]
+        wh.insert("scores", scores.select(columns).with_columns(run_id=pl.lit(run.run_id)))
+    return scores
