@@ -212,6 +212,54 @@ def list_runs(config: ConfigOpt = Path(DEFAULT_CONFIG)):
     console.print(table if rows else "no runs yet")
 
 
+decisions_app = typer.Typer(help="Decisions that outlive runs: list them, or reopen one.",
+                            invoke_without_command=True, no_args_is_help=False)
+app.add_typer(decisions_app, name="decisions")
+
+
+@decisions_app.callback()
+def decisions(ctx: typer.Context, every: Annotated[bool, typer.Option(
+                  "--all", help="History too: reopened decisions and older keys.")] = False,
+              config: ConfigOpt = Path(DEFAULT_CONFIG)):
+    """List the decisions: state, evidence, interval, and how many nights an open one may take."""
+    if ctx.invoked_subcommand:
+        return
+    from replaybench.decide import evidence
+    from replaybench.warehouse import open_warehouse
+
+    settings = _settings(config)
+    with open_warehouse(settings.warehouse) as wh:
+        rows = evidence.listing(wh, every)
+    table = Table()
+    for col in ("prompt_version", "candidate", "state", "do", "pairs", "nights", "quality (pts)",
+                "since / left"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        interval = "—" if r["delta"] is None else (
+            f"{r['delta'] * 100:+.1f} [{r['delta_low'] * 100:+.1f}, {r['delta_high'] * 100:+.1f}]")
+        when = str(r["reached_on"]) if r["reached_on"] else (
+            f"≤{r['nights_left']} nights" if r["nights_left"] is not None else "—")
+        state = r["state"] + (f" ({r['closed_reason']})" if r["closed_at"] else "")
+        table.add_row(r["prompt_version"], r["candidate"], state, r["recommendation"] or "—",
+                      str(r["pairs"]), str(r["nights"]), interval, when)
+    console.print(table if rows else "no decisions yet")
+
+
+@decisions_app.command("reopen")
+def reopen(prompt_version: str,
+           candidate: Annotated[str | None, typer.Option(help="Only this candidate's.")] = None,
+           reason: Annotated[str, typer.Option(help="Why, kept with the old decision.")] = "by hand",
+           config: ConfigOpt = Path(DEFAULT_CONFIG)):
+    """Reopen a prompt_version's live decisions: the next night starts them from zero evidence."""
+    from replaybench.decide import evidence
+    from replaybench.warehouse import open_warehouse
+
+    settings = _settings(config)
+    with open_warehouse(settings.warehouse) as wh:
+        count = evidence.reopen(wh, prompt_version, candidate, reason)
+    console.print(f"reopened {count} decision{'s' if count != 1 else ''} of {prompt_version}")
+
+
 @app.command()
 def report(run_id: str, config: ConfigOpt = Path(DEFAULT_CONFIG)):
     """Re-render the report of a stored run."""

@@ -19,11 +19,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from replaybench import charts, runs
-from replaybench.decide import extras as decisions
 from replaybench.config import Settings
+from replaybench.decide import extras as decisions
+from replaybench.decide.rules import RANK
 from replaybench.warehouse import Warehouse, open_warehouse
 from tasks.redact import redaction_line
-from replaybench.decide.rules import RANK
 
 FAILURES_PER_MODEL = 3
 DIFF_MAX_WORDS = 3000  # beyond this, answers are shown without a diff (SequenceMatcher is quadratic)
@@ -158,9 +158,27 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
         "candidates": candidates,
         "simulated": any(c["simulated"] for c in candidates),
         "sample": settings.sample,
+        "margin": settings.decide.margin,
+        "quotas": wh.frame("SELECT * FROM sample_quotas WHERE run_id = $r ORDER BY prompt_version",
+                           r=run_id).to_dicts(),
+        **_spend(wh, run_id, scores),
         "redaction": redaction_line(wh, run_id),
         "generated_at": datetime.now(UTC),
     }
+
+
+def _spend(wh: Warehouse, run_id: str, scores: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the night paid candidates, and what a fixed-size design would pay per decision."""
+    spent = wh.execute("SELECT coalesce(sum(cost_usd), 0) FROM replays WHERE run_id = $r AND NOT "
+                       "coalesce(from_cache, false)", {"r": run_id}).fetchone()[0]
+    decided = [s for s in scores if s.get("fixed_pairs")]
+    if not decided:
+        return {"spent_usd": spent, "fixed_usd": None, "fixed_pairs": None, "mean_pairs": None}
+    fixed = sum(s["fixed_pairs"] for s in decided) / len(decided)
+    per_request = [s["cost_per_task_usd"] for s in decided if s["cost_per_task_usd"] is not None]
+    return {"spent_usd": spent, "fixed_pairs": fixed,
+            "mean_pairs": sum(s["decision_pairs"] for s in decided) / len(decided),
+            "fixed_usd": fixed * sum(per_request) / len(per_request) if per_request else None}
 
 
 def render_report(wh: Warehouse, settings: Settings, run_id: str) -> Path:

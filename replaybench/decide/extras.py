@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from replaybench.decide import stats
 from replaybench.config import Candidate
+from replaybench.decide import stats
 
 TREND_RUNS = 14
 
