@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from replaybench import charts, runs
 from replaybench.config import Settings
+from replaybench.decide import drift
 from replaybench.decide import extras as decisions
 from replaybench.decide.rules import RANK
 from replaybench.warehouse import Warehouse, open_warehouse
@@ -140,8 +141,8 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
             "baseline_row": base,
             "best": best_candidate(rows, baseline, noise),
             "noise_floor": next((r for r in rows if r["model"] in noise), None),
-            "drift": decisions.production_drift(past_production, base["passed"], base["n"])
-            if base else None,
+            "drift": drift.production_drift([h for h in past_production if h["run_id"] != run_id],
+                                            base["passed"], base["n"]) if base else None,
             "monthly_requests": volume.get(name),
             "failures": [{**f, "diff": word_diff(f["candidate_answer"], f["production_answer"])}
                          for f in failures if f["prompt_version"] == name],

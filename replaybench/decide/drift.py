@@ -46,7 +46,7 @@ def predictive_pmf(nights: list[tuple[int, int]], n: int) -> np.ndarray:
     # k nights pin the spread down only to a chi-square with k - 1 df; trusting the point estimate
     # let ~1 % of stable nights through at 14 nights and 1-6 % at 3-5, so average over its
     # confidence distribution instead (a t-like widening that leaves the known binomial part alone)
-    between = np.full(len(_QUANTILES), max(spread - noise, 0.0))  # WEAKENED: plug-in
+    between = np.maximum(spread * (k - 1) / stats.chi2.ppf(_QUANTILES, k - 1) - noise, 0.0)
     # the pooled mean is an estimate too: its own between-night and sampling variance
     mean_var = between * (sizes**2).sum() / sizes.sum() ** 2 + binomial / sizes.sum()
     # a rate in [0, 1] with this mean cannot vary by more than mean * (1 - mean)

@@ -1,6 +1,6 @@
 """What a stakeholder needs next to a verdict: the quality–cost frontier, the money a move would
 save at production volume, the trend of the last runs, drift of the production model itself, and
-a canary routing snippet to paste into a gateway."""
+a canary routing snippet (drift lives in `decide.drift`) to paste into a gateway."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 import yaml
 
 from replaybench.config import Candidate
-from replaybench.decide import stats
 
 TREND_RUNS = 14
 
@@ -49,22 +48,6 @@ def trend(history: list[dict[str, Any]]) -> dict[str, Any] | None:
     earlier = rates[:-1]
     return {"pass_rates": rates, "median": statistics.median(earlier),
             "change": rates[-1] - statistics.median(earlier), "runs": len(rates)}
-
-
-def production_drift(history: list[dict[str, Any]], passed: int, n: int) -> str | None:
-    """A sentence when production's own pass rate tonight is outside what its last runs make
-    plausible (the median of at least three earlier runs falls outside tonight's Wilson interval)."""
-    earlier = [h["pass_rate"] for h in history[:-1] if h["pass_rate"] is not None]
-    if len(earlier) < 3 or not n:
-        return None
-    low, high = stats.wilson(passed, n)
-    median = statistics.median(earlier)
-    if low <= median <= high:
-        return None
-    direction = "above" if median < low else "below"
-    return (f"production's own pass rate tonight ({passed / n:.1%}, 95 % CI {low:.1%}–{high:.1%}) "
-            f"is {direction} its median of the last {len(earlier)} runs ({median:.1%}): the "
-            "production model or its traffic has drifted")
 
 
 def litellm_canary(prompt_version: str, production_model: str | None, candidate: Candidate,

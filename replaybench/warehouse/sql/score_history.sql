@@ -12,7 +12,7 @@ recent AS (
     ORDER BY r.run_date DESC
     LIMIT $runs
 )
-SELECT s.prompt_version, s.model, recent.run_date, s.run_id, s.pass_rate, s.cost_per_task_usd,
+SELECT s.prompt_version, s.model, recent.run_date, s.run_id, s.pass_rate, s.passed, s.n, s.cost_per_task_usd,
        s.output_tokens_per_task
 FROM scores AS s
 JOIN recent USING (run_id)
