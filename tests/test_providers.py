@@ -83,6 +83,23 @@ def test_the_output_cap_field_follows_what_the_endpoint_asks_for(fleet):
         assert answer.status == "ok", answer.error
 
 
+def test_a_replay_of_production_asks_each_model_in_its_own_terms(fleet):
+    """Through one `@logged` provider, at once: gpt-5 refuses max_tokens, GLM refuses
+    max_completion_tokens; what one model asked for must not be applied to the other."""
+    candidate = cand(fleet, "@logged", name="production-replay", max_concurrency=32)
+
+    async def go():
+        async with http_client(candidate) as client:
+            provider = provider_class("openai")(candidate, None, client, limiter_for(candidate))
+            asks = [provider.complete(task_messages("triage", seed),
+                                      {"model": model, "max_tokens": 256})
+                    for seed in range(20) for model in ("gpt-5", "glm-5.2")]
+            return await asyncio.gather(*asks)
+
+    answers = asyncio.run(go())
+    assert [a.error for a in answers if a.status != "ok"] == []
+
+
 @pytest.mark.parametrize("stream", [True, False])
 def test_anthropic_messages_natively(fleet, stream):
     candidate = cand(fleet, "claude-sonnet-4.5", provider="anthropic", stream=stream)

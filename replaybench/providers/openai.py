@@ -75,25 +75,32 @@ class OpenAIChat(HTTPProvider):
         super().__init__(*args, **kwargs)
         self.url = self.candidate.base_url.rstrip("/") + "/chat/completions"
         self.headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        self.cap_field = self.candidate.max_tokens_field
+        # the cap field each model wants, learnt from its refusals: per model, since a replay of
+        # production (`@logged`) asks several models at once through one provider
+        self.cap_fields: dict[str, str] = {}
 
     def body(self, messages: list[dict], params: dict[str, Any]) -> dict[str, Any]:
         body = {k: v for k, v in params.items() if k not in CAP_FIELDS and k != "model"}
+        model = self.model_for(params)
         cap = params.get("max_tokens", params.get("max_completion_tokens"))
         if cap is not None:
-            body[self.cap_field] = cap
-        body.update(model=self.model_for(params), messages=messages)
+            body[self.cap_fields.get(model, self.candidate.max_tokens_field)] = cap
+        body.update(model=model, messages=messages)
         if self.candidate.stream:
             body.update(stream=True, stream_options={"include_usage": True})
         return body
 
     async def _attempt(self, messages: list[dict], params: dict[str, Any]) -> Completion:
+        body = self.body(messages, params)
         try:
-            return await self._exchange(self.body(messages, params))
+            return await self._exchange(body)
         except Failure as failure:
-            other = CAP_FIELDS[1 - CAP_FIELDS.index(self.cap_field)]
-            if failure.kind == BAD_REQUEST and other in str(failure) and self.cap_field in str(failure):
-                self.cap_field = other  # the endpoint named the field it wants: use it from now on
+            sent = next((f for f in CAP_FIELDS if f in body), None)
+            other = CAP_FIELDS[1 - CAP_FIELDS.index(sent)] if sent else None
+            if failure.kind == BAD_REQUEST and other and other in str(failure) \
+                    and sent in str(failure).replace(other, ""):
+                # the endpoint named the field it wants for this model: use it from now on
+                self.cap_fields[body["model"]] = other
                 return await self._exchange(self.body(messages, params))
             raise
 
