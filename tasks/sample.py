@@ -40,15 +40,19 @@ def plan_quotas(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
     total = sum(traffic.values())
     need = evidence.needs(wh, settings, sorted(traffic))
     known = {(pv, m): usd for pv, m, usd in wh.execute(_COST_PER_REQUEST).fetchall()}
+    logged = dict(wh.execute(
+        "SELECT prompt_version, avg(cost_usd) FROM logs WHERE ts >= $start AND ts < $end "
+        "AND cost_usd IS NOT NULL GROUP BY 1", {"start": run.window_start, "end": run.window_end}
+    ).fetchall())
     rows, plan = [], []
     for pv, available in sorted(traffic.items()):
         cap = s.per_prompt_version if s.allocation == "equal" else \
             max(s.min_per_prompt_version, round(s.size * available / total))
         n = need[pv]
         quota = min(available, cap, n.pairs)
-        # a candidate's cost per request from its past answers, else production's as a stand-in
-        per_request = sum(known.get((pv, c), known.get((pv, settings.baseline), 0.0)) or 0.0
-                          for c in n.candidates)
+        # a candidate's cost per request from its past answers, else production's logged cost
+        # of the window as a stand-in (a first night has no answers to go by)
+        per_request = sum(known.get((pv, c)) or logged.get(pv) or 0.0 for c in n.candidates)
         rows.append({"prompt_version": pv, "available": available, "quota": quota,
                      "reason": n.reason, "estimated_usd": quota * per_request})
         plan += [{"prompt_version": pv, "candidate": c} for c in n.candidates] if quota else []

@@ -96,7 +96,9 @@ def test_scores_per_prompt_version_and_model(finished_run):
         if s["model"] == "production":
             assert s["verdict"] is None
         else:
-            assert s["verdict"] in {"improved", "regressed", "no_difference", "inconclusive"}
+            assert s["verdict"] in {"open", "improved", "regressed", "equivalent",
+                                    "non_inferior", "inconclusive"}
+            assert s["decision_pairs"] == 40 and s["decision_nights"] == 1
             assert s["recommendation"] in {"promote", "canary", "hold", "reject"}
             assert s["cost_per_task_usd"] > 0 and s["latency_p95_ms"] >= s["latency_p50_ms"]
             assert s["reason"].endswith(s["recommendation"])
