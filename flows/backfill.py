@@ -48,7 +48,7 @@ def summary_markdown(rows: list[dict[str, Any]]) -> str:
 
 @flow(name="backfill")
 async def backfill(start_date: date, end_date: date, config: str = DEFAULT_CONFIG,
-                   force: bool = False, parallel: int = 2, fleet_url: str | None = None,
+                   force: bool = False, parallel: int = 1, fleet_url: str | None = None,
                    use_cache: bool = True) -> list[dict[str, Any]]:
     """One nightly run for each day from `start_date` to `end_date` (inclusive), `parallel` at a time.
 

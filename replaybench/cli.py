@@ -48,19 +48,23 @@ def _run_flow(settings: Settings, config: Path, run_date: date | None, force: bo
 
 
 def _print_decisions(settings: Settings, run_id: str) -> None:
+    from replaybench import runs
     from replaybench.warehouse import open_warehouse
-    from tasks.report import best_candidate
+    from tasks.report import best_candidate, others_line, standing_rows
 
     with open_warehouse(settings.warehouse) as wh:
         scores = wh.frame("SELECT * FROM scores WHERE run_id = $r", r=run_id).to_dicts()
+        scores += standing_rows(wh, runs.get(wh, run_id), scores)
     table = Table(title=f"run {run_id}", show_lines=False)
     for col in ("prompt_version", "best candidate", "decision", "why"):
         table.add_column(col, overflow="fold")
     for pv in sorted({s["prompt_version"] for s in scores}):
-        best = best_candidate([s for s in scores if s["prompt_version"] == pv], settings.baseline,
-                              settings.noise_floor)
+        rows = [s for s in scores if s["prompt_version"] == pv]
+        best = best_candidate(rows, settings.baseline, settings.noise_floor)
         if best:
-            table.add_row(pv, best["model"], best["recommendation"], best["reason"])
+            others = others_line(rows, best, settings.baseline, settings.noise_floor)
+            table.add_row(pv, best["model"], best["recommendation"],
+                          best["reason"] + (f"\nalso: {others}" if others else ""))
         else:
             table.add_row(pv, "—", "—", "no candidate answered")
     console.print(table)
@@ -71,7 +75,7 @@ def demo(config: ConfigOpt = Path(DEFAULT_CONFIG),
          force: Annotated[bool, typer.Option(help="Run again even if completed.")] = False,
          nights: Annotated[int, typer.Option(help="Past nights to run, oldest first, so that "
                                              "evidence accumulates as it would night after "
-                                             "night.")] = 7):
+                                             "night.")] = 5):
     """Ingest the bundled demo logs, start the local model fleet, run the nightly flow for the
     last few days of traffic."""
     from replaybench.progress import console_bars
@@ -163,7 +167,9 @@ def backfill(start: Annotated[str, typer.Option("--start", help="First day of tr
                                                 "(YYYY-MM-DD).")],
              end: Annotated[str, typer.Option("--end", help="Last day of traffic, inclusive.")],
              force: Annotated[bool, typer.Option(help="Run days that are completed again.")] = False,
-             parallel: Annotated[int, typer.Option(help="Days run at once.")] = 2,
+             parallel: Annotated[int, typer.Option(help="Days run at once (1: in date order, "
+                                                   "as decisions accumulate night after "
+                                                   "night).")] = 1,
              no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask every request afresh, "
                                                     "even if its answer was paid for before.")] = False,
              config: ConfigOpt = Path(DEFAULT_CONFIG)):
@@ -225,6 +231,7 @@ def decisions(ctx: typer.Context, every: Annotated[bool, typer.Option(
     if ctx.invoked_subcommand:
         return
     from replaybench.decide import evidence
+    from replaybench.decide.scores import outward
     from replaybench.warehouse import open_warehouse
 
     settings = _settings(config)
@@ -236,7 +243,7 @@ def decisions(ctx: typer.Context, every: Annotated[bool, typer.Option(
         table.add_column(col, overflow="fold")
     for r in rows:
         interval = "—" if r["delta"] is None else (
-            f"{r['delta'] * 100:+.1f} [{r['delta_low'] * 100:+.1f}, {r['delta_high'] * 100:+.1f}]")
+            f"{r['delta'] * 100:+.1f} [{', '.join(outward(r['delta_low'], r['delta_high']))}]")
         when = str(r["reached_on"]) if r["reached_on"] else (
             f"≤{r['nights_left']} nights" if r["nights_left"] is not None else "—")
         state = r["state"] + (f" ({r['closed_reason']})" if r["closed_at"] else "")

@@ -20,9 +20,10 @@ from prefect.cache_policies import NO_CACHE
 
 from replaybench import charts, runs
 from replaybench.config import Settings
-from replaybench.decide import drift
+from replaybench.decide import drift, evidence
 from replaybench.decide import extras as decisions
 from replaybench.decide.rules import RANK
+from replaybench.decide.scores import outward
 from replaybench.warehouse import Warehouse, open_warehouse
 from tasks.redact import redaction_line
 
@@ -38,7 +39,8 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(pct=_pct, pts=_pts, usd=_usd, num=_num, ms=_ms, sgn=_sgn)
+    env.filters.update(pct=_pct, pts=_pts, usd=_usd, num=_num, ms=_ms, sgn=_sgn,
+                       interval=_interval)
     return env
 
 
@@ -52,6 +54,21 @@ def best_candidate(rows: list[dict[str, Any]], baseline: str,
         return None
     return min(candidates, key=lambda r: (RANK[r["recommendation"]], -(r["pass_rate"] or 0),
                                           r["cost_per_success_usd"] or float("inf")))
+
+
+def others_line(rows: list[dict[str, Any]], best: dict[str, Any] | None, baseline: str,
+                exclude: frozenset[str] = frozenset()) -> str:
+    """The other candidates' decisions in one line, for the first screen: "glm-5.2 hold (open,
+    ≤46 nights) · minimax-m3 reject (regressed since 2026-11-20)"."""
+    parts = []
+    for r in sorted(rows, key=lambda r: (RANK.get(r["recommendation"], 9), r["model"])):
+        if r["model"] in (baseline, *exclude) or not r["recommendation"] or r is best:
+            continue
+        state = (r["verdict"] or "").replace("_", "-")
+        when = (f" since {r['reached_on']}" if r.get("reached_on")
+                else f", ≤{r['nights_left']} nights" if r.get("nights_left") is not None else "")
+        parts.append(f"{r['model']} {r['recommendation']} ({state}{when})")
+    return " · ".join(parts)
 
 
 def window_label(run: dict[str, Any], settings: Settings) -> str:
@@ -116,10 +133,11 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
               for v in wh.frame("monthly_volume", run_id=run_id).to_dicts()}
     history = wh.frame("score_history", run_id=run_id, runs=decisions.TREND_RUNS).to_dicts()
     noise = settings.noise_floor
+    standing = standing_rows(wh, run, scores)
     sections = []
     for pv in wh.frame("prompt_versions", run_id=run_id).to_dicts():
         name = pv["prompt_version"]
-        rows = [s for s in scores if s["prompt_version"] == name]
+        rows = [s for s in scores + standing if s["prompt_version"] == name]
         rows.sort(key=lambda r: (r["model"] != baseline, RANK.get(r["recommendation"], 9),
                                  -(r["pass_rate"] or 0)))
         base = next((r for r in rows if r["model"] == baseline), None)
@@ -139,7 +157,8 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
             "anchor": "pv-" + "".join(ch if ch.isalnum() else "-" for ch in name),
             "rows": rows,
             "baseline_row": base,
-            "best": best_candidate(rows, baseline, noise),
+            "best": (best := best_candidate(rows, baseline, noise)),
+            "others": others_line(rows, best, baseline, noise),
             "noise_floor": next((r for r in rows if r["model"] in noise), None),
             "drift": drift.production_drift([h for h in past_production if h["run_id"] != run_id],
                                             base["passed"], base["n"]) if base else None,
@@ -180,6 +199,28 @@ def _spend(wh: Warehouse, run_id: str, scores: list[dict[str, Any]]) -> dict[str
     return {"spent_usd": spent, "fixed_pairs": fixed,
             "mean_pairs": sum(s["decision_pairs"] for s in decided) / len(decided),
             "fixed_usd": fixed * sum(per_request) / len(per_request) if per_request else None}
+
+
+def standing_rows(wh: Warehouse, run: dict[str, Any], scores: list[dict[str, Any]]
+                  ) -> list[dict[str, Any]]:
+    """A row for each live decision that was not replayed tonight (reached on an earlier night):
+    its verdict and recommendation stand, so the report still carries them."""
+    tonight = {(s["prompt_version"], s["model"]) for s in scores}
+    blank = dict.fromkeys(wh.frame("SELECT * FROM scores LIMIT 0").columns)
+    rows = []
+    for d in wh.frame("SELECT * FROM decisions WHERE closed_at IS NULL AND opened_on < $day "
+                      "ORDER BY prompt_version, candidate", day=run["run_date"]).to_dicts():
+        if (d["prompt_version"], d["candidate"]) in tonight:
+            continue
+        rows.append({**blank, "prompt_version": d["prompt_version"], "model": d["candidate"],
+                     "verdict": d["state"], "recommendation": d["recommendation"],
+                     "reason": d["reason"], "delta_vs_baseline": d["delta"],
+                     "delta_low": d["delta_low"], "delta_high": d["delta_high"],
+                     "decision_id": d["decision_id"], "decision_pairs": d["pairs"],
+                     "decision_nights": d["nights"], "planned_pairs": d["planned_pairs"],
+                     "fixed_pairs": d["fixed_pairs"], "reached_on": d["reached_on"],
+                     "nights_left": evidence.nights_left(d), "standing": True})
+    return rows
 
 
 def render_report(wh: Warehouse, settings: Settings, run_id: str) -> Path:
@@ -238,6 +279,14 @@ def _pct(x: float | None, digits: int = 1) -> str:
 
 def _pts(x: float | None) -> str:
     return "—" if x is None else f"{x * 100:+.1f}"
+
+
+def _interval(row: dict[str, Any]) -> str:
+    """A row's quality interval in points, rounded outwards ("[-3.1, +0.4]"); "" without one."""
+    if row.get("delta_low") is None or row.get("delta_high") is None:
+        return ""
+    low, high = outward(row["delta_low"], row["delta_high"])
+    return f"[{low}, {high}]"
 
 
 def _usd(x: float | None) -> str:

@@ -38,7 +38,8 @@ def plan_quotas(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
     traffic = dict(wh.execute("SELECT prompt_version, requests FROM traffic_mix WHERE run_id = $r",
                               {"r": run.run_id}).fetchall())
     total = sum(traffic.values())
-    need = evidence.needs(wh, settings, sorted(traffic))
+    need = evidence.needs(wh, settings, run, sorted(traffic))
+    noise = [c.name for c in settings.candidates if c.replays_production]  # asked on every request
     known = {(pv, m): usd for pv, m, usd in wh.execute(_COST_PER_REQUEST).fetchall()}
     logged = dict(wh.execute(
         "SELECT prompt_version, avg(cost_usd) FROM logs WHERE ts >= $start AND ts < $end "
@@ -52,7 +53,8 @@ def plan_quotas(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
         quota = min(available, cap, n.pairs)
         # a candidate's cost per request from its past answers, else production's logged cost
         # of the window as a stand-in (a first night has no answers to go by)
-        per_request = sum(known.get((pv, c)) or logged.get(pv) or 0.0 for c in n.candidates)
+        per_request = sum(known.get((pv, c)) or logged.get(pv) or 0.0
+                          for c in (*n.candidates, *noise))
         rows.append({"prompt_version": pv, "available": available, "quota": quota,
                      "reason": n.reason, "estimated_usd": quota * per_request})
         plan += [{"prompt_version": pv, "candidate": c} for c in n.candidates] if quota else []

@@ -22,7 +22,7 @@ PV = "t@v1"
 
 
 def outcomes(ids, candidate_passes, baseline_passes, *, model="glm-5.2", cand_cost=0.001,
-             base_cost=0.002, pv=PV, status="ok"):
+             base_cost=0.002, pv=PV, status="ok", kind="bad_request"):
     """Per-answer outcomes (the `outcomes` query's shape) for a candidate and production."""
     n = len(ids)
 
@@ -32,7 +32,9 @@ def outcomes(ids, candidate_passes, baseline_passes, *, model="glm-5.2", cand_co
             "status": [st] * n, "output_tokens": [10] * n, "reasoning_tokens": [0] * n,
             "cost_usd": [cost] * n, "latency_ms": [100.0] * n, "ttft_ms": [50.0] * n,
             "output_tps": [80.0] * n, "passed": passes,
-        }, schema_overrides={"cost_usd": pl.Float64})
+            "error_kind": [None if st == "ok" else kind] * n, "attempts": [1] * n,
+            "production_model": ["openai/gpt-5-mini"] * n,
+        }, schema_overrides={"cost_usd": pl.Float64, "error_kind": pl.String})
 
     return pl.concat([frame(model, candidate_passes, cand_cost, status),
                       frame("production", baseline_passes, base_cost, "ok")])
@@ -83,6 +85,10 @@ def test_a_changed_candidate_or_suite_starts_afresh(settings, tmp_path):
         _, after = night(wh, changed, 21, outcomes(ids(50, 50), same, same))
         assert after[(PV, "glm-5.2")]["pairs"] == 50          # new key: old evidence not used
         assert wh.execute("SELECT count(*) FROM decisions").fetchone()[0] == 2
+        live = [r for r in evidence.listing(wh) if r["candidate"] == "glm-5.2"]
+        assert len(live) == 1 and live[0]["key_parts"].count("0.7")   # the old key is history
+        old = [r for r in evidence.listing(wh, every=True) if r["closed_at"] is not None]
+        assert [r["closed_reason"] for r in old] == ["superseded: the evidence key changed"]
         suites = tmp_path / "suites"
         suites.mkdir()
         (suites / "t.yaml").write_text(f"prompt_version: {PV}\nexpectations: []\n")
@@ -217,3 +223,26 @@ def test_monitoring_keeps_a_small_sample_of_settled_prompt_versions(tmp_path, de
         runs.finish(wh, run.run_id, runs.COMPLETED)
         next_run = runs.begin(wh, settings, date(2026, 11, 28), "nightly")
         assert draw_sample(wh, settings, next_run)[pv] == 5
+
+
+def test_a_call_that_failed_in_transit_is_no_evidence_until_it_is_answered(settings):
+    """A timeout says nothing about quality: it counts in the error rate, not as a failed pair,
+    and a later run's answer to the same request takes its place."""
+    passes = [True] * 100
+    with open_warehouse(settings.warehouse) as wh:
+        failed = outcomes(ids(0, 100), passes, passes).with_columns(
+            status=pl.when((pl.col("model") == "glm-5.2") & (pl.col("request_id") < "r3"))
+            .then(pl.lit("error")).otherwise(pl.col("status")),
+            error_kind=pl.when((pl.col("model") == "glm-5.2") & (pl.col("request_id") < "r3"))
+            .then(pl.lit("timeout")).otherwise(None),
+        ).with_columns(passed=pl.col("passed") & (pl.col("status") == "ok"))
+        timeouts = failed.filter((pl.col("model") == "glm-5.2") & (pl.col("status") != "ok")).height
+        assert 20 < timeouts < 40
+        _, after = night(wh, settings, 20, failed)
+        dec = after[(PV, "glm-5.2")]
+        assert dec["pairs"] == 100 - timeouts and dec["only_baseline"] == 0
+        assert dec["state"] != rules.REGRESSED
+        assert dec["error_rate"] == pytest.approx(timeouts / 100)
+        _, again = night(wh, settings, 20, outcomes(ids(0, 100), passes, passes), force=True)
+        dec = again[(PV, "glm-5.2")]
+        assert (dec["pairs"], dec["error_rate"]) == (100, 0.0)

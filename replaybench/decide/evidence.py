@@ -45,18 +45,30 @@ def suite_digests(directory: Path) -> dict[str, str]:
     return digests
 
 
-def evidence_key(settings: Settings, candidate: Candidate, suite: str | None) -> tuple[str, dict]:
+def evidence_key(settings: Settings, candidate: Candidate, suite: str | None,
+                 production_model: str | None) -> tuple[str, dict]:
     """(key, its parts) for a candidate's evidence on a prompt_version whose suite hashes to
-    `suite`. The base URL is left out: the same model behind another address is the same model."""
+    `suite` and whose production traffic is mostly served by `production_model`. The base URL is
+    left out: the same model behind another address is the same model."""
     parts = {"provider": candidate.provider, "model": candidate.model,
              "params": candidate.params, "max_tokens_field": candidate.max_tokens_field,
-             "suite": suite, "baseline": settings.baseline, "margin": settings.decide.margin}
+             "suite": suite, "baseline": settings.baseline, "production_model": production_model,
+             "judge": settings.judge.model if settings.judge else None,
+             "margin": settings.decide.margin}
     blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16], parts
 
 
 def _decision_id(pv: str, candidate: str, key: str, generation: int) -> str:
     return hashlib.sha256(f"{pv}\x00{candidate}\x00{key}\x00{generation}".encode()).hexdigest()[:16]
+
+
+def production_models(wh: Warehouse, run: Run) -> dict[str, str]:
+    """prompt_version -> the model that served most of its production traffic in the window (a
+    prompt_version moved to another production model compares against another baseline)."""
+    return dict(wh.execute("SELECT prompt_version, mode(model_id) FROM logs WHERE ts >= $s AND "
+                           "ts < $e GROUP BY 1", {"s": run.window_start, "e": run.window_end}
+                           ).fetchall())
 
 
 def current(wh: Warehouse, pv: str, candidate: str, key: str) -> dict | None:
@@ -90,16 +102,18 @@ class Need:
     reason: str
 
 
-def needs(wh: Warehouse, settings: Settings, prompt_versions: list[str]) -> dict[str, Need]:
+def needs(wh: Warehouse, settings: Settings, run: Run, prompt_versions: list[str]
+          ) -> dict[str, Need]:
     """Per prompt_version: the pairs its open decisions still need (a new decision: a full
     night), and which candidates must answer. All reached: the monitoring sample, if any."""
     digests = suite_digests(settings.suites)
+    production = production_models(wh, run)
     cap = settings.sample.per_prompt_version
     out: dict[str, Need] = {}
     for pv in prompt_versions:
         wanted, asked, reasons = 0, [], []
         for cand in _compared(settings):
-            key, _ = evidence_key(settings, cand, digests.get(pv))
+            key, _ = evidence_key(settings, cand, digests.get(pv), production.get(pv))
             dec = current(wh, pv, cand.name, key)
             if dec is None:
                 wanted, reasons = cap, [*reasons, f"{cand.name} new"]
@@ -120,10 +134,14 @@ def needs(wh: Warehouse, settings: Settings, prompt_versions: list[str]) -> dict
 
 # --- tonight's evidence and look --------------------------------------------------------------
 
+# A pair is evidence of quality when the candidate answered, or refused this request as a bad
+# request; a timeout, 429, 5xx, garbled body or a call never sent says nothing about quality (it
+# is kept, to count in the error rate, and replaced if a later run gets an answer).
 _PAIRS = """
 SELECT c.prompt_version, c.model AS candidate, c.request_id,
        c.passed AS candidate_passed, b.passed AS baseline_passed,
        c.status <> 'ok' AS candidate_error,
+       c.status = 'ok' OR (c.error_kind = 'bad_request' AND coalesce(c.attempts, 0) > 0) AS counts,
        c.cost_usd AS candidate_cost, b.cost_usd AS baseline_cost
 FROM _outcomes AS c
 JOIN _outcomes AS b ON b.request_id = c.request_id AND b.model = $baseline
@@ -131,18 +149,32 @@ WHERE c.model <> $baseline
 """
 
 _TALLY = """
-SELECT count(*) AS pairs,
-       count(*) FILTER (WHERE candidate_passed AND NOT baseline_passed) AS only_candidate,
-       count(*) FILTER (WHERE baseline_passed AND NOT candidate_passed) AS only_baseline,
-       count(*) FILTER (WHERE candidate_passed) AS candidate_passed,
-       count(*) FILTER (WHERE baseline_passed) AS baseline_passed,
+SELECT count(*) FILTER (WHERE counts) AS pairs,
+       count(*) FILTER (WHERE counts AND candidate_passed AND NOT baseline_passed) AS only_candidate,
+       count(*) FILTER (WHERE counts AND baseline_passed AND NOT candidate_passed) AS only_baseline,
+       count(*) FILTER (WHERE counts AND candidate_passed) AS candidate_passed,
+       count(*) FILTER (WHERE counts AND baseline_passed) AS baseline_passed,
        count(*) FILTER (WHERE candidate_error) AS errors,
-       CASE WHEN count(*) FILTER (WHERE NOT candidate_error AND candidate_cost IS NULL) > 0
-            THEN NULL ELSE coalesce(sum(candidate_cost), 0) END AS candidate_cost,
-       CASE WHEN count(*) FILTER (WHERE baseline_passed AND baseline_cost IS NULL) > 0
-            THEN NULL ELSE coalesce(sum(baseline_cost), 0) END AS baseline_cost,
-       count(DISTINCT run_id) AS nights
+       count(*) AS calls,
+       CASE WHEN count(*) FILTER (WHERE counts AND NOT candidate_error
+                                  AND candidate_cost IS NULL) > 0
+            THEN NULL ELSE coalesce(sum(candidate_cost) FILTER (WHERE counts), 0)
+       END AS candidate_cost,
+       CASE WHEN count(*) FILTER (WHERE counts AND baseline_passed AND baseline_cost IS NULL) > 0
+            THEN NULL ELSE coalesce(sum(baseline_cost) FILTER (WHERE counts), 0)
+       END AS baseline_cost,
+       count(DISTINCT run_id) FILTER (WHERE counts) AS nights
 FROM decision_evidence WHERE decision_id = $d
+"""
+
+_ADD = """
+INSERT INTO decision_evidence BY NAME SELECT * FROM _night
+ON CONFLICT (decision_id, request_id) DO UPDATE SET
+    run_id = excluded.run_id, candidate_passed = excluded.candidate_passed,
+    baseline_passed = excluded.baseline_passed, candidate_error = excluded.candidate_error,
+    counts = excluded.counts, candidate_cost = excluded.candidate_cost,
+    baseline_cost = excluded.baseline_cost
+WHERE NOT decision_evidence.counts  -- an answer replaces a failed call; nothing replaces an answer
 """
 
 
@@ -158,22 +190,23 @@ def record_night(wh: Warehouse, settings: Settings, run: Run,
     """Add tonight's pairs to every decision they serve, look once at each, and return the
     decision rows after tonight by (prompt_version, candidate). Idempotent per run."""
     digests = suite_digests(settings.suites)
+    production = production_models(wh, run)
     compared = {c.name: c for c in _compared(settings)}
     with wh.registered("_outcomes", outcomes):
         pairs = wh.frame(_PAIRS, baseline=settings.baseline)
     pairs = pairs.filter(pl.col("candidate").is_in(list(compared)))
     groups = sorted({(pv, c) for pv, c in pairs.select("prompt_version", "candidate").iter_rows()})
     day = run.run_date - timedelta(days=1)  # the night's day of traffic
+    now = datetime.now(UTC)
     live: dict[tuple[str, str], dict] = {}
     opening: list[tuple[str, str, str, dict]] = []
     for pv, name in groups:
-        key, parts = evidence_key(settings, compared[name], digests.get(pv))
+        key, parts = evidence_key(settings, compared[name], digests.get(pv), production.get(pv))
         dec = current(wh, pv, name, key)
         if dec is None:
             opening.append((pv, name, key, parts))
         else:
             live[(pv, name)] = dec
-    now = datetime.now(UTC)
     for pv, name, key, parts in opening:  # one family: the decisions opened together tonight
         night = pairs.filter((pl.col("prompt_version") == pv) & (pl.col("candidate") == name))
         first = _tally_of(night)
@@ -181,6 +214,11 @@ def record_night(wh: Warehouse, settings: Settings, run: Run,
                           alpha=settings.decide.alpha, margin=settings.decide.margin,
                           difference=settings.sample.min_detectable_difference,
                           power=settings.sample.power, ni_power=settings.decide.power)
+        # evidence under another key no longer applies: its decisions become history
+        wh.execute("UPDATE decisions SET closed_at = $now, closed_reason = 'superseded: the "
+                   "evidence key changed' WHERE prompt_version = $pv AND candidate = $c AND "
+                   "evidence_key <> $k AND closed_at IS NULL",
+                   {"now": now, "pv": pv, "c": name, "k": key})
         generation = _next_generation(wh, pv, name, key)
         decision_id = _decision_id(pv, name, key, generation)
         wh.execute(
@@ -200,14 +238,17 @@ def record_night(wh: Warehouse, settings: Settings, run: Run,
             after[(pv, name)] = dec
             continue
         night = pairs.filter((pl.col("prompt_version") == pv) & (pl.col("candidate") == name))
-        wh.insert("decision_evidence", night.drop("prompt_version", "candidate").with_columns(
-            decision_id=pl.lit(dec["decision_id"]), run_id=pl.lit(run.run_id)),
-            on_conflict="ON CONFLICT DO NOTHING")
+        with wh.registered("_night", night.drop("prompt_version", "candidate").with_columns(
+                decision_id=pl.lit(dec["decision_id"]), run_id=pl.lit(run.run_id))):
+            wh.execute(_ADD)
         after[(pv, name)] = _look(wh, dec, run, day, night.height, now)
     return after
 
 
 def _tally_of(night: pl.DataFrame) -> rules.Tally:
+    """A night's pairs as a Tally (the quality outcomes only; the calls and errors of all)."""
+    calls, errors = night.height, int(night["candidate_error"].sum())
+    night = night.filter(pl.col("counts"))
     cand_cost = None if night.filter(~pl.col("candidate_error")
                                      & pl.col("candidate_cost").is_null()).height \
         else float(night["candidate_cost"].fill_null(0).sum())
@@ -215,8 +256,8 @@ def _tally_of(night: pl.DataFrame) -> rules.Tally:
                        night.filter(pl.col("candidate_passed") & ~pl.col("baseline_passed")).height,
                        night.filter(pl.col("baseline_passed") & ~pl.col("candidate_passed")).height,
                        int(night["candidate_passed"].sum()), int(night["baseline_passed"].sum()),
-                       int(night["candidate_error"].sum()), cand_cost,
-                       float(night["baseline_cost"].fill_null(0).sum()), 1 if night.height else 0)
+                       errors, cand_cost, float(night["baseline_cost"].fill_null(0).sum()),
+                       1 if night.height else 0, calls)
 
 
 def _look(wh: Warehouse, dec: dict, run: Run, day: date, tonight: int, now: datetime) -> dict:

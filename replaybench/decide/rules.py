@@ -11,7 +11,8 @@ Its pairs accumulate night after night; each night is one look of the group-sequ
 - `non_inferior`: its lower end is above -margin, and the candidate is known to be cheaper (a
   dearer one keeps going, so that it can still show it is better);
 - at the planned size, a decision still open ends `non_inferior` if the lower end clears -margin,
-  else `inconclusive`: the planned pairs did not settle it (reopen it to start afresh).
+  else `inconclusive`: the planned pairs did not settle it (it stays so; reopening starts a new
+  design with its own error rate, so reopen when something changed, not to try again).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Tally:
     candidate_cost: float | None = 0.0   # None: some answer had no known price
     baseline_cost: float | None = 0.0
     nights: int = 0
+    calls: int | None = None   # candidate calls, failed ones included (None: as many as pairs)
 
     def add(self, other: Tally) -> Tally:
         """This evidence and another night's, as one (a night with no pairs adds no night)."""
@@ -64,7 +66,12 @@ class Tally:
                      self.baseline_passed + other.baseline_passed, self.errors + other.errors,
                      plus(self.candidate_cost, other.candidate_cost),
                      plus(self.baseline_cost, other.baseline_cost),
-                     self.nights + (1 if other.pairs else 0))
+                     self.nights + (1 if other.pairs else 0), self.attempted + other.attempted)
+
+    @property
+    def attempted(self) -> int:
+        """Calls made, failed ones included."""
+        return self.pairs if self.calls is None else self.calls
 
     @property
     def delta(self) -> float | None:
@@ -76,7 +83,7 @@ class Tally:
 
     @property
     def error_rate(self) -> float:
-        return self.errors / self.pairs if self.pairs else 0.0
+        return self.errors / self.attempted if self.attempted else 0.0
 
     @property
     def cost_ratio(self) -> float | None:

@@ -11,6 +11,7 @@ recommendation in a sentence.
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -115,8 +116,8 @@ def reason(row: dict, base: dict) -> str:
     parts = []
     if row.get("delta_vs_baseline") is not None:
         words = STATE_WORDS[row["verdict"]].format(m=f"{row['margin'] * 100:g}")
-        parts.append(f"quality {row['delta_vs_baseline'] * 100:+.1f} pts "
-                     f"[{row['delta_low'] * 100:+.1f}, {row['delta_high'] * 100:+.1f}] over "
+        low, high = outward(row["delta_low"], row["delta_high"])
+        parts.append(f"quality {row['delta_vs_baseline'] * 100:+.1f} pts [{low}, {high}] over "
                      f"{row['decision_pairs']} pairs in {row['decision_nights']} "
                      f"night{'s' if row['decision_nights'] != 1 else ''}: {words}")
     tokens, base_tokens = row["output_tokens_per_task"], base.get("output_tokens_per_task")
@@ -128,13 +129,21 @@ def reason(row: dict, base: dict) -> str:
     if row.get("latency_delta_ms") is not None and row.get("latency_delta_ms_low") is not None:
         parts.append(f"latency {row['latency_delta_ms']:+.0f} ms "
                      f"[{row['latency_delta_ms_low']:+.0f}, {row['latency_delta_ms_high']:+.0f}]")
-    if row["error_rate"]:
-        parts.append(f"{row['error_rate'] * 100:.0f} % errors")
+    errors = row.get("decision_error_rate", row["error_rate"])
+    if errors:
+        parts.append(f"{errors * 100:.0f} % of calls failed")
     if row["verdict"] == rules.OPEN and row.get("nights_left") is not None:
         left = max(0, row["planned_pairs"] - row["decision_pairs"])
         parts.append(f"at most {left} more pairs ≈ {row['nights_left']} "
                      f"night{'s' if row['nights_left'] != 1 else ''} at current traffic")
     return "; ".join(parts) + f": {row['recommendation']}"
+
+
+def outward(low: float, high: float) -> tuple[str, str]:
+    """An interval in points to one decimal, rounded outwards: the printed bounds never look
+    narrower than the ones the verdict was read from (-2.96 shows as -3.0 only if it was -3.0)."""
+    return (f"{math.floor(round(low * 1000, 6)) / 10:+.1f}",
+            f"{math.ceil(round(high * 1000, 6)) / 10:+.1f}")
 
 
 def score_outcomes(outcomes: pl.DataFrame, baseline: str) -> pl.DataFrame:
@@ -187,7 +196,8 @@ def with_decisions(scores: pl.DataFrame, decisions: dict[tuple[str, str], dict],
                    planned_pairs=dec["planned_pairs"], fixed_pairs=dec["fixed_pairs"],
                    nights_left=evidence.nights_left(dec), reached_on=dec["reached_on"],
                    n_needed=max(0, dec["planned_pairs"] - dec["pairs"]))
-        row["reason"] = reason({**row, "margin": dec["margin"], "cost_ratio": dec["cost_ratio"]},
+        row["reason"] = reason({**row, "margin": dec["margin"], "cost_ratio": dec["cost_ratio"],
+                                "decision_error_rate": dec["error_rate"]},
                                bases.get(row["prompt_version"], {}))
     return pl.DataFrame(rows, schema=scores.schema | DECISION_COLUMNS)
 
@@ -200,6 +210,9 @@ def score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
     with wh.transaction():
         decisions = evidence.record_night(wh, settings, run, outcomes)
         scores = with_decisions(scores, decisions, settings.baseline, settings.noise_floor)
+        for row in scores.filter(pl.col("decision_id").is_not_null()).iter_rows(named=True):
+            wh.execute("UPDATE decisions SET reason = $why WHERE decision_id = $d",
+                       {"why": row["reason"], "d": row["decision_id"]})
         wh.execute("DELETE FROM scores WHERE run_id = $r", {"r": run.run_id})
         stored = {r[0] for r in wh.execute("SELECT column_name FROM information_schema.columns "
                                            "WHERE table_name = 'scores'")}

@@ -27,9 +27,10 @@ CREATE TABLE decisions (
     delta_low       DOUBLE,             -- the interval every verdict is read from
     delta_high      DOUBLE,
     cost_ratio      DOUBLE,             -- cost per success over the baseline's; NULL = unknown
+    reason          VARCHAR,            -- the recommendation in a sentence, as of its last look
     error_rate      DOUBLE,
     pairs_per_night DOUBLE,             -- recent traffic, for "about K more nights"
-    closed_at       TIMESTAMPTZ,        -- set when reopened: the decision is history
+    closed_at       TIMESTAMPTZ,        -- set when reopened or superseded by a new key: history
     closed_reason   VARCHAR
 );
 
@@ -40,6 +41,8 @@ CREATE TABLE decision_evidence (
     candidate_passed BOOLEAN NOT NULL,
     baseline_passed  BOOLEAN NOT NULL,
     candidate_error  BOOLEAN NOT NULL,
+    counts           BOOLEAN NOT NULL,  -- a quality outcome: answered, or refused as a bad request;
+                                        -- not a timeout, 429, 5xx or a call never sent (retried later)
     candidate_cost   DOUBLE,            -- NULL on an answered call: no known price
     baseline_cost    DOUBLE,
     PRIMARY KEY (decision_id, request_id)   -- a request counts once, whatever reruns it
