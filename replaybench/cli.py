@@ -75,7 +75,7 @@ def demo(config: ConfigOpt = Path(DEFAULT_CONFIG),
          force: Annotated[bool, typer.Option(help="Run again even if completed.")] = False,
          nights: Annotated[int, typer.Option(help="Past nights to run, oldest first, so that "
                                              "evidence accumulates as it would night after "
-                                             "night.")] = 5):
+                                             "night.")] = 4):
     """Ingest the bundled demo logs, start the local model fleet, run the nightly flow for the
     last few days of traffic."""
     from replaybench.progress import console_bars

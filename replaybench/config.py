@@ -123,11 +123,10 @@ class Sample(_Strict):
     window_days: int = Field(1, ge=1, le=366, description="Days of traffic a run draws from.")
     filter: SampleFilter = SampleFilter()
     min_detectable_difference: float = Field(
-        0.05, gt=0, lt=1, description="The smallest change in pass rate worth detecting: sample "
-                                      "size planning says how many requests that takes.")
-    power: float = Field(0.9, gt=0, lt=1, description="Chance of detecting that difference (planned "
-                                                      "at 90 %: the rule then catches it in well over "
-                                                      "80 % of runs, sampling error included).")
+        0.05, gt=0, lt=1, description="The smallest change in pass rate worth detecting: each "
+                                      "decision's plan is sized to catch it.")
+    power: float = Field(0.9, gt=0, lt=1, description="Chance that a decision catches that change "
+                                                      "within its planned pairs.")
 
 
 class Decide(_Strict):

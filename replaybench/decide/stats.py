@@ -1,5 +1,6 @@
-"""The statistics the verdicts stand on: Wilson intervals, exact McNemar, Tango's score interval
-for a paired difference, paired bootstrap intervals and sample size planning."""
+"""The statistics the scores and verdicts stand on: Wilson intervals, Tango's score statistic and
+interval for a paired difference, and paired bootstrap intervals. Planning and the sequential
+design are in `decide.sequential`."""
 
 from __future__ import annotations
 
@@ -18,14 +19,6 @@ def wilson(successes: int, n: int) -> tuple[float | None, float | None]:
         return None, None
     ci = stats.binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
     return float(ci.low), float(ci.high)
-
-
-def mcnemar_exact(only_candidate: int, only_baseline: int) -> float | None:
-    """Two-sided exact McNemar p-value from the discordant pairs; None without any."""
-    discordant = only_candidate + only_baseline
-    if discordant == 0:
-        return 1.0
-    return float(stats.binomtest(only_candidate, discordant, 0.5).pvalue)
 
 
 def tango_statistic(only_candidate: int, only_baseline: int, n: int, delta0: float) -> float:
@@ -60,38 +53,6 @@ def tango_interval(only_candidate: int, only_baseline: int, n: int,
     low = -1.0 if excess(-1 + eps) <= 0 else optimize.brentq(excess, -1 + eps, estimate, xtol=1e-10)
     high = 1.0 if excess(1 - eps) <= 0 else optimize.brentq(excess, estimate, 1 - eps, xtol=1e-10)
     return float(low), float(high)
-
-
-def required_sample_size(p_baseline: float, difference: float, alpha: float = 0.05,
-                         power: float = 0.8) -> int:
-    """Requests needed to detect a drop of `difference` from a pass rate of `p_baseline` with a
-    two-sided test at `alpha` and the given power (the two-proportion formula; the paired test the
-    verdicts use needs no more than this when answers to the same request agree more often than
-    chance, as they do)."""
-    p1 = min(max(p_baseline, 0.0), 1.0)
-    p2 = p1 - difference if p1 - difference >= 0 else p1 + difference
-    mean = (p1 + p2) / 2
-    z_alpha = stats.norm.ppf(1 - alpha / 2)
-    z_power = stats.norm.ppf(power)
-    n = (z_alpha * math.sqrt(2 * mean * (1 - mean))
-         + z_power * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / difference ** 2
-    return max(1, math.ceil(n))
-
-
-def paired_sample_size(discordance: float, difference: float, alpha: float = 0.05,
-                       power: float = 0.8) -> int:
-    """Paired requests needed for McNemar's test to detect a change of `difference` in pass rate
-    when a share `discordance` of requests is passed by one model only (Connor 1987). Fewer than
-    `required_sample_size` whenever the two models agree on a request more often than chance.
-    Enlarged by Fleiss' continuity correction, as the verdict uses the exact (conservative) test."""
-    difference = abs(difference)
-    psi = min(max(discordance, difference), 1.0)  # at least |difference| of pairs must disagree
-    z_alpha = stats.norm.ppf(1 - alpha / 2)
-    z_power = stats.norm.ppf(power)
-    n = (z_alpha * math.sqrt(psi) + z_power * math.sqrt(psi - difference ** 2)) ** 2 \
-        / difference ** 2
-    n = n / 4 * (1 + math.sqrt(1 + 4 / (n * difference))) ** 2
-    return max(1, math.ceil(n))
 
 
 def paired_bootstrap(candidate: np.ndarray, baseline: np.ndarray, resamples: int = RESAMPLES,
