@@ -197,8 +197,9 @@ def _spend(wh: Warehouse, run_id: str, scores: list[dict[str, Any]]) -> dict[str
         return {"spent_usd": spent, "fixed_usd": None, "fixed_pairs": None, "mean_pairs": None}
     fixed = sum(s["fixed_pairs"] for s in decided) / len(decided)
     per_request = [s["cost_per_task_usd"] for s in decided if s["cost_per_task_usd"] is not None]
+    reached = [s["decision_pairs"] for s in decided if s["verdict"] != "open"]
     return {"spent_usd": spent, "fixed_pairs": fixed,
-            "mean_pairs": sum(s["decision_pairs"] for s in decided) / len(decided),
+            "mean_pairs": sum(reached) / len(reached) if reached else None,
             "fixed_usd": fixed * sum(per_request) / len(per_request) if per_request else None}
 
 
