@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import ipaddress
 import os
 import re
 import subprocess
@@ -18,12 +19,24 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from replaybench.errors import ConfigError, register_secret
 
 DEFAULT_CONFIG = "replaybench.yaml"
 LOGGED_MODEL = "@logged"  # a candidate `model:` meaning "whatever model the request was logged with"
+
+
+def on_this_machine(url: str) -> bool:
+    """True when the URL's host is a loopback address or `localhost` (an IP parsed as an IP:
+    `127.attacker.example` is a name, not a loopback address)."""
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _Strict(BaseModel):
@@ -42,9 +55,12 @@ class Retry(_Strict):
     """How a failed request is tried again (429, 408, 409, 5xx, timeouts, unreadable bodies)."""
 
     max_attempts: int = Field(6, ge=1, le=50, description="Attempts per request, the first included.")
-    deadline_s: float = Field(600.0, gt=0, description="Total time per request, retries included.")
+    deadline_s: float = Field(600.0, gt=0, description="Total time per request, retries and waits "
+                              "included; a wait the endpoint asks for that would pass it fails the "
+                              "request at once.")
     backoff_s: float = Field(0.5, ge=0, description="First backoff; doubles per attempt, with jitter.")
-    max_backoff_s: float = Field(60.0, ge=0, description="Longest wait between two attempts.")
+    max_backoff_s: float = Field(60.0, ge=0, description="Longest wait between two attempts, "
+                                 "a wait the endpoint asks for (Retry-After, reset headers) included.")
     breaker: int = Field(20, ge=1, description="Consecutive failed requests (with no success) after "
                                                "which the rest fail fast as the endpoint is down.")
 
@@ -66,6 +82,14 @@ class Candidate(_Strict):
     timeout_s: float = Field(120.0, gt=0, description="Per-attempt timeout in seconds.")
     retry: Retry = Field(default_factory=Retry)
     stream: bool = Field(True, description="Stream answers (needed to measure TTFT).")
+    max_response_bytes: int = Field(
+        16 * 1024 * 1024, ge=1, description="Largest answer read, in bytes (a body, or a whole "
+                                             "stream): reading stops there and the request fails "
+                                             "as bad_response.")
+    max_stream_s: float | None = Field(
+        None, gt=0, description="Longest a streamed answer may keep arriving, in seconds from "
+                                "the request: reading stops there and the request fails as "
+                                "bad_response. Unset: timeout_s (which ends every attempt anyway).")
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
         "max_tokens", description="Which name the endpoint wants for the output-token cap "
                                   "(OpenAI's reasoning models want max_completion_tokens).")
@@ -73,6 +97,10 @@ class Candidate(_Strict):
         default_factory=dict, description="Sampling parameters that override the logged ones."
     )
     price: Price | None = Field(None, description="Overrides the price table for this model.")
+    trusted: bool = Field(False, description="Send this endpoint the requests as logged, personal "
+                          "data included (with redact.enabled: auto). Only for an endpoint that "
+                          "keeps data in-house: a gateway on localhost that forwards to a "
+                          "provider is not.")
 
     @field_validator("name")
     @classmethod
@@ -89,8 +117,7 @@ class Candidate(_Strict):
     @property
     def is_loopback(self) -> bool:
         """True when the endpoint lives on this machine (e.g. the local model fleet)."""
-        host = urlparse(self.base_url).hostname or ""
-        return host in {"localhost", "::1"} or host.startswith("127.")
+        return on_this_machine(self.base_url)
 
 
 class SampleFilter(_Strict):
@@ -156,6 +183,19 @@ class Smtp(_Strict):
     ssl: bool = False
     username_env: str | None = None
     password_env: str | None = None
+    plaintext_on_loopback: bool = Field(False, description="Allow logging in without TLS to a "
+                                        "relay on this machine (never to another host).")
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> Smtp:
+        loopback_ok = self.plaintext_on_loopback and on_this_machine(f"smtp://{self.host}")
+        if (self.username_env or self.password_env) and not (self.starttls or self.ssl
+                                                             or loopback_ok):
+            raise ValueError(
+                "SMTP credentials would be sent without TLS: set starttls: true (port 587) or "
+                "ssl: true (port 465); for a relay on this machine only, "
+                "plaintext_on_loopback: true")
+        return self
 
     def credentials(self) -> tuple[str | None, str | None]:
         """(username, password) from the environment variables named; both registered as secrets."""
@@ -198,7 +238,8 @@ class Redact(_Strict):
     """Personal data taken out of each request before it is sent to a candidate."""
 
     enabled: Literal["auto", "always", "never"] = Field(
-        "auto", description="auto: for every candidate whose endpoint is not on this machine.")
+        "auto", description="auto: for every candidate and judge not marked `trusted: true`; "
+                            "always: for every one, trusted or not; never: for none.")
     patterns: list[RedactPattern] = Field(default_factory=list,
                                           description="Redacted as well as the built-in kinds.")
 
@@ -221,6 +262,8 @@ class Judge(_Strict):
     api_key_env: str | None = Field(None, description="Environment variable holding the key.")
     max_concurrency: int = Field(8, ge=1, le=1024, description="Judge requests in flight at once.")
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
+    trusted: bool = Field(False, description="Send the judge answers and requests unredacted "
+                          "(with redact.enabled: auto).")
 
     @property
     def name(self) -> str:
@@ -230,8 +273,7 @@ class Judge(_Strict):
     @property
     def is_loopback(self) -> bool:
         """True when the endpoint lives on this machine (e.g. the local model fleet)."""
-        host = urlparse(self.base_url).hostname or ""
-        return host in {"localhost", "::1"} or host.startswith("127.")
+        return on_this_machine(self.base_url)
 
 
 class Runner(_Strict):
@@ -315,10 +357,11 @@ class Settings(_Strict):
         register_secret(key)
         return key
 
-    def needs_redaction(self, candidate: Candidate) -> bool:
-        """Whether requests to this candidate are redacted before they are sent."""
+    def needs_redaction(self, endpoint: Candidate | Judge) -> bool:
+        """Whether requests to this candidate (or the judge) are redacted before they are sent:
+        by default every endpoint is, wherever it is, unless the config marks it trusted."""
         if self.redact.enabled == "auto":
-            return not candidate.is_loopback
+            return not endpoint.trusted
         return self.redact.enabled == "always"
 
     def default_date(self) -> date:

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from replaybench.config import Judge
+from replaybench.errors import register_secret, scrub
 
 JUDGE_MARKER = "[replaybench-judge/v1]"
 JUDGE_SYSTEM_PROMPT = (
@@ -174,6 +175,7 @@ async def _score_all(
     items: list[JudgeItem], judge: Judge, api_key: str | None,
     transport: httpx.AsyncBaseTransport | None,
 ) -> list[tuple[int | None, str]]:
+    register_secret(api_key)  # an endpoint that echoes the key must not get it into a reason
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     limits = httpx.Limits(max_connections=judge.max_concurrency)
     semaphore = asyncio.Semaphore(judge.max_concurrency)
@@ -204,18 +206,18 @@ async def _score_one(client: httpx.AsyncClient, url: str, model: str, item: Judg
         except httpx.TransportError as exc:
             if attempt == 2:
                 detail = str(exc) or type(exc).__name__
-                return None, _truncate(f"judge unreachable: {detail}", _REASON_MAX)
+                return None, _truncate(scrub(f"judge unreachable: {detail}"), _REASON_MAX)
     assert response is not None
     if response.status_code >= 400:
         text = " ".join(response.text.split())
-        return None, _truncate(f"judge HTTP {response.status_code}: {text}", _REASON_MAX)
+        return None, _truncate(scrub(f"judge HTTP {response.status_code}: {text}"), _REASON_MAX)
     try:
         content = response.json()["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
-        shown = _truncate(" ".join(response.text.split()), 80)
+        shown = _truncate(scrub(" ".join(response.text.split())), 80)
         return None, _truncate(f"judge reply is not a chat completion: {shown}", _REASON_MAX)
     try:
         score, why = parse_verdict(content if isinstance(content, str) else "")
     except JudgeError as exc:
-        return None, _truncate(str(exc), _REASON_MAX)
-    return score, _truncate(why or "(no explanation)", _REASON_MAX)
+        return None, _truncate(scrub(str(exc)), _REASON_MAX)
+    return score, _truncate(scrub(why or "(no explanation)"), _REASON_MAX)

@@ -1,8 +1,9 @@
 """Redact: before any sampled request leaves the machine, take the customer's personal data out.
 
 After sampling, if any candidate needs redaction (`Settings.needs_redaction`: by default, every
-endpoint that is not on this machine), each sampled request's messages are redacted once and stored
-in `redacted_requests` with the number of values replaced by kind; the replay sends those to the
+endpoint the config does not mark `trusted: true`), each sampled request's body — messages and
+parameters — is redacted once and stored in `redacted_requests` with the number of values
+replaced by kind; the replay sends those to the
 candidates that need them (`pending_replays.sql`, `$redacted`). `redaction_runs` records, per run,
 whether redaction was on and for whom, which the report shows with the audit.
 
@@ -48,16 +49,30 @@ def redact_run(wh: Warehouse, settings: Settings, run: Run) -> Redaction:
         return done
     redactor = Redactor(settings.redact.patterns)
     rows = []
-    for request_id, messages in wh.frame("unredacted_samples", run_id=run.run_id).iter_rows():
-        redacted, counts = redactor.redact_messages(json.loads(messages))
-        rows.append((request_id, json.dumps(redacted, ensure_ascii=False), json.dumps(counts)))
+    for request_id, messages, params in wh.frame("unredacted_samples",
+                                                 run_id=run.run_id).iter_rows():
+        redacted, counts = redact_request(redactor, json.loads(messages),
+                                          json.loads(params) if params else {})
+        rows.append((request_id, json.dumps(redacted["messages"], ensure_ascii=False),
+                     json.dumps(redacted["params"], ensure_ascii=False), json.dumps(counts)))
         done.counts.update(counts)
     if rows:
-        frame = pl.DataFrame(rows, schema=["request_id", "messages", "counts"], orient="row")
+        frame = pl.DataFrame(rows, schema=["request_id", "messages", "params", "counts"],
+                             orient="row")
         wh.insert("redacted_requests", frame.with_columns(run_id=pl.lit(run.run_id)),
-                  "ON CONFLICT DO NOTHING")
+                  "ON CONFLICT (run_id, request_id) DO UPDATE SET messages = excluded.messages, "
+                  "params = excluded.params, counts = excluded.counts")
     done.requests = len(rows)
     return done
+
+
+def redact_request(redactor: Redactor, messages: list, params: dict
+                   ) -> tuple[dict[str, object], dict[str, int]]:
+    """The whole body that leaves: messages and every parameter logged with them (`user`,
+    `metadata`, tools, ...), redacted with one set of placeholders (the same address is the same
+    <EMAIL_n> in both), and the count of values replaced by kind."""
+    redacted, counts = redactor.redact_messages([*messages, params])
+    return {"messages": redacted[:-1], "params": redacted[-1]}, counts
 
 
 def redaction_line(wh: Warehouse, run_id: str) -> str:
@@ -78,6 +93,13 @@ def redaction_line(wh: Warehouse, run_id: str) -> str:
     if not any(audit.values()):
         return f"on, nothing found to redact in {requests:,} requests (sent redacted to: {to})"
     return f"redacted before replay: {describe(audit)} in {requests:,} requests (sent redacted to: {to})"
+
+
+def redacted_candidates(wh: Warehouse, run_id: str) -> frozenset[str]:
+    """The candidates this run sent redacted requests (none when not recorded)."""
+    found = wh.execute("SELECT candidates FROM redaction_runs WHERE run_id = $r",
+                       {"r": run_id}).fetchone()
+    return frozenset(json.loads(found[0])) if found else frozenset()
 
 
 @task(name="redact", cache_policy=NO_CACHE)

@@ -24,8 +24,9 @@ from replaybench.decide import drift, evidence
 from replaybench.decide import extras as decisions
 from replaybench.decide.rules import RANK
 from replaybench.decide.scores import outward
+from replaybench.redact import Redactor
 from replaybench.warehouse import Warehouse, open_warehouse
-from tasks.redact import redaction_line
+from tasks.redact import redacted_candidates, redaction_line
 
 FAILURES_PER_MODEL = 3
 DIFF_MAX_WORDS = 3000  # beyond this, answers are shown without a diff (SequenceMatcher is quadratic)
@@ -125,7 +126,9 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
     baseline = run["baseline"] or settings.baseline
     scores = wh.frame("SELECT * FROM scores WHERE run_id = $r ORDER BY prompt_version, model",
                       r=run_id).to_dicts()
-    failures = wh.frame("failures", run_id=run_id, per_model=FAILURES_PER_MODEL).to_dicts()
+    failures = redacted_failures(
+        wh.frame("failures", run_id=run_id, per_model=FAILURES_PER_MODEL).to_dicts(),
+        Redactor(settings.redact.patterns))
     check_failures = wh.frame("check_failures", run_id=run_id).to_dicts()
     candidates = wh.frame("replay_summary", run_id=run_id).to_dicts()
     totals = wh.frame("weighted_totals", run_id=run_id, baseline=baseline).to_dicts()
@@ -184,6 +187,7 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
                            r=run_id).to_dicts(),
         **_spend(wh, run_id, scores),
         "redaction": redaction_line(wh, run_id),
+        "redacted_for": redacted_candidates(wh, run_id),
         "generated_at": datetime.now(UTC),
     }
 
@@ -201,6 +205,22 @@ def _spend(wh: Warehouse, run_id: str, scores: list[dict[str, Any]]) -> dict[str
     return {"spent_usd": spent, "fixed_pairs": fixed,
             "mean_pairs": sum(reached) / len(reached) if reached else None,
             "fixed_usd": fixed * sum(per_request) / len(per_request) if per_request else None}
+
+
+SHOWN_TEXTS = ("user_message", "candidate_answer", "production_answer", "reference", "reasons")
+
+
+def redacted_failures(failures: list[dict[str, Any]], redactor: Redactor) -> list[dict[str, Any]]:
+    """The failing answers as the report may show them: every text from the logs or a model —
+    the request, both answers, the reference and the checks' reasons (which quote answers) —
+    with personal data replaced, one set of placeholders per request so the diff still lines up.
+    The report and the e-mail leave the warehouse; raw text stays in it."""
+    out = []
+    for f in failures:
+        texts, _ = redactor.redact_messages([f[k] if f[k] is not None else "" for k in SHOWN_TEXTS])
+        out.append({**f, **{k: (t if f[k] is not None else None)
+                            for k, t in zip(SHOWN_TEXTS, texts, strict=True)}})
+    return out
 
 
 def standing_rows(wh: Warehouse, run: dict[str, Any], scores: list[dict[str, Any]]

@@ -56,7 +56,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from replaybench.config import Judge, Settings
-from replaybench.errors import ConfigError
+from replaybench.errors import ConfigError, scrub
+from replaybench.redact import Redactor
 from replaybench.runs import Run
 from replaybench.warehouse import open_warehouse
 
@@ -810,19 +811,24 @@ def validate_run(settings: Settings, run: Run) -> int:
     judge, api_key, redactor = settings.judge, None, None
     if judge is not None:
         api_key = settings.api_key(judge)
-        if settings.redact.enabled == "always" or (
-            settings.redact.enabled == "auto" and not judge.is_loopback
-        ):
-            from replaybench.redact import Redactor
-
+        if settings.needs_redaction(judge):
             redactor = Redactor(settings.redact.patterns)
     checks = run_checks(
         answers, load_suites(settings.suites), judge, judge_api_key=api_key, redactor=redactor
     )
+    checks = redact_reasons(checks, Redactor(settings.redact.patterns))
     with open_warehouse(settings.warehouse) as wh, wh.transaction():
         wh.execute("DELETE FROM checks WHERE run_id = $r", {"r": run.run_id})
         wh.insert("checks", checks.with_columns(run_id=pl.lit(run.run_id)))
     return len(checks)
+
+
+def redact_reasons(checks: pl.DataFrame, redactor: Redactor) -> pl.DataFrame:
+    """A failed check's reason quotes the answer or the reference ("expected 'jane@…'"): the
+    stored reason has personal data replaced, as the report and the e-mail show it (and a
+    judge's reason is scrubbed of its key), so `checks` holds none."""
+    return checks.with_columns(reason=pl.col("reason").map_elements(
+        lambda text: scrub(redactor.redact_text(text)[0]), return_dtype=pl.String))
 
 
 @task(name="validate", cache_policy=NO_CACHE)

@@ -76,7 +76,8 @@ def write_config(folder: Path, fleet_url: str = "http://127.0.0.1:9/v1", **overr
         "suites": str(ROOT / "data" / "suites"),
         "prices": str(ROOT / "data" / "prices.yaml"),
         "candidates": [
-            {"name": name, "base_url": fleet_url, "model": name, "max_concurrency": 16}
+            {"name": name, "base_url": fleet_url, "model": name, "max_concurrency": 16,
+             "trusted": True}  # the local fleet: requests go as logged, as in the bundled config
             for name in ("glm-5.2", "deepseek-v4-pro", "minimax-m3")
         ],
     }
