@@ -1,28 +1,55 @@
 """Redaction: take a customer's personal data out of a request before it leaves the machine.
 
-`Redactor(extra_patterns).redact_messages(messages)` returns the messages with every e-mail
-address, phone number, payment card number (Luhn-checked), IBAN (ISO 13616 mod-97), IPv4 and IPv6
-address, API key or bearer token, and every match of a configured pattern replaced by a
-placeholder such as `<EMAIL_1>`, and the number of replacements by kind.
+`Redactor(extra_patterns).redact_messages(messages)` returns the messages with every personal value
+found replaced by a placeholder such as `<EMAIL_1>`, and the number of replacements by kind:
+
+- built in, regular expressions with validation, no dependencies: e-mail addresses (also spelled out:
+  "jane dot doe at gmail dot com", "name [at] domain [dot] com"), phone numbers, payment card numbers
+  (Luhn-checked), IBANs (ISO 13616 mod-97), IPv4 (not version numbers such as "version 1.2.3.4", nor
+  0.x, loopback or netmasks) and IPv6 addresses, API keys and bearer tokens, AWS secret access keys
+  (40 characters after an `aws_secret_access_key` / "secret key" keyword), US social security numbers
+  (123-45-6789, 123 45 6789; nine bare digits only after "SSN" / "social security"; invalid areas
+  000, 666, 9xx, group 00 and serial 0000 are not SSNs), dates of birth (a date after "DOB", "date
+  of birth", "born", "geboren", ...), passport numbers (after "passport", "Reisepass", ...), street
+  addresses (US/UK "221B Baker Street", German "Hauptstraße 5", French "12 rue de la Paix", PO boxes,
+  with a following ZIP/postcode and city when there is one), and people's names, conservatively:
+  only after "my name is", "Name:", a title ("Mr.", "Dr.", "Frau"), "Dear" or a sign-off;
+- with the optional `ner` extra: people's names and places (PERSON, LOCATION) anywhere, from the
+  spaCy recognizer of Microsoft Presidio. `pip install 'replaybench[ner]'` installs
+  `presidio-analyzer` and spaCy, not a model: spaCy's English models (`en_core_web_lg`, `_md`, `_sm`)
+  are not published on PyPI by spaCy's authors (what is there under such names are third-party
+  copies), so install the model package yourself from spaCy's own releases
+  (github.com/explosion/spacy-models, a wheel matching the installed spaCy 3.8) after checking where
+  it comes from. When presidio-analyzer, spaCy and one of `NER_MODELS` are importable the redactor
+  uses them; otherwise it falls back to the built-in detectors without a word (`Redactor(ner=True)`
+  or a model name/path insists instead, and says what to install). `Redactor.ner_model` names the
+  model in use (None: none).
 
 Pseudonyms are consistent within one call: the same value becomes the same placeholder wherever it
 appears in that request's messages, so an answer that repeats it stays checkable; separate calls
-(requests) are independent. Placeholders are numbered by first appearance.
+(requests) are independent. Placeholders are numbered by first appearance. Values are compared in
+a canonical form where one exists: "jane dot doe at gmail dot com" and "jane.doe@gmail.com" are the
+same `<EMAIL_n>`, 123-45-6789 and 123456789 the same `<SSN_n>`.
 
 How a text is scanned: each detector, in priority order, finds its candidates in the original text;
 a candidate that fails its validator (a 16-digit order number that fails Luhn) or overlaps a span
 already claimed by an earlier detector is dropped; then all claimed spans are replaced in one pass.
+The order is: built-in detectors, then the NER recognizer (if any), then configured patterns.
 Scanning the original text (not text with placeholders in it) means a configured pattern like
 `\\d+` can never eat the digits of `<CARD_1>`.
 """
 
 from __future__ import annotations
 
+import bisect
+import importlib.util
 import ipaddress
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # Kind -> how the report names it: (one, many).
@@ -34,6 +61,13 @@ KIND_LABELS = {
     "IPV4": ("IPv4 address", "IPv4 addresses"),
     "IPV6": ("IPv6 address", "IPv6 addresses"),
     "SECRET": ("API key or token", "API keys and tokens"),
+    "AWS_SECRET": ("AWS secret access key", "AWS secret access keys"),
+    "SSN": ("US social security number", "US social security numbers"),
+    "PASSPORT": ("passport number", "passport numbers"),
+    "DATE_OF_BIRTH": ("date of birth", "dates of birth"),
+    "ADDRESS": ("street address", "street addresses"),
+    "PERSON": ("name", "names"),
+    "LOCATION": ("place name", "place names"),  # only with the `ner` extra
 }
 
 # Parts of a message that are not text a customer wrote: never scanned (image data can be megabytes).
@@ -114,6 +148,8 @@ class Detector:
     gate: re.Pattern[str] | None = None
     shrink: bool = False  # on a failed validation, retry the prefixes that end at a separator
     left: re.Pattern[str] | None = None  # extends the match leftwards (an e-mail's local part)
+    # the value is dropped when the text just before it matches (`version ` before an IPv4)
+    not_after: re.Pattern[str] | None = None
 
 
 _SECRET = re.compile(r"""
@@ -162,9 +198,221 @@ _PHONE = re.compile(r"""
     (?![\w-]|[.,]\d)
 """, re.VERBOSE)
 
+# --- the kinds found next to a keyword, and addresses and names -----------------------------------
+
+def _keywords(first: str, pattern: str) -> re.Pattern[str]:
+    """`pattern`, a choice of keywords that each begin a word with one of the letters `first`: tried
+    only where such a word begins, which is several times faster than trying every position."""
+    return re.compile(rf"\b(?=[{first}{first.upper()}])(?:{pattern})")
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# "version 1.2.3.4", "build 10.0.0.1", "foo==1.2.3.4": a version, not an address
+_VERSION_BEFORE = re.compile(
+    r"(?:\b(?i:version|vers|ver|v|release|rel|build|rev|revision|patch|firmware|fw|update)\.?"
+    r"(?:[ ](?i:no\.?|nr\.?|number|\#))?[ \t]*[:=#]?[ \t]*|[=~<>!]=[ \t]*)\Z")
+
+# an AWS secret access key: 40 base64 characters after a keyword (the key itself has no marker)
+_AWS_SECRET = _keywords("as",
+    r"(?i:(?:aws[ _-]?)?secret[ _-]?(?:access[ _-]?)?key|aws[ _-]?secret)"
+    r"[^\n]{0,40}?(?<![A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")
+
+# US social security numbers: 3-2-4 with dashes or spaces anywhere, nine bare digits after a keyword
+_SSN = re.compile(r"\d(?<![\w.,+/-]\d)(?<!\d[ -]\d)\d{2}([- ])\d{2}\1\d{4}(?!\w|[ .,/-]\d)")
+_SSN_KEYWORD = _keywords("s",
+    r"(?i:\b(?:ssn|ss\#|soc(?:ial|\.)?[ -]?sec(?:urity|\.)?(?:[ -]?(?:number|no\.?|nr\.?|\#))?))"
+    r"(?:[^\w\n]{0,4}(?:is|was|number|no)\b){0,2}[^\w\n]{0,4}"
+    r"(\d{9}|\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4})(?!\w|[.,/-]\d)")
+
+_MONTH = (r"(?:jan(?:uary|uar)?|feb(?:ruary|ruar)?|m(?:ar(?:ch)?|ärz|aerz)|apr(?:il)?|ma[iy]|jun[ei]?"
+          r"|jul[iy]?|aug(?:ust)?|sep(?:t(?:ember)?)?|o[ck]t(?:ober)?|nov(?:ember)?|de[cz](?:ember)?)")
+_DATE = (rf"\d{{1,2}}[./-]\d{{1,2}}[./-](?:\d{{4}}|\d{{2}})"             # 03/04/1985, 04.03.85
+         rf"|\d{{4}}[./-]\d{{1,2}}[./-]\d{{1,2}}"                         # 1985-03-04
+         rf"|(?i:{_MONTH})\.?[ ]\d{{1,2}}(?:st|nd|rd|th)?,?[ ]\d{{4}}"    # March 3, 1985
+         rf"|\d{{1,2}}(?:st|nd|rd|th|\.)?[ ](?:of[ ])?(?i:{_MONTH})\.?,?[ ]\d{{4}}")  # 3 March 1985
+_DATE_OF_BIRTH = _keywords("dbgnf",
+    r"(?i:\b(?:d\.?o\.?b\b\.?|date[ ]of[ ]birth|birth[ -]?date|birthday|born(?:[ ]on)?|geboren(?:[ ]am)?"
+    r"|geburtsdatum|geburtstag|geb\.|date[ ]de[ ]naissance|née?[ ]le|fecha[ ]de[ ]nacimiento))"
+    r"(?:[^\w\n]{0,4}(?i:is|was|am|on|le)\b){0,2}[^\w\n]{0,4}"
+    rf"({_DATE})(?!\w|[./-]\d)")
+_DOB_MARKERS = ("dob", "d.o.b", "birth", "born", "geb", "naissance", "né", "nacimiento")
+
+_PASSPORT = _keywords("prn",
+    r"(?i:\b(?:passport|reisepass|passeport|pasaporte|passnummer|pass-?nr\.?)"
+    r"(?:[ _-]?(?:no\.?|nr\.?|num(?:ber|ero|mer)?|\#|id))?)"
+    r"(?:[^\w\n]{0,4}(?i:is|was|number|no|nr|lautet)\b){0,2}[^\w\n]{0,4}"
+    r"(?:[A-Z]{2,3}[ ])?"                                             # a country code: "GB 509834112"
+    r"(?<![\w-])([A-Z0-9]{6,9})(?![\w-])")
+_PASSPORT_MARKERS = ("passport", "reisepass", "passeport", "pasaporte", "passnummer", "pass-nr", "passnr")
+
+# e-mail addresses spelled out: "jane dot doe at gmail dot com", "john [at] example [dot] com";
+# found from the "at", then extended left over the local part like a plain e-mail's
+_SPELLED_AT = (r"(?:[ \t]*[\[({<][ \t]*(?i:at)[ \t]*[\])}>][ \t]*|[ \t]+(?i:at)[ \t]+"
+               r"|[ \t]+@[ \t]*|(?<=\w)@[ \t]+)")
+_SPELLED_DOT = r"(?:[ \t]*[\[({<][ \t]*(?i:dot)[ \t]*[\])}>][ \t]*|[ \t]+(?i:dot)[ \t]+|\.)"
+_EMAIL_SPELLED = re.compile(
+    rf"(?=[ \t\[({{<@]){_SPELLED_AT}"
+    rf"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?{_SPELLED_DOT})+[A-Za-z]{{2,24}}(?![\w-]|\.\w)")
+_EMAIL_SPELLED_LOCAL = re.compile(rf"(?<![\w.%+-])[A-Za-z0-9_%+-]+(?:{_SPELLED_DOT}[A-Za-z0-9_%+-]+)*\Z")
+_SPELLED_AT_RE = re.compile(_SPELLED_AT)
+_SPELLED_DOT_WORD = re.compile(r"[ \t]*[\[({<][ \t]*(?i:dot)[ \t]*[\])}>][ \t]*|[ \t]+(?i:dot)[ \t]+")
+# "bob at yahoo.com" is an address, "look at github.com" is not: a plain " at " before a domain
+# written with real dots counts only for the big mail providers
+_MAIL_PROVIDERS = frozenset({
+    "gmail", "googlemail", "yahoo", "ymail", "hotmail", "outlook", "live", "msn", "aol", "icloud",
+    "me", "mac", "gmx", "web", "proton", "protonmail", "pm", "t-online", "freenet", "posteo",
+    "mailbox", "yandex", "mail", "zoho", "fastmail", "hey", "tutanota", "orange", "free", "laposte",
+    "libero", "qq", "163", "naver"})
+# a spelled-out dot must end in a real top-level domain: "config dot json" is a file
+_COMMON_TLDS = _words(
+    "com net org edu gov mil int io co uk de at ch fr nl be lu es it pt ie eu se no dk fi is pl cz sk "
+    "hu ro bg gr hr si ru ua tr il in cn jp kr tw hk sg au nz ca us mx br ar cl za me info biz name app "
+    "dev ai email online")
+
+
+def _email_ok(value: str) -> bool:
+    # `git@github.com:acme/app.git` is a repository's address, the same for everyone
+    return not value.startswith("git@")
+
+
+def _email_spelled_ok(value: str) -> bool:
+    at = _SPELLED_AT_RE.search(value)
+    if at is None:
+        return False
+    domain = value[at.end():]
+    labels = re.split(_SPELLED_DOT, domain)
+    if _SPELLED_DOT_WORD.search(domain):
+        return labels[-1].lower() in _COMMON_TLDS
+    if "@" in at.group() or any(ch in at.group() for ch in "[({<"):
+        return True
+    # gmail.com, yahoo.co.uk; not mail.google.com
+    registrable = len(labels) == 2 or (len(labels) == 3 and labels[1].lower() in ("co", "com"))
+    return registrable and labels[0].lower() in _MAIL_PROVIDERS
+
+
+def _canonical_email(value: str) -> str:
+    """`jane dot doe at Gmail dot com` -> `jane.doe@gmail.com`: the local part as written."""
+    if "@" not in value or " " in value:
+        at = _SPELLED_AT_RE.search(value)
+        if at is not None:
+            local, domain = value[:at.start()], value[at.end():]
+            value = re.sub(_SPELLED_DOT, ".", local) + "@" + re.sub(_SPELLED_DOT, ".", domain)
+    local, _, domain = value.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+# Street addresses. House number first (US, UK): "221B Baker Street", "55 W 42nd St", then a unit
+# and, when a ZIP or postcode follows, the city: ", Springfield, IL 62704", ", London NW1 6XE".
+_CAP = r"[A-ZÀ-ÖØ-Þ](?:['’][A-ZÀ-ÖØ-Þ])?(?:[a-zß-öø-ÿ]+[A-ZÀ-ÖØ-Þ])?[a-zß-öø-ÿ]+(?:-[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+)*"
+_STREET_SUFFIX = (r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Boulevard|Blvd|Drive|Dr|Court|Ct|Place|Pl"
+                  r"|Terrace|Ter|Way|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Loop|Trail|Trl"
+                  r"|Crescent|Close|Row|Alley|Walk|Plaza|Pike|Gardens|Mews)\b\.?")
+_DIRECTION = r"(?:[NSEW]|N[EW]|S[EW]|North|South|East|West)\b\.?"
+_UK_POSTCODE = r"[A-Z]{1,2}\d[A-Z\d]?[ ]?\d[A-Z]{2}\b"
+_ADDRESS_US = re.compile(
+    r"[1-9](?<![\w.,/#$€£-][1-9])(?<!\d[ ][1-9])"
+    r"(?<![Ii]n[ ](?=(?:19|20)\d\d\b)[1-9])"              # "in 2024 Main Street businesses": a year
+    r"\d{0,5}[A-Za-z]?"
+    rf"(?:[ ]+(?:{_DIRECTION}|{_CAP}|\d{{1,3}}(?:st|nd|rd|th))){{1,4}}[ ]+{_STREET_SUFFIX}"
+    rf"(?:[ ]+{_DIRECTION})?"
+    r"(?:,?[ ]+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|\#)\.?[ ]?\#?[A-Za-z0-9-]{1,6}\b)?"
+    rf"(?:,[ ]*{_CAP}(?:[ ]{_CAP}){{0,2}},?[ ]+"
+    rf"(?:[A-Z]{{2}}[ ]+\d{{5}}(?:-\d{{4}})?\b|{_UK_POSTCODE}|\d{{5}}\b))?")
+# Street name first (German, Dutch...): "Hauptstraße 5", "Musterstr. 12a", "Berliner Straße 12",
+# "Kaiser-Wilhelm-Ring 14", then ", 10115 Berlin"
+_DE_SUFFIX = r"(?:straße|strasse|str\.|weg|allee|platz|gasse|damm|ufer|chaussee|steig|pfad|markt|straat|laan)"
+_DE_WORD = r"(?:Straße|Strasse|Str\.|Weg|Allee|Platz|Gasse|Ring|Damm|Ufer|Chaussee|Markt)"
+_DE_TOWN = r"\d{5}[ ]+[A-ZÄÖÜ][a-zäöüß]+(?:[ -][A-ZÄÖÜ][a-zäöüß]+)?"
+_ADDRESS_DE = re.compile(
+    r"[A-ZÄÖÜ](?<![\w-][A-ZÄÖÜ])"
+    rf"(?:[a-zäöüß]+(?:-[A-ZÄÖÜ][a-zäöüß]+)*(?:{_DE_SUFFIX}|-{_DE_WORD})"   # Hauptstraße, Kaiser-Wilhelm-Ring
+    rf"|[a-zäöüß]+er[ ]{_DE_WORD})"                                          # Berliner Straße
+    r"[ ]?[1-9]\d{0,3}(?:[ ]?[a-z]\b)?(?![\w.,]\d)"
+    rf"(?:,?[ ]+{_DE_TOWN})?")
+_ADDRESS_DE_MARKERS = ("str", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer", "chaussee", "steig",
+                       "pfad", "markt", "laan")
+# "Am Markt 3", "An der Alster 5": only with the postcode and town ("Im Jahr 2024" is no address)
+_ADDRESS_DE_PREFIXED = re.compile(
+    r"[AIZU](?<![\w-][AIZU])(?:[mn]|uf|um|ur|nter)[ ](?:de[mnr][ ])?[A-ZÄÖÜ][a-zäöüß]+"
+    rf"[ ][1-9]\d{{0,3}}[a-z]?,?[ ]+{_DE_TOWN}")
+# French: "12 rue de la Paix, 75002 Paris"
+_ADDRESS_FR = re.compile(
+    r"[1-9](?<![\w.,-][1-9])\d{0,3}(?:[ ]?(?:bis|ter))?,?[ ]+"
+    r"(?i:rue|avenue|av\.|boulevard|bd|place|chemin|allée|impasse|quai|route|cours)[ ]+"
+    r"(?:(?:de|du|des|la|le|l'|d')[ ]*)*[A-ZÀ-Ý][\w'-]+(?:[ ][A-ZÀ-Ý][\w'-]+){0,3}"
+    r"(?:,?[ ]+\d{5}[ ]+[A-ZÀ-Ý][\w-]+)?")
+_ADDRESS_FR_MARKERS = ("rue ", "avenue", "av.", "boulevard", "bd ", "place", "chemin", "allée", "impasse",
+                       "quai", "route", "cours")
+_PO_BOX = re.compile(r"[PpB](?<!\w[PpB])(?:\.?[ ]?[Oo]\.?[ ]?Box|OX|ox|ostfach)[ ]+\d{1,6}\b")
+
+# People's names without the `ner` extra: only where the text says it is one.
+_TITLES = r"(?:Mr|Mrs|Ms|Mx|Dr|Prof|Herr|Frau|Mme|Mlle)"
+_NAME_PARTICLE = r"(?:van|von|de|der|den|da|di|du|del|della|le|la|bin|al|ter)"
+_NAME = (rf"(?:{_CAP}|[A-Z]{{2,}}(?:['-][A-Z]+)*)"
+         rf"(?:(?:[ ][A-Z]\.)?[ ](?:{_NAME_PARTICLE}[ ])?(?:{_CAP}|[A-Z]{{2,}}(?:['-][A-Z]+)*)){{0,3}}")
+_PERSON = _keywords("mijflcpsrgeayndhtb",
+    r"(?:"
+    r"(?i:\b(?:my[ ]name[ ]is|my[ ]name's|mein[ ]name[ ]ist|ich[ ]heiße|je[ ]m'appelle|me[ ]llamo)[ ]+)"
+    r"|(?<![\w])(?<![\w][ ])"                              # "Name:", not "Product name:"
+    r"(?i:(?:(?:full|first|last|customer|contact|patient|client|legal|sender|recipient|cardholder"
+    r"|card[ ]holder|passenger|guest|employee|applicant|your|my)[ _]?)?name"
+    r"|account[ _]holder|(?:contact[ ])?person|signed(?:[ ]by)?|attn\.?|passenger|applicant)"
+    r"[\"']?[ \t]*[:=][ \t]*[\"']?"
+    rf"|\b{_TITLES}\.?[ ]+"
+    rf"|\b(?:Dear|Liebe[rs]?|Sehr[ ]geehrte[rs]?)[ ]+(?!{_TITLES}\b)"
+    r"|(?i:\b(?:regards|sincerely|yours[ ]truly|grüßen?|gruß|grüsse|cordialement)),?[ \t]*\n?[ \t]*"
+    r"|(?i:\b(?:thanks|thank[ ]you|cheers|best|best[ ]wishes)),?[ \t]*\n[ \t]*"
+    rf")({_NAME})(?![\w'’-])")
+_PERSON_MARKERS = ("name", "person", "mr", "ms", "mx", "dr", "prof", "herr", "frau", "mme", "mlle",
+                   "dear", "liebe", "geehrte", "regards", "sincerely", "truly", "grü", "gruß", "cordialement",
+                   "thank", "cheers", "best", "holder", "signed", "attn", "passenger", "applicant", "heiße",
+                   "appelle", "llamo")
+# words that follow "Dear" or a sign-off but name no one
+_NOT_NAMES = _words(
+    "the a an all everyone team support customer customers client clients user users sir madam madame "
+    "friend friends colleague colleagues member members valued service services department hello hi "
+    "there mr mrs ms mx dr prof herr frau admin administrator manager sales billing kunde kundin kunden "
+    "damen herren world assistant bot inc ltd llc gmbh company staff hr it ai gpt chatgpt claude "
+    "customer-service your our my regards thanks best sincerely management office shop store")
+
+
+def _person_ok(name: str) -> bool:
+    return not any(w.lower().rstrip(".") in _NOT_NAMES for w in name.split())
+
+
+def _ssn_ok(text: str) -> bool:
+    digits = text.replace("-", "").replace(" ", "")
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def _aws_secret_ok(text: str) -> bool:
+    # random base64 has both cases and a digit or symbol; a hex digest or a word run has not
+    return (any(c.isupper() for c in text) and any(c.islower() for c in text)
+            and any(c.isdigit() or c in "/+" for c in text))
+
+
+def _passport_ok(text: str) -> bool:
+    return sum(c.isdigit() for c in text) >= 3
+
+
+# `secret = process.env.SECRET`, `password: ${DB_PASSWORD}`: a reference to a secret, not one
+_SECRET_REFERENCE = re.compile(r"\$\{?\w+\}?|(?:process\.env|os\.environ|import\.meta\.env|ENV|env)[.\[]")
+
+
+def _key_value_ok(text: str) -> bool:
+    return _SECRET_REFERENCE.match(text) is None
+
 
 def _ipv4_ok(text: str) -> bool:
-    return all(int(p) <= 255 and (len(p) == 1 or p[0] != "0") for p in text.split("."))
+    parts = text.split(".")
+    if not all(int(p) <= 255 and (len(p) == 1 or p[0] != "0") for p in parts):
+        return False
+    # 0.0.0.0, 127.0.0.1 and 255.255.255.0 in code and configs locate no one
+    return parts[0] not in ("0", "127", "255")
 
 
 def _card_ok(text: str) -> bool:
@@ -175,14 +423,35 @@ def _card_ok(text: str) -> bool:
 BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector("SECRET", _SECRET, needs=_SECRET_MARKERS),
     Detector("SECRET", _BEARER, group=1, needs=("bearer",)),
-    Detector("SECRET", _KEY_VALUE, group=1, needs=_KEY_MARKERS),
-    Detector("EMAIL", _EMAIL, needs=("@",), left=_EMAIL_LOCAL),
+    Detector("AWS_SECRET", _AWS_SECRET, _aws_secret_ok, group=1, needs=("secret",)),
+    Detector("SECRET", _KEY_VALUE, _key_value_ok, group=1, needs=_KEY_MARKERS),
+    Detector("EMAIL", _EMAIL, _email_ok, needs=("@",), left=_EMAIL_LOCAL),
+    Detector("EMAIL", _EMAIL_SPELLED, _email_spelled_ok, needs=("at", "@"), left=_EMAIL_SPELLED_LOCAL),
     Detector("IBAN", _IBAN, iban_ok, shrink=True),
     Detector("CARD", _CARD, _card_ok, shrink=True),
+    Detector("SSN", _SSN_KEYWORD, _ssn_ok, group=1, needs=("ssn", "ss#", "soc")),
+    Detector("SSN", _SSN, _ssn_ok),
+    Detector("DATE_OF_BIRTH", _DATE_OF_BIRTH, group=1, needs=_DOB_MARKERS),
+    Detector("PASSPORT", _PASSPORT, _passport_ok, group=1, needs=_PASSPORT_MARKERS),
     Detector("IPV6", _IPV6, _ipv6_ok, gate=_IPV6_GATE),
-    Detector("IPV4", _IPV4, _ipv4_ok, needs=(".",)),
+    Detector("IPV4", _IPV4, _ipv4_ok, needs=(".",), not_after=_VERSION_BEFORE),
+    Detector("ADDRESS", _ADDRESS_US, needs=(" ",)),
+    Detector("ADDRESS", _ADDRESS_DE, needs=_ADDRESS_DE_MARKERS),
+    Detector("ADDRESS", _ADDRESS_DE_PREFIXED, gate=re.compile(r"\d{5}[ ]+[A-ZÄÖÜ]")),
+    Detector("ADDRESS", _ADDRESS_FR, needs=_ADDRESS_FR_MARKERS),
+    Detector("ADDRESS", _PO_BOX, needs=("box", "postfach")),
     Detector("PHONE", _PHONE, _phone_ok),
+    Detector("PERSON", _PERSON, _person_ok, group=1, needs=_PERSON_MARKERS),
 )
+
+# The form in which two values are the same value (same placeholder); other kinds: as written.
+_CANONICAL: dict[str, Callable[[str], str]] = {
+    "EMAIL": _canonical_email,
+    "SSN": lambda v: v.replace("-", "").replace(" ", ""),
+    "CARD": lambda v: v.replace("-", "").replace(" ", ""),
+    "IBAN": lambda v: v.replace(" ", "").upper(),
+    "PASSPORT": str.upper,
+}
 
 
 def pattern_kind(name: str) -> str:
@@ -208,7 +477,8 @@ class _Pseudonyms:
 
     def name(self, kind: str, value: str) -> str:
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        key = (kind, value)
+        canonical = _CANONICAL.get(kind)
+        key = (kind, canonical(value) if canonical else value)
         found = self.names.get(key)
         if found is None:
             n = self.next[kind] = self.next.get(kind, 0) + 1
@@ -216,14 +486,61 @@ class _Pseudonyms:
         return found
 
 
+class _Claims:
+    """Spans claimed so far, in order, none overlapping: a span that overlaps one is not claimed."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.spans: list[tuple[int, int, str]] = []
+
+    def claim(self, start: int, end: int, kind: str) -> None:
+        i = bisect.bisect_right(self.starts, start)
+        if (i and self.spans[i - 1][1] > start) or (i < len(self.spans) and self.starts[i] < end):
+            return
+        self.starts.insert(i, start)
+        self.spans.insert(i, (start, end, kind))
+
+
+def _scan(det: Detector, text: str, lower: str, claimed: _Claims) -> None:
+    """Claim the values one detector finds in `text` (`lower`: the same in lower case)."""
+    if det.needs and not any(n in lower for n in det.needs):
+        return
+    if det.gate is not None and not det.gate.search(text):
+        return
+    for m in det.pattern.finditer(text):
+        start, end = m.span(det.group)
+        if start == end:
+            continue
+        if det.left is not None:
+            before = det.left.search(text, max(0, start - 64), start)
+            if before is None:
+                continue
+            start = before.start()
+        if det.not_after is not None and det.not_after.search(text, max(0, start - 40), start):
+            continue
+        value = text[start:end]
+        if det.valid is not None and not det.valid(value):
+            if not det.shrink:
+                continue
+            # "4111 1111 1111 1111 12/27" caught the expiry month too: try shorter
+            end = next((start + e for e, p in _prefixes(value) if det.valid(p)), None)
+            if end is None:
+                continue
+        claimed.claim(start, end, det.kind)
+
+
 class Redactor:
     """Finds and replaces personal data; build once (patterns compile here), use for many requests.
 
     `extra_patterns`: (name, regex) pairs, a {name: regex} mapping, or objects with `.name` and
     `.regex` (the config's `redact.patterns`); each match becomes `<NAME_n>`.
+    `ner`: None uses Presidio's names and places when the `ner` extra and a spaCy model are
+    installed (else only the built-in detectors); False never; True insists on one of `NER_MODELS`;
+    a string insists on that spaCy model (package name or path).
     """
 
-    def __init__(self, extra_patterns: Iterable[Any] | Mapping[str, str] = ()) -> None:
+    def __init__(self, extra_patterns: Iterable[Any] | Mapping[str, str] = (), *,
+                 ner: bool | str | None = None) -> None:
         if isinstance(extra_patterns, Mapping):
             pairs = list(extra_patterns.items())
         else:
@@ -236,6 +553,9 @@ class Redactor:
                 raise ValueError(f"redaction pattern {name!r} is not a valid regex: {exc}") from None
         # built-ins first: a sloppy configured pattern never splits a card number in two
         self.detectors: tuple[Detector, ...] = BUILTIN_DETECTORS + tuple(extra)
+        self._builtins = len(BUILTIN_DETECTORS)
+        self._insist = ner is not None and ner is not False
+        self.ner_model: str | None = _choose_ner_model(ner)
 
     def redact_messages(self, messages: list[Any]) -> tuple[list[Any], dict[str, int]]:
         """The messages with personal data replaced (the input is not changed), and how many
@@ -284,37 +604,104 @@ class Redactor:
 
     def find(self, text: str) -> list[tuple[int, int, str]]:
         """(start, end, kind) of every value to redact in `text`, in order, none overlapping."""
-        claimed: list[tuple[int, int, str]] = []
-        lower = None
-        for det in self.detectors:
-            if det.needs:
-                if lower is None:
-                    lower = text.lower()
-                if not any(n in lower for n in det.needs):
-                    continue
-            if det.gate is not None and not det.gate.search(text):
-                continue
-            for m in det.pattern.finditer(text):
-                start, end = m.span(det.group)
-                if start == end:
-                    continue
-                if det.left is not None:
-                    before = det.left.search(text, max(0, start - 64), start)
-                    if before is None:
-                        continue
-                    start = before.start()
-                value = text[start:end]
-                if det.valid is not None and not det.valid(value):
-                    if not det.shrink:
-                        continue
-                    # "4111 1111 1111 1111 12/27" caught the expiry month too: try shorter
-                    end = next((start + e for e, p in _prefixes(value) if det.valid(p)), None)
-                    if end is None:
-                        continue
-                if not any(s < end and start < e for s, e, _ in claimed):
-                    claimed.append((start, end, det.kind))
-        claimed.sort()
-        return claimed
+        claimed = _Claims()
+        lower = text.lower()
+        for det in self.detectors[:self._builtins]:
+            _scan(det, text, lower, claimed)
+        self._claim_ner(text, claimed)
+        for det in self.detectors[self._builtins:]:
+            _scan(det, text, lower, claimed)
+        return claimed.spans
+
+    def _claim_ner(self, text: str, claimed: _Claims) -> None:
+        # spaCy's models find names by their capitals: a text without one is not worth the model
+        if self.ner_model is None or not any(ch.isupper() for ch in text):
+            return
+        try:
+            recognizer = _presidio(self.ner_model)
+        except Exception as exc:  # a model built for another spaCy, a broken install
+            if self._insist:
+                raise
+            _log.warning("redaction: spaCy model %s does not load (%s); names and places are found "
+                         "by the built-in rules only", self.ner_model, exc)
+            self.ner_model = None
+            return
+        for start, end, kind in recognizer(text):
+            claimed.claim(start, end, kind)
+
+
+# --- names and places through Presidio (the optional `ner` extra) ---------------------------------
+
+# spaCy models tried, in this order, when none is named: each is installed as a package of that name
+NER_MODELS: tuple[str, ...] = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm", "en_core_web_trf")
+_NER_KINDS = {"PERSON": "PERSON", "LOCATION": "LOCATION"}   # Presidio entity -> placeholder kind
+_NER_EXTRA = ("pip install 'replaybench[ner]' and a spaCy model package (e.g. en_core_web_lg, from "
+              "spaCy's own releases: it is not on PyPI)")
+_log = logging.getLogger(__name__)
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def find_ner_model(models: Iterable[str] | None = None) -> str | None:
+    """The first installed model of `models` (default `NER_MODELS`), when presidio-analyzer and spaCy
+    are installed too; None otherwise. Nothing is imported."""
+    if not (_installed("presidio_analyzer") and _installed("spacy")):
+        return None
+    return next((m for m in (NER_MODELS if models is None else models) if _installed(m)), None)
+
+
+def _choose_ner_model(ner: bool | str | None) -> str | None:
+    if ner is False:
+        return None
+    if ner is None:
+        return find_ner_model()
+    if ner is True:
+        model = find_ner_model()
+        if model is None:
+            raise ValueError(f"redaction of names and places needs Presidio and a spaCy model: "
+                             f"{_NER_EXTRA}")
+        return model
+    # a model named by its package or its folder
+    engine = _installed("presidio_analyzer") and _installed("spacy")
+    if not (engine and (_installed(ner) or Path(ner).is_dir())):
+        raise ValueError(f"spaCy model {ner!r} for redaction is not installed: {_NER_EXTRA}")
+    return ner
+
+
+_PRESIDIO: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {}
+
+
+def _presidio(model: str) -> Callable[[str], list[tuple[int, int, str]]]:
+    """Presidio's spaCy recognizer for PERSON and LOCATION on `model`, loaded once per process."""
+    found = _PRESIDIO.get(model)
+    if found is None:
+        import spacy
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import SpacyNlpEngine
+        from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+
+        engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}])
+        # loaded here: Presidio's own `load()` downloads a model it does not find as a package
+        # under that distribution name, and nothing is to be downloaded at run time
+        engine.nlp = {"en": spacy.load(model)}
+        # only the NER recognizer: Presidio's pattern recognizers repeat the built-in detectors
+        registry = RecognizerRegistry(
+            recognizers=[SpacyRecognizer(supported_language="en", supported_entities=list(_NER_KINDS))],
+            supported_languages=["en"])
+        analyzer = AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
+
+        def recognize(text: str) -> list[tuple[int, int, str]]:
+            results = analyzer.analyze(text=text, language="en", entities=list(_NER_KINDS),
+                                       score_threshold=0.5)
+            return [(r.start, r.end, _NER_KINDS[r.entity_type]) for r in results]
+
+        found = _PRESIDIO[model] = recognize
+    return found
 
 
 _default: Redactor | None = None

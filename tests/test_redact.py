@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from flows.nightly import nightly
-from replaybench import runs
+from replaybench import redact, runs
 from replaybench.config import Candidate, Settings, load_settings
 from replaybench.errors import ConfigError, ReplaybenchError
 from replaybench.redact import Redactor, describe, iban_ok, luhn_ok, redact_messages
@@ -25,12 +25,20 @@ from tasks.replay import replay_candidate
 from tasks.sample import draw_sample
 
 from .conftest import write_config
+from .redaction_corpus import NEGATIVES, POSITIVES, score
 
 RUN_DATE = date(2026, 11, 28)
 
 
 def only(text: str, redactor: Redactor | None = None) -> tuple[str, dict[str, int]]:
     return (redactor or Redactor()).redact_text(text)
+
+
+@pytest.fixture(autouse=True)
+def no_spacy_model(monkeypatch):
+    """Every Redactor here uses the built-in detectors, even on a machine with the `ner` extra and a
+    spaCy model installed: the counts asserted below are theirs."""
+    monkeypatch.setattr(redact, "NER_MODELS", ())
 
 
 # --- each kind, in its realistic variants ----------------------------------------------------------
@@ -108,11 +116,133 @@ def test_near_misses_are_not_redacted(text):
     assert only(text) == (text, {})
 
 
+# --- the kinds found by their context (issue 12): keyword, shape, validation ---------------------
+
+IN_CONTEXT = [
+    ("My SSN is 123-45-6789, thanks", "SSN", "123-45-6789"),
+    ("SSN 123456789 on file", "SSN", "123456789"),
+    ("social security number: 219 09 9999", "SSN", "219 09 9999"),
+    ("creds aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "AWS_SECRET",
+     "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ("my AWS secret key is je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY ok?", "AWS_SECRET",
+     "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY"),
+    ("DOB: 03/04/1985", "DATE_OF_BIRTH", "03/04/1985"),
+    ("date of birth March 3, 1985.", "DATE_OF_BIRTH", "March 3, 1985"),
+    ("I was born on 1985-03-04.", "DATE_OF_BIRTH", "1985-03-04"),
+    ("geboren am 4. März 1985", "DATE_OF_BIRTH", "4. März 1985"),
+    ("Passport number: 533380006.", "PASSPORT", "533380006"),
+    ("Reisepass-Nr. C01X00T47", "PASSPORT", "C01X00T47"),
+    ("write to jane dot doe at gmail dot com", "EMAIL", "jane dot doe at gmail dot com"),
+    ("write to john [at] example [dot] com", "EMAIL", "john [at] example [dot] com"),
+    ("write to mary (at) example.com", "EMAIL", "mary (at) example.com"),
+    ("Ship to 742 Evergreen Terrace, Springfield, IL 62704 today", "ADDRESS",
+     "742 Evergreen Terrace, Springfield, IL 62704"),
+    ("Lieferadresse: Hauptstraße 5, 10115 Berlin", "ADDRESS", "Hauptstraße 5, 10115 Berlin"),
+    ("Hi, my name is Jane Doe.", "PERSON", "Jane Doe"),
+    ("Dr. Emily Chen will call.", "PERSON", "Emily Chen"),
+    ("Name: John Smith", "PERSON", "John Smith"),
+]
+
+
+@pytest.mark.parametrize(("text", "kind", "value"), IN_CONTEXT,
+                         ids=[f"{k}:{v[:20]}" for _, k, v in IN_CONTEXT])
+def test_the_kinds_found_by_their_context(text, kind, value):
+    assert only(text) == (text.replace(value, f"<{kind}_1>"), {kind: 1})
+
+
+@pytest.mark.parametrize("text", [
+    "Please upgrade to version 1.2.3.4 first",     # a version, not an IPv4 address
+    "Build 10.0.0.1 fixed it; release 4.3.2.1 is out; ver 3.1.0.22",
+    "pip install foo==1.2.3.4",
+    "curl http://127.0.0.1:8000/ and bind 0.0.0.0, netmask 255.255.255.0",
+    "SSN 000-12-3456, 666-12-3456, 912-12-3456, 123-00-4567, 123-45-0000",  # no such SSNs
+    "order number 123456789 is delayed",           # nine digits without a keyword
+    "The contract started on March 3, 1985.",      # a date, not a birth
+    "Passport photo requirements: 35x45 mm",
+    "Look at github.com, or at config dot json",
+    "Dear Customer,\nyour order has shipped.\n\nBest regards,\nThe Support Team",
+    "Product name: Wireless Mouse M185",
+    "In 2024 Main Street businesses grew 3 %.",
+    "aws_secret_access_key = ${AWS_SECRET_ACCESS_KEY}; const secret = process.env.SECRET;",
+    "git clone git@github.com:acme/replaybench.git",
+])
+def test_near_misses_of_the_context_kinds_are_not_redacted(text):
+    assert only(text) == (text, {})
+
+
+def test_a_value_written_two_ways_gets_one_placeholder():
+    out, counts = only("jane.doe@gmail.com, i.e. jane dot doe at Gmail dot com; "
+                       "SSN 123-45-6789, typed once as SSN 123456789")
+    assert out == "<EMAIL_1>, i.e. <EMAIL_1>; SSN <SSN_1>, typed once as SSN <SSN_1>"
+    assert counts == {"EMAIL": 2, "SSN": 2}
+
+
 def test_the_validators():
     assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
     assert luhn_ok("378282246310005") and not luhn_ok("1234567812345678")
     assert iban_ok("DE89 3704 0044 0532 0130 00") and not iban_ok("DE89 3704 0044 0532 0130 01")
     assert iban_ok("GB82WEST12345698765432") and not iban_ok("DE8937040044053201300000")  # length
+
+
+# --- the labelled corpus: recall per kind and false positives --------------------------------------
+
+# Floors for the built-in detectors, measured 2026-11-29 on tests/redaction_corpus.py (203 values in
+# 178 strings, 103 negatives): every structured kind 1.000, ADDRESS 1.000 (30 values), PERSON 0.903
+# (28 of 31; the misses have no cue: "Hi, I'm Sarah Connor", "a reply to Priya Sharma", "my manager,
+# Kevin Park"); 2 of 103 negatives changed, 1.9 % ("Dr. Pepper", the subnet 10.0.0.0/8); no span in
+# a positive off its labelled values. `pytest -s tests/test_redact.py -k corpus` prints the table.
+RECALL_FLOOR = 0.95                                  # e-mail, SSN, AWS key, date of birth, passport...
+RECALL_FLOORS = {"ADDRESS": 0.90, "PERSON": 0.80}    # rules, without the `ner` extra
+FALSE_POSITIVE_RATE = 0.02                           # share of negative strings changed at all
+SPURIOUS_SPAN_RATE = 0.02                            # share of spans in positives on no labelled value
+
+
+def test_the_corpus_is_labelled_and_large_enough():
+    assert len(POSITIVES) + len(NEGATIVES) >= 200 and len(NEGATIVES) >= 80
+    for text, labels in POSITIVES:
+        assert labels and all(value in text for _, value in labels), text
+    assert len(set(NEGATIVES)) == len(NEGATIVES) and len({t for t, _ in POSITIVES}) == len(POSITIVES)
+    kinds = {kind for _, labels in POSITIVES for kind, _ in labels}
+    assert kinds >= {"SSN", "AWS_SECRET", "DATE_OF_BIRTH", "PASSPORT", "ADDRESS", "PERSON", "EMAIL"}
+
+
+def test_corpus_recall_per_kind_and_false_positives_hold_their_floors():
+    result = score(Redactor(ner=False))
+    print("\n" + result.table())
+    for kind in result.kinds:
+        floor = RECALL_FLOORS.get(kind, RECALL_FLOOR)
+        assert result.recall(kind) >= floor, f"{kind}: {result.recall(kind):.3f} < {floor}\n{result.table()}"
+    assert len(result.changed) / len(NEGATIVES) <= FALSE_POSITIVE_RATE, result.table()
+    assert len(result.spurious) / result.spans <= SPURIOUS_SPAN_RATE, result.table()
+
+
+# --- names and places through Presidio: the optional `ner` extra ------------------------------------
+
+def test_without_a_spacy_model_the_built_in_rules_run_and_insisting_says_what_to_install():
+    assert Redactor().ner_model is None and Redactor(ner=False).ner_model is None
+    assert only("Name: Jane Doe, ask Priya Sharma") == ("Name: <PERSON_1>, ask Priya Sharma", {"PERSON": 1})
+    with pytest.raises(ValueError, match=r"pip install 'replaybench\[ner\]'"):
+        Redactor(ner=True)
+    with pytest.raises(ValueError, match="'no_such_model' for redaction is not installed"):
+        Redactor(ner="no_such_model")
+
+
+def test_with_the_extra_presidio_finds_names_and_places_anywhere(tmp_path):
+    """Runs where the `ner` extra is installed: a spaCy pipeline made here (an entity ruler, no
+    downloaded weights) stands in for a trained model."""
+    spacy = pytest.importorskip("spacy")
+    pytest.importorskip("presidio_analyzer")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([
+        {"label": "PERSON", "pattern": [{"TEXT": "Priya"}, {"TEXT": "Sharma"}]},
+        {"label": "GPE", "pattern": "Leeds"}])
+    nlp.to_disk(tmp_path / "model")
+    r = Redactor(ner=str(tmp_path / "model"))
+    assert r.ner_model == str(tmp_path / "model")
+    out, counts = r.redact_text("Reply to Priya Sharma (born 7 Sept 1964 in Leeds), Name: Priya Sharma")
+    # the built-in rules claim first; the same name gets the same placeholder from either
+    assert out == "Reply to <PERSON_1> (born <DATE_OF_BIRTH_1> in <LOCATION_1>), Name: <PERSON_1>"
+    assert counts == {"DATE_OF_BIRTH": 1, "LOCATION": 1, "PERSON": 2}
 
 
 # --- pseudonyms -----------------------------------------------------------------------------------
@@ -191,12 +321,14 @@ def test_the_config_section_and_a_bad_regex_named(tmp_path):
         load_settings(write_config(tmp_path, redact={"pattern": []}))
 
 
-def test_auto_redacts_for_every_endpoint_not_on_this_machine(tmp_path):
+def test_auto_redacts_for_every_endpoint_not_marked_trusted(tmp_path):
     remote = Candidate(name="glm", base_url="https://api.z.ai/api/paas/v4", model="glm-5.2")
     local = Candidate(name="sim", base_url="http://127.0.0.1:8400/v1", model="glm-5.2")
-    for mode, expected in [("auto", (True, False)), ("always", (True, True)), ("never", (False, False))]:
+    trusted = Candidate(name="sim", base_url="http://127.0.0.1:8400/v1", model="glm-5.2", trusted=True)
+    for mode, expected in [("auto", (True, True, False)), ("always", (True, True, True)),
+                           ("never", (False, False, False))]:
         s = load_settings(write_config(tmp_path, redact={"enabled": mode}))
-        assert (s.needs_redaction(remote), s.needs_redaction(local)) == expected
+        assert (s.needs_redaction(remote), s.needs_redaction(local), s.needs_redaction(trusted)) == expected
     assert load_settings(write_config(tmp_path)).redact.enabled == "auto"
 
 
@@ -285,9 +417,9 @@ class RecordingFleet(ThreadedFleet):
         self.app.middlewares.insert(0, record)
 
 
-def candidates(url: str) -> list[dict]:
-    return [{"name": n, "base_url": url, "model": n, "max_concurrency": 4, "timeout_s": 10}
-            for n in ("glm-5.2", "minimax-m3")]
+def candidates(url: str, trusted: bool = False) -> list[dict]:
+    return [{"name": n, "base_url": url, "model": n, "max_concurrency": 4, "timeout_s": 10,
+             "trusted": trusted} for n in ("glm-5.2", "minimax-m3")]
 
 
 def sent_texts(bodies: list[bytes]) -> list[str]:
@@ -344,9 +476,9 @@ def test_with_redaction_on_none_of_it_reaches_the_server(tmp_path, prefect_harne
     assert "18 e-mail addresses, 6 phone numbers" in html
 
 
-def test_with_auto_and_a_loopback_endpoint_nothing_is_redacted(tmp_path, prefect_harness):
+def test_with_auto_and_trusted_endpoints_nothing_is_redacted(tmp_path, prefect_harness):
     with RecordingFleet() as fleet:
-        config = write_config(tmp_path, fleet.base_url, candidates=candidates(fleet.base_url))
+        config = write_config(tmp_path, fleet.base_url, candidates=candidates(fleet.base_url, trusted=True))
         settings = load_settings(config)
         store_logs(settings)
         result = asyncio.run(nightly(run_date=RUN_DATE, config=str(config)))
