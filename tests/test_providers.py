@@ -191,6 +191,10 @@ def test_retry_after_headers_in_every_form():
     assert 57 < retry_after(h({"retry-after": http_date})) <= 60
     assert retry_after(h({})) is None
     assert _seconds("1h2m3.5s") == 3723.5 and _seconds("soon") is None
+    # nonsense is no wait at all; a wait without end is kept, and clamped by the retry loop
+    assert _seconds("nan") is None and _seconds("-5") is None
+    assert retry_after(h({"retry-after-ms": "-1"})) is None
+    assert _seconds("inf") == _seconds("1e400") == float("inf")
 
 
 # --- limits ------------------------------------------------------------------------------

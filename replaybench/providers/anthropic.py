@@ -4,25 +4,31 @@ Differences from the OpenAI shape, normalised here: system prompts travel outsid
 `max_tokens` is required; the answer is a list of content blocks (`thinking` blocks are the
 reasoning); `usage.input_tokens` excludes cache reads and writes, which are added back so that input
 tokens include cached ones (OTel GenAI); reasoning tokens are not reported and are estimated.
+Every field is read through base's typed accessors: a body or event of the wrong shape is a bad
+response that names the field, never an exception.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from replaybench.logformats import message_text
 from replaybench.providers.base import (
+    BAD_REQUEST,
     BAD_RESPONSE,
     SERVER_ERROR,
     SIM_HEADER,
     Completion,
     Failure,
     HTTPProvider,
+    as_object,
     broken_body_is_bad_response,
-    http_failure,
-    sse_data,
+    count_at,
+    list_at,
+    load_json,
+    object_at,
+    text_at,
 )
 
 API_VERSION = "2023-06-01"
@@ -54,14 +60,17 @@ def request_body(model: str, messages: list[dict], params: dict[str, Any],
     return body
 
 
-def apply_usage(out: Completion, usage: dict[str, Any]) -> None:
-    if "input_tokens" in usage:
-        read = usage.get("cache_read_input_tokens") or 0
-        written = usage.get("cache_creation_input_tokens") or 0
-        out.input_tokens = usage["input_tokens"] + read + written
+def apply_usage(out: Completion, usage: Any, where: str) -> None:
+    """Anthropic usage → OTel GenAI semantics (input includes cache reads and writes)."""
+    usage = as_object(usage, where)
+    fresh = count_at(usage, "input_tokens", where)
+    if fresh is not None:
+        read = count_at(usage, "cache_read_input_tokens", where) or 0
+        written = count_at(usage, "cache_creation_input_tokens", where) or 0
+        out.input_tokens = fresh + read + written
         out.cached_tokens = read
     if "output_tokens" in usage:
-        out.output_tokens = usage["output_tokens"]
+        out.output_tokens = count_at(usage, "output_tokens", where)
 
 
 class AnthropicMessages(HTTPProvider):
@@ -73,62 +82,66 @@ class AnthropicMessages(HTTPProvider):
             self.headers["x-api-key"] = self.api_key
 
     async def _attempt(self, messages: list[dict], params: dict[str, Any]) -> Completion:
-        body = request_body(self.model_for(params), messages, params, self.candidate.stream)
+        model = self.model_for(params)
+        try:
+            body = request_body(model, messages, params, self.candidate.stream)
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:  # a malformed log entry
+            raise Failure(BAD_REQUEST, f"request cannot be built for the Messages API: "
+                                       f"{type(exc).__name__}: {exc}") from None
         start = time.perf_counter()
-        async with self.client.stream("POST", self.url, json=body, headers=self.headers) as resp:
-            if resp.status_code >= 400:
-                raise http_failure(resp, (await resp.aread()).decode(errors="replace"))
+        async with self.post(self.url, body, self.headers) as resp:
             simulated = resp.headers.get(SIM_HEADER) == "true"
             with broken_body_is_bad_response():
                 if self.candidate.stream:
                     out = await self._read_stream(resp, start)
                 else:
-                    out = self._parse(await resp.aread())
+                    out = self._parse(await self.read_body(resp))
         out.simulated = simulated
         return out
 
     def _parse(self, raw: bytes) -> Completion:
-        try:
-            data = json.loads(raw)
-            blocks = data["content"]
-        except (ValueError, KeyError, TypeError):
-            raise Failure(BAD_RESPONSE, f"unreadable response body: {raw[:200]!r}") from None
-        out = Completion(
-            output_text="".join(b.get("text", "") for b in blocks if b.get("type") == "text"),
-            reasoning_text="".join(b.get("thinking", "") for b in blocks
-                                   if b.get("type") == "thinking") or None,
-            finish_reason=data.get("stop_reason"),
-        )
-        apply_usage(out, data.get("usage") or {})
+        data = as_object(load_json(raw, "response body"), "the response body", required=True)
+        text: list[str] = []
+        thinking: list[str] = []
+        for block in list_at(data, "content", "response", required=True):
+            block = as_object(block, "response.content[]", required=True)
+            if block.get("type") == "text":
+                text.append(text_at(block, "text", "response.content[]") or "")
+            elif block.get("type") == "thinking":
+                thinking.append(text_at(block, "thinking", "response.content[]") or "")
+        out = Completion(output_text="".join(text), reasoning_text="".join(thinking) or None,
+                         finish_reason=text_at(data, "stop_reason", "response"))
+        apply_usage(out, data.get("usage"), "response.usage")
         return out
 
     async def _read_stream(self, resp, start: float) -> Completion:
         out = Completion()
         text: list[str] = []
         thinking: list[str] = []
-        async for payload in sse_data(resp):
-            try:
-                event = json.loads(payload)
-            except ValueError:
-                raise Failure(BAD_RESPONSE, f"unreadable stream event: {payload[:200]!r}") from None
+        async for payload in self.events(resp, start):
+            event = as_object(load_json(payload, "stream event"), "a stream event", required=True)
             kind = event.get("type")
             if kind == "message_start":
-                apply_usage(out, event.get("message", {}).get("usage") or {})
+                message = object_at(event, "message", "message_start")
+                apply_usage(out, message.get("usage"), "message_start.message.usage")
             elif kind == "content_block_delta":
-                delta = event.get("delta", {})
+                delta = object_at(event, "delta", "content_block_delta")
                 if out.ttft_ms is None:
                     out.ttft_ms = (time.perf_counter() - start) * 1000
                 if delta.get("type") == "text_delta":
-                    text.append(delta.get("text", ""))
+                    text.append(text_at(delta, "text", "content_block_delta.delta") or "")
                 elif delta.get("type") == "thinking_delta":
-                    thinking.append(delta.get("thinking", ""))
+                    thinking.append(text_at(delta, "thinking", "content_block_delta.delta") or "")
             elif kind == "message_delta":
-                out.finish_reason = event.get("delta", {}).get("stop_reason") or out.finish_reason
-                apply_usage(out, event.get("usage") or {})
-            elif kind == "error":
-                error = event.get("error", {})
-                raise Failure(SERVER_ERROR, f"error in stream: {error.get('type')}: "
-                                            f"{error.get('message', '')[:200]}")
+                delta = object_at(event, "delta", "message_delta")
+                out.finish_reason = (text_at(delta, "stop_reason", "message_delta.delta")
+                                     or out.finish_reason)
+                apply_usage(out, event.get("usage"), "message_delta.usage")
+            elif kind == "error":  # the endpoint's own error, reported whatever its shape
+                error = event.get("error")
+                detail = (f"{error.get('type')}: {str(error.get('message', ''))[:200]}"
+                          if isinstance(error, dict) else str(error)[:200])
+                raise Failure(SERVER_ERROR, f"error in stream: {detail}")
             elif kind == "message_stop":
                 break
         else:

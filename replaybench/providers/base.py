@@ -2,16 +2,24 @@
 
 A provider implements `_attempt(messages, params)`: one HTTP exchange that returns a `Completion` or
 raises `Failure`. `complete()` wraps it in the endpoint's limits, a per-attempt timeout, retries
-with exponential backoff and jitter (honouring Retry-After and the providers' reset headers), a
-total deadline, and the final bookkeeping (latency, output speed, estimated reasoning tokens).
+with exponential backoff and jitter (honouring Retry-After and the providers' reset headers, but
+never past `max_backoff_s` nor the request's deadline), a total deadline, and the final
+bookkeeping (latency, output speed, estimated reasoning tokens).
+
+Whatever an endpoint sends, and whatever a log holds, ends as a Completion: a body of the wrong
+shape is read through the typed accessors below (`object_at`, `text_at`, `count_at`, ...), a body
+or stream past the candidate's caps (`max_response_bytes`, `max_stream_s`) is stopped while it is
+read, and a request JSON cannot carry (`temperature: inf`) is never sent.
 
 Error classes stored with a failed replay, and what to do about each:
     rate_limited   429: lower max_concurrency / requests_per_minute, or ask for a higher quota
     timeout        no answer in time (408 too): raise timeout_s, or the endpoint is overloaded
     server_error   5xx, 409, connection refused or reset: the endpoint is down or struggling
-    bad_response   truncated or invalid JSON, a stream cut short: the endpoint or a proxy broke it
+    bad_response   truncated or invalid JSON, a body of the wrong shape, a stream cut short, an
+                   answer past max_response_bytes / max_stream_s: the endpoint or a proxy broke it
     auth           401/403: the key in api_key_env is wrong, expired, or lacks this model
-    bad_request    other 4xx: the request is wrong for this endpoint (model name, parameters)
+    bad_request    other 4xx, or a request that cannot be sent (a parameter JSON cannot carry):
+                   the request is wrong for this endpoint (model name, parameters)
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +49,7 @@ BAD_RESPONSE, AUTH, BAD_REQUEST = "bad_response", "auth", "bad_request"
 RETRYABLE = {RATE_LIMITED, TIMEOUT, SERVER_ERROR, BAD_RESPONSE}
 
 SIM_HEADER = "x-replaybench-simulated"
+ERROR_BODY_BYTES = 64 * 1024  # of a failed status's body: enough for the provider's message
 
 
 @dataclass
@@ -88,6 +97,151 @@ def estimate_tokens(text: str | None) -> int:
     return math.ceil(len(text) / 4) if text else 0
 
 
+def request_estimate(messages: list[Any], params: dict[str, Any]) -> int:
+    """The tokens a request may use, for the rate budget: its input, roughly, and its output cap
+    (a cap that is no finite number counts as none: the request will fail as bad_request)."""
+    text = sum(estimate_tokens(str(m.get("content", "")) if isinstance(m, dict) else str(m))
+               for m in messages)
+    cap = params.get("max_tokens") or params.get("max_completion_tokens") or 0
+    return text + (int(cap) if isinstance(cap, int | float) and math.isfinite(cap) and cap > 0
+                   else 0)
+
+
+# --- reading what an endpoint sent -------------------------------------------------------------
+
+def _shown(value: Any) -> str:
+    """A JSON value as a reason shows it: its kind, and the start of it."""
+    if value is None:
+        return "null"
+    kind = ("a boolean" if isinstance(value, bool) else "a number" if isinstance(value, int | float)
+            else "a string" if isinstance(value, str) else "a list" if isinstance(value, list)
+            else "an object" if isinstance(value, dict) else f"a {type(value).__name__}")
+    text = repr(value)
+    return f"{kind} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+def malformed(where: str, value: Any, wanted: str) -> Failure:
+    return Failure(BAD_RESPONSE, f"malformed response: {where} is {_shown(value)}, not {wanted}")
+
+
+def load_json(raw: bytes, what: str) -> Any:
+    """Parsed JSON, or a bad response naming `what` could not be read."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
+        raise Failure(BAD_RESPONSE, f"unreadable {what}: {raw[:200]!r}") from None
+
+
+def as_object(value: Any, where: str, required: bool = False) -> dict[str, Any]:
+    """`value` if it is a JSON object; {} if it is absent and may be."""
+    if isinstance(value, dict):
+        return value
+    if value is None and not required:
+        return {}
+    raise malformed(where, value, "an object")
+
+
+def object_at(parent: dict[str, Any], key: str, where: str,
+              required: bool = False) -> dict[str, Any]:
+    """parent[key] as an object ({} if absent and it may be); `where` names the parent."""
+    value = parent.get(key)
+    if isinstance(value, dict):
+        return value
+    if value is None and not required:
+        return {}
+    raise malformed(f"{where}.{key}", value, "an object")
+
+
+def list_at(parent: dict[str, Any], key: str, where: str, required: bool = False) -> list[Any]:
+    """parent[key] as a list ([] if absent and it may be)."""
+    value = parent.get(key)
+    if isinstance(value, list):
+        return value
+    if value is None and not required:
+        return []
+    raise malformed(f"{where}.{key}", value, "a list")
+
+
+def text_at(parent: dict[str, Any], key: str, where: str) -> str | None:
+    """parent[key] as text, or None if absent."""
+    value = parent.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise malformed(f"{where}.{key}", value, "text")
+
+
+def count_at(parent: dict[str, Any], key: str, where: str) -> int | None:
+    """parent[key] as a token count (a whole number >= 0; 12.0 is 12), or None if absent."""
+    value = parent.get(key)
+    if value is None or (type(value) is int and value >= 0):
+        return value
+    if isinstance(value, float) and value.is_integer() and value >= 0:  # not NaN, not inf
+        return int(value)
+    raise malformed(f"{where}.{key}", value, "a token count")
+
+
+def too_large(limit: int, declared: str = "") -> Failure:
+    return Failure(BAD_RESPONSE, f"response larger than {limit} bytes{declared}: stopped reading "
+                                 "(raise the candidate's max_response_bytes if such answers are "
+                                 "expected)")
+
+
+async def read_capped(response: httpx.Response, limit: int, strict: bool = True) -> bytes:
+    """The (decoded) body, read until `limit` bytes: past it a bad response, or with
+    strict=False the first `limit` bytes."""
+    declared = response.headers.get("content-length", "")
+    if strict and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit, f" (Content-Length: {declared})")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            if strict:
+                raise too_large(limit)
+            chunks.append(chunk[:limit - size])
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- sending what a log holds ------------------------------------------------------------------
+
+def unencodable(value: Any, where: str = "") -> str | None:
+    """Where in a request the first value JSON cannot carry is, and what it is."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where or 'a value'} is {value} (JSON has no Infinity or NaN)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                return f"{where or 'the body'} has a key {key!r}"
+            if found := unencodable(item, f"{where}.{key}" if where else str(key)):
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if found := unencodable(item, f"{where}[{i}]"):
+                return found
+    elif not isinstance(value, str | int | float | bool) and value is not None:
+        return f"{where or 'a value'} is a {type(value).__name__}"
+    return None
+
+
+def json_body(body: dict[str, Any]) -> bytes:
+    """The request as JSON, as httpx would encode it; a request JSON cannot carry (a logged
+    `temperature: inf`, a date in the candidate's params) is a bad request, never sent."""
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        try:
+            where = unencodable(body)
+        except RecursionError:
+            where = None
+        raise Failure(BAD_REQUEST, f"request cannot be sent as JSON: {where or exc}: fix or "
+                                   "drop it in the logged request or the candidate's params"
+                      ) from None
+
+
 def kind_for_status(code: int) -> str:
     if code in (401, 403):
         return AUTH
@@ -105,12 +259,15 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 def _seconds(value: str) -> float | None:
     """A wait from a header: seconds ('2', '0.5'), a Go duration ('6m0s', '20ms'), an HTTP date
-    or an ISO-8601 time (Anthropic's resets)."""
+    or an ISO-8601 time (Anthropic's resets). A negative or NaN number is no wait; a huge one
+    (or inf) is returned as it is and clamped by the retry loop."""
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return seconds if seconds >= 0 else None  # NaN fails the comparison too
     parts = _DURATION.findall(value)
     if parts and "".join(n + u for n, u in parts) == value:
         scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
@@ -120,7 +277,7 @@ def _seconds(value: str) -> float | None:
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -150,10 +307,10 @@ def http_failure(response: httpx.Response, body: str) -> Failure:
         data = json.loads(body)
         error = data.get("error", data)
         message = error.get("message") or message if isinstance(error, dict) else str(error)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         pass
-    return Failure(kind_for_status(response.status_code), f"HTTP {response.status_code}: {message}",
-                   retry_after(response.headers))
+    return Failure(kind_for_status(response.status_code),
+                   f"HTTP {response.status_code}: {str(message)[:300]}", retry_after(response.headers))
 
 
 def is_timeout(exc: httpx.TransportError) -> bool:
@@ -172,11 +329,20 @@ def transport_failure(exc: httpx.TransportError, timeout_s: float) -> Failure:
     return Failure(SERVER_ERROR, f"connection failed: {type(cause).__name__}: {cause}")
 
 
-async def sse_data(response: httpx.Response) -> AsyncIterator[bytes]:
+async def sse_data(response: httpx.Response, max_bytes: int, stop_at: float,
+                   max_s: float) -> AsyncIterator[bytes]:
     """The `data:` payloads of a server-sent event stream, as they arrive (raw bytes are split by
-    hand: httpx's text and line decoders cost more CPU than the rest of a request together)."""
+    hand: httpx's text and line decoders cost more CPU than the rest of a request together);
+    stopped as a bad response past `max_bytes` in all, or once perf_counter() passes `stop_at`."""
     pending = b""
+    size = 0
     async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large(max_bytes)
+        if time.perf_counter() > stop_at:
+            raise Failure(BAD_RESPONSE, f"stream longer than {max_s:g} s: stopped reading (raise "
+                                        "the candidate's max_stream_s if such answers are expected)")
         pending += chunk
         if b"\n" not in chunk:
             continue
@@ -190,9 +356,12 @@ async def sse_data(response: httpx.Response) -> AsyncIterator[bytes]:
 
 @contextmanager
 def broken_body_is_bad_response() -> Iterator[None]:
-    """A connection that breaks after the status line arrived broke the body, not the endpoint."""
+    """A connection that breaks after the status line arrived broke the body, not the endpoint;
+    so does a body that is not the encoding (gzip, ...) it claims."""
     try:
         yield
+    except httpx.DecodingError as exc:
+        raise Failure(BAD_RESPONSE, f"response body could not be decoded: {exc}") from None
     except httpx.TransportError as exc:
         if is_timeout(exc):
             raise
@@ -213,7 +382,39 @@ class HTTPProvider:
 
     def model_for(self, params: dict[str, Any]) -> str:
         """The model to ask: the candidate's, or for a production replay the request's own."""
-        return params["model"] if self.candidate.replays_production else self.candidate.model
+        if not self.candidate.replays_production:
+            return self.candidate.model
+        model = params.get("model")
+        if not isinstance(model, str) or not model:
+            raise Failure(BAD_REQUEST, f"no model logged with this request (model: {model!r}): "
+                                       f"a replay of production (@logged) cannot send it")
+        return model
+
+    @asynccontextmanager
+    async def post(self, url: str, body: dict[str, Any],
+                   headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
+        """POST `body` as JSON and hold the response of a successful status; a failed status is a
+        Failure with the provider's own message (from the first ERROR_BODY_BYTES of its body)."""
+        content = json_body(body)
+        async with self.client.stream("POST", url, content=content, headers={
+                **headers, "Content-Type": "application/json"}) as response:
+            if response.status_code >= 400:
+                try:
+                    raw = await read_capped(response, ERROR_BODY_BYTES, strict=False)
+                except httpx.DecodingError:  # the status says enough
+                    raw = b"(a body that could not be decoded)"
+                raise http_failure(response, raw.decode(errors="replace"))
+            yield response
+
+    async def read_body(self, response: httpx.Response) -> bytes:
+        """A whole (non-streamed) body, stopped past the candidate's max_response_bytes."""
+        return await read_capped(response, self.candidate.max_response_bytes)
+
+    def events(self, response: httpx.Response, start: float) -> AsyncIterator[bytes]:
+        """The stream's `data:` payloads, stopped past max_response_bytes or max_stream_s after
+        `start` (a perf_counter time)."""
+        max_s = self.candidate.max_stream_s or self.candidate.timeout_s
+        return sse_data(response, self.candidate.max_response_bytes, start + max_s, max_s)
 
     async def _attempt(self, messages: list[dict], params: dict[str, Any]) -> Completion:
         raise NotImplementedError
@@ -221,42 +422,70 @@ class HTTPProvider:
     async def complete(self, messages: list[dict], params: dict[str, Any]) -> Completion:
         """Ask until an answer arrives, a non-retryable error, the last attempt or the deadline."""
         deadline = time.monotonic() + self.retry.deadline_s
-        estimate = sum(estimate_tokens(str(m.get("content", ""))) for m in messages) + int(
-            params.get("max_tokens") or params.get("max_completion_tokens") or 0)
+        estimate = request_estimate(messages, params)
         failure = Failure(TIMEOUT, "no attempt made before the deadline")
         attempts = 0
         while attempts < self.retry.max_attempts:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            attempts += 1
-            async with self.limiter.slot(estimate):
-                start = time.perf_counter()
-                try:
-                    async with asyncio.timeout(min(self.candidate.timeout_s, remaining)):
-                        answer = await self._attempt(messages, params)
-                except Failure as exc:
-                    failure = exc
-                except TimeoutError:
-                    failure = Failure(TIMEOUT, f"no answer within {self.candidate.timeout_s:g} s")
-                except httpx.TransportError as exc:
-                    failure = transport_failure(exc, self.candidate.timeout_s)
-                else:
-                    self.limiter.settle(estimate, (answer.input_tokens or 0) + (answer.output_tokens or 0))
-                    return self._finish(answer, start, attempts)
-            if failure.kind not in RETRYABLE:
+            try:
+                # waiting for the endpoint's limits (a 429's pause included) counts against the
+                # deadline; once in the slot, the attempt's own timeout takes over
+                async with asyncio.timeout(remaining) as waiting:
+                    async with self.limiter.slot(estimate):
+                        waiting.reschedule(None)
+                        attempts += 1
+                        start = time.perf_counter()
+                        answer = await self._timed_attempt(messages, params, deadline)
+                        self.limiter.settle(estimate, (answer.input_tokens or 0)
+                                            + (answer.output_tokens or 0))
+                        return self._finish(answer, start, attempts)
+            except Failure as exc:
+                failure = exc
+            except TimeoutError:  # from `waiting`: the attempt's own timeouts are Failures
+                waited = (f"the request's deadline (retry.deadline_s = {self.retry.deadline_s:g} "
+                          "s) passed while it waited for the endpoint's limits (a pause after a "
+                          "429, the rate budget, a slot)")
+                failure = Failure(RATE_LIMITED, f"{waited}; last attempt: {failure}" if attempts
+                                  else waited)
+                break
+            if failure.kind == RATE_LIMITED and failure.retry_after is not None:
+                # the endpoint's pause holds every request to it, but never past max_backoff_s
+                self.limiter.cool_down(min(failure.retry_after, self.retry.max_backoff_s))
+            if failure.kind not in RETRYABLE or attempts >= self.retry.max_attempts:
                 break
             wait = self._backoff(attempts, failure)
-            if failure.kind == RATE_LIMITED and failure.retry_after is not None:
-                self.limiter.cool_down(failure.retry_after)
-            if attempts >= self.retry.max_attempts or time.monotonic() + wait >= deadline:
+            left = deadline - time.monotonic()
+            if wait >= left:
+                if failure.retry_after is not None:  # say why a retryable failure was not retried
+                    failure = Failure(failure.kind, f"{failure}; the endpoint asked for a wait of "
+                                      f"{failure.retry_after:g} s, past this request's deadline "
+                                      f"({max(left, 0):.1f} s left of retry.deadline_s = "
+                                      f"{self.retry.deadline_s:g} s): not retried")
                 break
             await asyncio.sleep(wait)
         return Completion(status="error", error_kind=failure.kind, attempts=attempts,
                           error=scrub(str(failure))[:500])
 
+    async def _timed_attempt(self, messages: list[dict], params: dict[str, Any],
+                             deadline: float) -> Completion:
+        """One attempt within the per-attempt timeout and the request's deadline; whatever goes
+        wrong is a Failure."""
+        limit = max(0.0, min(self.candidate.timeout_s, deadline - time.monotonic()))
+        try:
+            async with asyncio.timeout(limit):
+                return await self._attempt(messages, params)
+        except TimeoutError:
+            raise Failure(TIMEOUT, f"no answer within {limit:g} s" + (
+                "" if limit == self.candidate.timeout_s else " (the rest of the request's "
+                f"deadline, retry.deadline_s = {self.retry.deadline_s:g} s)")) from None
+        except httpx.TransportError as exc:
+            raise transport_failure(exc, self.candidate.timeout_s) from None
+
     def _backoff(self, attempt: int, failure: Failure) -> float:
-        """The endpoint's own wait if it gave one, else exponential backoff with jitter."""
+        """The endpoint's own wait if it gave one (at most max_backoff_s), else exponential
+        backoff with jitter."""
         if failure.retry_after is not None:
             return min(failure.retry_after, self.retry.max_backoff_s) + random.uniform(0, 0.1)
         ceiling = min(self.retry.max_backoff_s, self.retry.backoff_s * 2 ** (attempt - 1))

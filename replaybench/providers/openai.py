@@ -10,11 +10,13 @@ Their differences, normalised here:
   (DeepSeek);
 - the output cap is `max_tokens` or `max_completion_tokens` (`max_tokens_field`); an endpoint that
   refuses one name and asks for the other is answered in its own terms from then on.
+
+Every field is read through base's typed accessors: a body or chunk of the wrong shape is a bad
+response that names the field, never an exception.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
@@ -26,9 +28,13 @@ from replaybench.providers.base import (
     Completion,
     Failure,
     HTTPProvider,
+    as_object,
     broken_body_is_bad_response,
-    http_failure,
-    sse_data,
+    count_at,
+    list_at,
+    load_json,
+    object_at,
+    text_at,
 )
 
 CAP_FIELDS = ("max_tokens", "max_completion_tokens")
@@ -45,27 +51,31 @@ def split_think(content: str | None) -> tuple[str | None, str | None]:
     return content[m.end():], m.group(1).strip() or None
 
 
-def reasoning_of(message: dict[str, Any]) -> str | None:
-    """Reasoning text from whichever field this provider uses."""
-    text = message.get("reasoning_content") or message.get("reasoning")
+def reasoning_of(message: dict[str, Any], where: str) -> str | None:
+    """Reasoning text from whichever field this provider uses (`where` names the message)."""
+    text = text_at(message, "reasoning_content", where) or text_at(message, "reasoning", where)
     if text:
         return text
-    details = message.get("reasoning_details")
+    details = list_at(message, "reasoning_details", where)
     if details:
-        return "".join(d.get("text", "") for d in details if isinstance(d, dict)) or None
+        return "".join(text_at(d, "text", f"{where}.reasoning_details[]") or ""
+                       for d in details if isinstance(d, dict)) or None
     return None
 
 
-def apply_usage(out: Completion, usage: dict[str, Any] | None) -> None:
+def apply_usage(out: Completion, usage: Any, where: str = "usage") -> None:
     """OpenAI-style usage → OTel GenAI semantics (input includes cached, output includes reasoning)."""
+    usage = as_object(usage, where)
     if not usage:
         return
-    out.input_tokens = usage.get("prompt_tokens")
-    out.output_tokens = usage.get("completion_tokens")
-    out.cached_tokens = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    out.input_tokens = count_at(usage, "prompt_tokens", where)
+    out.output_tokens = count_at(usage, "completion_tokens", where)
+    out.cached_tokens = count_at(object_at(usage, "prompt_tokens_details", where),
+                                 "cached_tokens", f"{where}.prompt_tokens_details")
     if out.cached_tokens is None:
-        out.cached_tokens = usage.get("prompt_cache_hit_tokens")
-    out.reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+        out.cached_tokens = count_at(usage, "prompt_cache_hit_tokens", where)
+    out.reasoning_tokens = count_at(object_at(usage, "completion_tokens_details", where),
+                                    "reasoning_tokens", f"{where}.completion_tokens_details")
 
 
 class OpenAIChat(HTTPProvider):
@@ -106,53 +116,54 @@ class OpenAIChat(HTTPProvider):
 
     async def _exchange(self, body: dict[str, Any]) -> Completion:
         start = time.perf_counter()
-        async with self.client.stream("POST", self.url, json=body, headers=self.headers) as resp:
-            if resp.status_code >= 400:
-                raise http_failure(resp, (await resp.aread()).decode(errors="replace"))
+        async with self.post(self.url, body, self.headers) as resp:
             with broken_body_is_bad_response():
                 if self.candidate.stream:
                     return await self._read_stream(resp, start)
-                return self._parse(await resp.aread(), resp.headers.get(SIM_HEADER) == "true")
+                return self._parse(await self.read_body(resp),
+                                   resp.headers.get(SIM_HEADER) == "true")
 
     def _parse(self, raw: bytes, simulated: bool) -> Completion:
-        try:
-            data = json.loads(raw)
-            choice = data["choices"][0]
-            message = choice["message"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise Failure(BAD_RESPONSE, f"unreadable response body: {raw[:200]!r}") from None
-        content, inline = split_think(message.get("content"))
-        out = Completion(output_text=content, reasoning_text=reasoning_of(message) or inline,
-                         finish_reason=choice.get("finish_reason"), simulated=simulated)
-        apply_usage(out, data.get("usage"))
+        data = as_object(load_json(raw, "response body"), "the response body", required=True)
+        choices = list_at(data, "choices", "response", required=True)
+        if not choices:
+            raise Failure(BAD_RESPONSE, f"no choices in the response body: {raw[:200]!r}")
+        choice = as_object(choices[0], "response.choices[0]", required=True)
+        message = object_at(choice, "message", "response.choices[0]", required=True)
+        where = "response.choices[0].message"
+        content, inline = split_think(text_at(message, "content", where))
+        out = Completion(output_text=content, reasoning_text=reasoning_of(message, where) or inline,
+                         finish_reason=text_at(choice, "finish_reason", "response.choices[0]"),
+                         simulated=simulated)
+        apply_usage(out, data.get("usage"), "response.usage")
         return out
 
     async def _read_stream(self, resp, start: float) -> Completion:
         out = Completion(simulated=resp.headers.get(SIM_HEADER) == "true")
         content: list[str] = []
         reasoning: list[str] = []
-        async for payload in sse_data(resp):
+        async for payload in self.events(resp, start):
             if payload == b"[DONE]":
                 break
-            try:
-                chunk = json.loads(payload)
-            except ValueError:
-                raise Failure(BAD_RESPONSE, f"unreadable stream chunk: {payload[:200]!r}") from None
+            chunk = as_object(load_json(payload, "stream chunk"), "a stream chunk", required=True)
             if "error" in chunk:
                 raise Failure(BAD_RESPONSE, f"error in stream: {str(chunk['error'])[:200]}")
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta") or {}
-                piece, thought = delta.get("content"), reasoning_of(delta)
+            for choice in list_at(chunk, "choices", "stream chunk"):
+                choice = as_object(choice, "stream chunk.choices[]", required=True)
+                delta = object_at(choice, "delta", "stream chunk.choices[]")
+                where = "stream chunk.choices[].delta"
+                piece, thought = text_at(delta, "content", where), reasoning_of(delta, where)
                 if out.ttft_ms is None and (piece or thought):
                     out.ttft_ms = (time.perf_counter() - start) * 1000
                 if piece:
                     content.append(piece)
                 if thought:
                     reasoning.append(thought)
-                if choice.get("finish_reason"):
-                    out.finish_reason = choice["finish_reason"]
+                finish = text_at(choice, "finish_reason", "stream chunk.choices[]")
+                if finish:
+                    out.finish_reason = finish
             if chunk.get("usage"):
-                apply_usage(out, chunk["usage"])
+                apply_usage(out, chunk["usage"], "stream chunk.usage")
         else:
             raise Failure(BAD_RESPONSE, "stream ended before [DONE]")
         out.output_text, inline = split_think("".join(content))
