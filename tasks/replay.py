@@ -13,25 +13,38 @@ Nothing paid for is lost or paid twice:
 - every answer is appended to a journal file the moment it arrives (one write, no database), and
   written to Parquet shards in batches; a run killed with SIGKILL loses only the requests in
   flight, and its next attempt first loads what the journal and the shards hold;
+- a batch whose shard cannot be written (a full disk) is kept and written with the next one; if
+  the last write fails too, the send fails and the journal keeps every answer for the next
+  attempt. A journal is deleted only once the warehouse holds every answer in it;
+- a failure in one request (or one candidate) cancels the others, and they end before their
+  client and journal are closed;
 - every successful answer also lands in `response_cache`; a request whose answer is cached is not
   sent again — by a rerun, a `--force` run or an overlapping backfill — unless `use_cache` is off;
 - a candidate that fails `retry.breaker` requests in a row is taken as down: the rest of its
   requests are recorded as failed without being sent, and the night goes on.
+
+A candidate's name is for display (`glm-5.2 [fp8]`, `a/b`, `../x`): its files are named by
+`file_stem`, never by the name itself, and found by exact match, never by a glob.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
+import logging
 import os
+import re
 import threading
 import time
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import polars as pl
@@ -48,6 +61,9 @@ from replaybench.pricing import Costing, PriceTable
 from replaybench.providers import Completion, provider_class
 from replaybench.runs import Run
 from replaybench.warehouse import Warehouse, open_warehouse
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FLUSH_ROWS = 200
 FLUSH_SECONDS = 2.0
@@ -75,10 +91,21 @@ class ReplayOutcome:
         return self.requested > 0 and self.ok == 0
 
 
+def file_stem(name: str) -> str:
+    """A candidate's name as part of a file name: its letters, digits, dots and underscores (any
+    other run of characters one dash, so never `--`, the separator) and a short hash of the exact
+    name, so that no name becomes a path or a pattern and two names never share a file."""
+    readable = re.sub(r"[^A-Za-z0-9._]+", "-", name)[:40].strip("-.") or "candidate"
+    return f"{readable}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+
+
+def journal_folder(settings: Settings) -> Path:
+    return settings.warehouse.with_name(settings.warehouse.name + ".journal")
+
+
 def journal_path(settings: Settings, run: Run, candidate: Candidate, chunk: int = 0) -> Path:
-    folder = settings.warehouse.with_name(settings.warehouse.name + ".journal")
     suffix = f"--{chunk}" if chunk else ""
-    return folder / f"{run.run_id}--{candidate.name}{suffix}.jsonl"
+    return journal_folder(settings) / f"{run.run_id}--{file_stem(candidate.name)}{suffix}.jsonl"
 
 
 def shard_folder(settings: Settings) -> Path:
@@ -86,17 +113,25 @@ def shard_folder(settings: Settings) -> Path:
 
 
 def leftovers(settings: Settings, run: Run, candidate: Candidate) -> tuple[list[Path], list[Path]]:
-    """(journals, shards) a run's candidate left behind: a killed attempt's, or the ones to load."""
-    prefix = f"{run.run_id}--{candidate.name}"
-    journals = settings.warehouse.with_name(settings.warehouse.name + ".journal")
-    return (sorted(p for p in journals.glob(f"{prefix}*.jsonl") if _is_ours(p, prefix)),
-            sorted(p for p in shard_folder(settings).glob(f"{prefix}*.parquet") if _is_ours(p, prefix)))
+    """(journals, shards) a run's candidate left behind: a killed attempt's, or the ones to load.
+    Matched exactly (`<run>--<stem>[--<chunk>]`), never by a glob; files named by the raw name,
+    as releases before `file_stem` did, are found too when the name was a plain file name."""
+    prefixes = [f"{run.run_id}--{file_stem(candidate.name)}"]
+    if candidate.name == Path(candidate.name).name and candidate.name not in (".", ".."):
+        prefixes.append(f"{run.run_id}--{candidate.name}")
+    ours = "|".join(re.escape(p) for p in prefixes)
+    journals = re.compile(rf"(?:{ours})(?:--\d+)?\.jsonl")
+    shards = re.compile(rf"(?:{ours})(?:--\d+)?--\d+-\d+\.parquet")
+    return _matching(journal_folder(settings), journals), _matching(shard_folder(settings), shards)
 
 
-def _is_ours(path: Path, prefix: str) -> bool:
-    """`prefix` names this candidate and not one whose name merely starts the same."""
-    rest = path.name[len(prefix):].split(".", 1)[0]
-    return rest == "" or rest.startswith("--")
+def _matching(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
+    """The files of `folder` whose whole name matches `pattern`."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return sorted(folder / n for n in names if pattern.fullmatch(n))
 
 
 class RowMaker:
@@ -142,7 +177,8 @@ class RowMaker:
 
 
 class ReplayWriter:
-    """Journals each answer at once; writes them to Parquet shards in batches (no database)."""
+    """Journals each answer at once; writes them to Parquet shards in batches (no database). A
+    batch whose shard cannot be written is kept, and written with the next one."""
 
     def __init__(self, rows: RowMaker, journal: Path, shards: Path, phase: progress.Phase):
         self.rows_of = rows
@@ -154,42 +190,82 @@ class ReplayWriter:
         shards.mkdir(parents=True, exist_ok=True)
         self.journal, self.shard_stem = journal, shards / journal.stem
         self._fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._torn = False  # the last journal write was cut short: its line is ended first
+        self._attempts = 0  # shard writes tried: each under a new name
+        self._retry_at = 0.0  # after a failed shard write, no other before this (monotonic)
         self._flushing: asyncio.Future | None = None
         self.phase = phase
 
     def add(self, request: dict[str, Any], answer: Completion, from_cache: bool = False) -> None:
         row = self.rows_of.row(request, answer, from_cache)
-        if not from_cache:  # a cached answer is in the warehouse already; nothing to lose
-            os.write(self._fd, (json.dumps(row) + "\n").encode())
-        self.rows.append(row)
+        self.rows.append(row)  # first: a row the journal refuses still goes to a shard
         if answer.status == "ok":
             self.ok += 1
         else:
             self.failed += 1
         self.reused += from_cache
         self.phase.advance()
-        due = len(self.rows) >= FLUSH_ROWS or time.monotonic() - self.last_flush > FLUSH_SECONDS
+        if not from_cache:  # a cached answer is in the warehouse already; nothing to lose
+            self._journal(row)
+        now = time.monotonic()
+        due = ((len(self.rows) >= FLUSH_ROWS or now - self.last_flush > FLUSH_SECONDS)
+               and now >= self._retry_at)
         if due and (self._flushing is None or self._flushing.done()):
-            # writing Parquet releases the GIL: do it in a thread, keep the loop answering
             batch, self.rows = self.rows, []
             self.last_flush = time.monotonic()
-            self._flushing = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
+            self._flushing = asyncio.ensure_future(self._flush(batch))
+
+    def _journal(self, row: dict[str, Any]) -> None:
+        """Append one line; after a write cut short (a full disk), end that line first so that
+        the next one stays readable."""
+        data = (b"\n" if self._torn else b"") + (json.dumps(row) + "\n").encode()
+        self._torn = True
+        while data:
+            data = data[os.write(self._fd, data):]
+        self._torn = False
+
+    async def _flush(self, batch: list[dict[str, Any]]) -> None:
+        """Write a batch in a thread (Parquet releases the GIL: the loop keeps answering). A batch
+        that cannot be written goes back to the front, to be written with the next one."""
+        try:
+            await asyncio.to_thread(self._write, batch)
+        except Exception:
+            log.warning("a shard of %s could not be written; its %d rows are kept for the next",
+                        self.journal.name, len(batch), exc_info=True)
+            self.rows[:0] = batch
+            self._retry_at = time.monotonic() + FLUSH_SECONDS
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
-        path = Path(f"{self.shard_stem}--{os.getpid()}-{len(self.shards):05d}.parquet")
+        path = Path(f"{self.shard_stem}--{os.getpid()}-{self._attempts:05d}.parquet")
+        self._attempts += 1  # one write at a time: `_flush` is awaited before the next
         partial = path.with_suffix(".partial")
-        pl.DataFrame(batch, infer_schema_length=None).write_parquet(partial)
-        partial.rename(path)  # a shard is whole or absent
+        try:
+            pl.DataFrame(batch, infer_schema_length=None).write_parquet(partial)
+            partial.rename(path)  # a shard is whole or absent
+        except BaseException:
+            with contextlib.suppress(OSError):  # a full disk gets the space back
+                partial.unlink(missing_ok=True)
+            raise
         self.shards.append(str(path))
 
     async def close(self) -> None:
-        """Write what is left; the journal stays until the shards are in the warehouse."""
-        if self._flushing is not None:
-            await self._flushing
-        if self.rows:
-            self._write(self.rows)
-            self.rows = []
-        os.close(self._fd)
+        """Write what is left and close the journal, which stays until the warehouse holds its
+        answers. Raises when the last shard cannot be written (the journal keeps its answers)."""
+        try:
+            if self._flushing is not None:
+                await self._flushing  # never raises: a failed batch is back in `rows`
+            if self.rows:
+                try:
+                    await asyncio.to_thread(self._write, self.rows)
+                except Exception as exc:
+                    raise ReplaybenchError(
+                        f"{len(self.rows)} answers could not be written to "
+                        f"{self.shard_stem.parent} ({exc}); those paid for are kept in "
+                        f"{self.journal}, and the next attempt of this run stores them without "
+                        "asking again: free the space, then run it again") from exc
+                self.rows = []
+        finally:
+            os.close(self._fd)
 
 
 def store(wh: Warehouse, rows: pl.DataFrame, run_id: str) -> int:
@@ -221,20 +297,46 @@ def journal_rows(data: bytes) -> list[dict[str, Any]]:
     return rows
 
 
-def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Path],
-               journals_hold_more: bool = True) -> int:
-    """Store what shards and journals hold (each row once, in one transaction), then delete
-    them; return rows added. A journal holds more than the shards only when its writer was
-    killed (what a resumed run finds); after a send, its rows are all in the shards already."""
+def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Path]) -> int:
+    """Store what shards and journals hold (each row once, in one transaction); return rows
+    added. Shards are then deleted, and a journal only once the warehouse holds every answer in
+    it. After a send the shards hold every row; a journal holds more when its writer was killed
+    or a shard was not written, and those rows are taken from it."""
     frames = [pl.read_parquet(shard) for shard in shards]
-    for journal in journals if journals_hold_more else []:
-        rows = journal_rows(journal.read_bytes())
-        if rows:
-            frames.append(pl.DataFrame(rows, infer_schema_length=None))
-    added = store(wh, pl.concat(frames, how="diagonal_relaxed"), run_id) if frames else 0
-    for path in (*shards, *journals):
-        path.unlink(missing_ok=True)
+    sharded = {key for frame in frames for key in frame.select("model", "request_id").iter_rows()}
+    journaled = {journal: journal_rows(journal.read_bytes()) for journal in journals}
+    more = [row for rows in journaled.values() for row in rows
+            if (row.get("model"), row.get("request_id")) not in sharded]
+    if more:
+        frames.append(pl.DataFrame(more, infer_schema_length=None))
+    added = 0
+    if frames:
+        rows = pl.concat(frames, how="diagonal_relaxed").unique(
+            ["run_id", "request_id", "model"], keep="first", maintain_order=True)
+        added = store(wh, rows, run_id)
+    for shard in shards:
+        shard.unlink(missing_ok=True)
+    for journal, rows in journaled.items():
+        if missing := unstored(wh, run_id, rows):
+            log.warning("kept %s: the warehouse lacks %d of its %d answers", journal, missing,
+                        len(rows))
+        else:
+            journal.unlink(missing_ok=True)
     return added
+
+
+def unstored(wh: Warehouse, run_id: str, rows: list[dict[str, Any]]) -> int:
+    """How many of these journal rows have no row in `replays` (by run, request and model)."""
+    if not rows:
+        return 0
+    keys = pl.DataFrame({"request_id": [r.get("request_id") for r in rows],
+                         "model": [r.get("model") for r in rows]},
+                        schema={"request_id": pl.String, "model": pl.String})
+    with wh.registered("_journaled", keys):
+        return wh.execute("SELECT count(*) FROM _journaled AS j WHERE NOT EXISTS ("
+                          "SELECT 1 FROM replays AS r WHERE r.run_id = $run_id "
+                          "AND r.request_id = j.request_id AND r.model = j.model)",
+                          {"run_id": run_id}).fetchone()[0]
 
 
 def request_params(logged: str | None, candidate: Candidate,
@@ -352,12 +454,12 @@ async def send_plan(plan: ReplayPlan) -> Sent:
     in this process or on a Dask worker."""
     settings, run, candidate = plan.settings, plan.run, plan.candidate
     rows = RowMaker(run, candidate, PriceTable.load(settings.prices), settings.tz)
-    key = f"replay-{run.run_id}-{candidate.name}" + (f"-{plan.chunk}" if plan.chunk else "")
+    key = f"replay-{run.run_id}-{file_stem(candidate.name)}" + (f"-{plan.chunk}" if plan.chunk else "")
     with progress.phase(f"replay {candidate.name}", plan.size, key=progress.slug(key)) as phase:
         writer = ReplayWriter(rows, journal_path(settings, run, candidate, plan.chunk),
                               shard_folder(settings), phase)
         try:
-            known = (KnownAnswers(writer.journal.parent, writer.journal, candidate.name)
+            known = (KnownAnswers(writer.journal.parent, writer.journal, file_stem(candidate.name))
                      if plan.use_cache else None)
             await send_all(candidate, settings.api_key(candidate), plan.groups, writer, known)
         finally:
@@ -367,10 +469,10 @@ async def send_plan(plan: ReplayPlan) -> Sent:
 
 def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: ReplayPlan,
                 sent: list[Sent]) -> ReplayOutcome:
-    """In the warehouse, briefly: store the shards the sending wrote. Every sent answer is in
-    them (the writer closes them even when sending fails), so the journals are only deleted."""
+    """In the warehouse, briefly: store the shards the sending wrote (and any journal row they
+    lack); each journal is deleted once the warehouse holds its answers."""
     with _in_warehouse, open_warehouse(settings.warehouse) as wh:
-        load_files(wh, run.run_id, *leftovers(settings, run, candidate), journals_hold_more=False)
+        load_files(wh, run.run_id, *leftovers(settings, run, candidate))
     ok = sum(s.ok for s in sent) + plan.recovered + plan.reused
     failed = sum(s.failed for s in sent)
     return ReplayOutcome(candidate.name, plan.requested, ok, failed,
@@ -393,8 +495,8 @@ class KnownAnswers:
 
     POLL_S = 0.02
 
-    def __init__(self, folder: Path, own: Path, candidate: str):
-        self.folder, self.own, self.candidate = folder, own, candidate
+    def __init__(self, folder: Path, own: Path, stem: str):
+        self.folder, self.own, self.stem = folder, own, stem  # stem: `file_stem` of the name
         self.offsets: dict[Path, int] = {}
         self.answers: dict[str, Completion] = {}
         self.files: list[Path] = []
@@ -424,10 +526,10 @@ class KnownAnswers:
         fcntl.lockf(self.lock_fd, fcntl.LOCK_UN, 1, int(cache_key[:15], 16))
 
     def _same_candidate(self, path: Path) -> bool:
-        """`<run_id>--<candidate>[--<chunk>].jsonl` names this candidate."""
+        """`<run_id>--<stem>[--<chunk>].jsonl` names this candidate."""
         rest = path.name.removesuffix(".jsonl").partition("--")[2]
         head, _, chunk = rest.rpartition("--")
-        return rest == self.candidate or (head == self.candidate and chunk.isdigit())
+        return rest == self.stem or (head == self.stem and chunk.isdigit())
 
     def refresh(self) -> None:
         """Read the lines added to the candidate's other journals since the last look."""
@@ -562,7 +664,22 @@ async def send_all(candidate: Candidate, api_key: str | None,
                         streak.append(answer)
             return answer
 
-        await asyncio.gather(*(ask(r) for r in requests))
+        await together(ask(r) for r in requests)  # none still running when the client closes
+
+
+async def together(awaitables: Iterable[Awaitable[T]]) -> list[T]:
+    """Await all at once. On the first failure (or a cancellation) cancel the others and wait
+    for them to end before raising it, so that nothing still runs against a client or a journal
+    the caller is about to close. (A TaskGroup would do the same but raise an ExceptionGroup,
+    hiding the message the run records.)"""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 @task(name="replay", task_run_name="replay-{candidate.name}", cache_policy=NO_CACHE)
@@ -587,8 +704,8 @@ async def replay_all(settings: Settings, run: Run, use_cache: bool = True) -> li
     """Every candidate's replay: from this process (one task per candidate, all at once), or
     chunked over a Dask cluster's workers, whose shards this process then loads."""
     if settings.runner.kind == "local":
-        return list(await asyncio.gather(*(replay_task(settings, run, c, use_cache)
-                                           for c in settings.candidates)))
+        return await together(replay_task(settings, run, c, use_cache)
+                              for c in settings.candidates)
     from prefect_dask import DaskTaskRunner
 
     plans = [await asyncio.to_thread(plan_replay, settings, run, c, use_cache)

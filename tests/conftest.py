@@ -66,7 +66,8 @@ def demo_slice(tmp_path_factory) -> Path:
 
 
 def write_config(folder: Path, fleet_url: str = "http://127.0.0.1:9/v1", **overrides) -> Path:
-    """A config like the bundled one, with its warehouse and reports inside `folder`."""
+    """A config like the bundled one, with its warehouse and reports inside `folder`; candidates
+    are trusted (requests go as logged) unless they say `trusted: False`."""
     config = {
         "timezone": "UTC",
         "warehouse": str(folder / "warehouse.duckdb"),
@@ -82,6 +83,9 @@ def write_config(folder: Path, fleet_url: str = "http://127.0.0.1:9/v1", **overr
         ],
     }
     config.update(overrides)
+    for candidate in config["candidates"]:
+        # the local fleet is trusted, as in the bundled config; a test of redaction says otherwise
+        candidate.setdefault("trusted", True)
     path = folder / "replaybench.yaml"
     import yaml
 

@@ -147,7 +147,8 @@ def seeded_night(tmp_path_factory, prefect_harness):
         with RecordingFleet() as fleet:
             config = write_config(
                 folder, fleet.base_url, sample={"per_prompt_version": 40, "seed": 7},
-                candidates=[{"name": "glm-5.2", "base_url": fleet.base_url, "model": "glm-5.2"}],
+                candidates=[{"name": "glm-5.2", "base_url": fleet.base_url, "model": "glm-5.2",
+                             "trusted": False}],
                 email={"to": ["team@example.com"], "from": "rb@example.com",
                        "smtp": {"host": "127.0.0.1", "port": smtp.port}})
             settings = load_settings(config)
