@@ -467,6 +467,9 @@ def _prefixes(text: str) -> list[tuple[int, str]]:
 
 # --- the redactor --------------------------------------------------------------------------------
 
+MAX_DEPTH = 64  # JSON nesting walked value by value; deeper is redacted as text
+
+
 class _Pseudonyms:
     """The placeholders of one request: the same (kind, value) always gets the same one."""
 
@@ -570,24 +573,33 @@ class Redactor:
 
     # every string a message holds, in OpenAI and Anthropic shapes: content strings, content-part
     # lists (`text`), tool-call arguments (JSON inside a string), tool results
-    def _walk(self, value: Any, names: _Pseudonyms) -> Any:
+    def _walk(self, value: Any, names: _Pseudonyms, depth: int = 0) -> Any:
         if isinstance(value, str):
-            return self._string(value, names)
+            return self._string(value, names, depth)
+        if depth >= MAX_DEPTH and isinstance(value, list | dict):
+            # nested deeper than any real request: redacted as the text of its JSON, so that
+            # nothing escapes and no recursion limit ends the night (too deep even for that:
+            # dropped, never sent as it was)
+            try:
+                return self._text(json.dumps(value, ensure_ascii=False), names)
+            except RecursionError:
+                return "<NESTED_TOO_DEEP>"
         if isinstance(value, list):
-            return [self._walk(v, names) for v in value]
+            return [self._walk(v, names, depth + 1) for v in value]
         if isinstance(value, dict):
-            return {k: (v if k in _SKIP_KEYS else self._walk(v, names)) for k, v in value.items()}
+            return {k: (v if k in _SKIP_KEYS else self._walk(v, names, depth + 1))
+                    for k, v in value.items()}
         return value
 
-    def _string(self, text: str, names: _Pseudonyms) -> str:
+    def _string(self, text: str, names: _Pseudonyms, depth: int = 0) -> str:
         # tool-call arguments are JSON in a string: redact the values, not the escapes around them
         if len(text) > 1 and text[0] in "{[" and text[-1] in "}]":
             try:
                 parsed = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
             else:
-                return json.dumps(self._walk(parsed, names), ensure_ascii=False)
+                return json.dumps(self._walk(parsed, names, depth + 1), ensure_ascii=False)
         return self._text(text, names)
 
     def _text(self, text: str, names: _Pseudonyms) -> str:

@@ -13,6 +13,7 @@ Idempotent: a resumed run redacts only the requests that have no redacted copy y
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -24,6 +25,8 @@ from replaybench.config import Settings
 from replaybench.redact import Redactor, describe
 from replaybench.runs import Run
 from replaybench.warehouse import Warehouse, open_warehouse
+
+log = logging.getLogger("replaybench.redact")
 
 
 @dataclass
@@ -51,8 +54,13 @@ def redact_run(wh: Warehouse, settings: Settings, run: Run) -> Redaction:
     rows = []
     for request_id, messages, params in wh.frame("unredacted_samples",
                                                  run_id=run.run_id).iter_rows():
-        redacted, counts = redact_request(redactor, json.loads(messages),
-                                          json.loads(params) if params else {})
+        try:
+            body = json.loads(messages), json.loads(params) if params else {}
+        except RecursionError:  # nested past what Python can read: never sent to these candidates
+            log.warning("request %s is nested too deep to redact: not sent to %s", request_id,
+                        ", ".join(targets))
+            continue
+        redacted, counts = redact_request(redactor, *body)
         rows.append((request_id, json.dumps(redacted["messages"], ensure_ascii=False),
                      json.dumps(redacted["params"], ensure_ascii=False), json.dumps(counts)))
         done.counts.update(counts)
