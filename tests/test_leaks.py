@@ -191,6 +191,16 @@ def test_a_seeded_night_writes_none_of_the_personal_data_anywhere(seeded_night):
     assert "&lt;EMAIL_1&gt;" in html and "Failing answers" in html   # shown, redacted, escaped
     assert "prompts redacted" in html
 
+    async def artifacts() -> list[str]:
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
+            return [json.dumps([a.key, a.description, a.data], default=str)
+                    for a in await client.read_artifacts()]
+
+    published = asyncio.run(artifacts())
+    assert published and [found_in(a) for a in published if found_in(a)] == []  # Prefect's UI
+
     message = email.message_from_bytes(envelopes[0].content, policy=policy.default)
     texts = []
     for part in message.walk():
