@@ -28,7 +28,10 @@ Each profile's `dialect` decides how a chat completion is rendered (profile.resp
     anthropic  as generic on this endpoint
 
 Faults (profile `faults`, overridden by make_app(faults={model or "*": spec})) are drawn per
-attempt from sha256(seed, request key, attempt); see replaybench.sim.faults.
+attempt from sha256(seed, request key, attempt); see replaybench.sim.faults for the kinds:
+429/500/503, stalls, resets, truncated bodies and cut streams, and what a hostile endpoint sends
+(`garbage` JSON of the wrong shape, `huge` answers made while they are sent, `endless` streams
+that stop only when the client hangs up or after `endless_s`, `absurd_retry_after` of a day).
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +57,12 @@ from aiohttp import web
 from replaybench.judge import is_judge_request, split_judge_message
 from replaybench.sim import anthropic, workloads
 from replaybench.sim.faults import (
+    ABSURD_RETRY_AFTER_S,
+    ENDLESS_GAP_S,
     CompiledFaults,
     anthropic_rate_limit_headers,
     effective_faults,
+    go_duration,
     openai_rate_limit_headers,
     request_key,
 )
@@ -69,20 +76,26 @@ SHUTDOWN_TIMEOUT_S = 1.0  # how long a stopping server waits for answers in flig
 JSON_HEADERS = {"Content-Type": "application/json", SIMULATED_HEADER: "true"}
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                SIMULATED_HEADER: "true"}
-_FAULT_STATUS = {"rate_limited": 429, "server_error": 500, "unavailable": 503}
+_FAULT_STATUS = {"rate_limited": 429, "server_error": 500, "unavailable": 503,
+                 "absurd_retry_after": 429}
 _FAULT_MESSAGES = {
     "rate_limited": ("Rate limit reached for requests (simulated). Please try again later.",
                      "requests", "rate_limit_exceeded"),
+    "absurd_retry_after": ("Rate limit reached for requests (simulated). Please try again in "
+                           f"{go_duration(ABSURD_RETRY_AFTER_S)}.", "requests",
+                           "rate_limit_exceeded"),
     "server_error": ("The server had an error while processing your request (simulated).",
                      "server_error", None),
     "unavailable": ("The engine is currently overloaded, please try again later (simulated).",
                     "server_error", "service_unavailable"),
 }
+HOSTILE_BODIES = ("garbage", "huge", "endless")  # faults acted out in a 200's body
+_FILL = ("All work and no play makes the answer very long. " * 1400)[:64 * 1024]  # JSON-safe
 
 
 class _ModelStats:
-    __slots__ = ("completed", "completed_by_key", "faults", "in_flight", "peak_in_flight",
-                 "requests")
+    __slots__ = ("completed", "completed_by_key", "faults", "faults_by_key", "in_flight",
+                 "peak_in_flight", "requests")
 
     def __init__(self) -> None:
         self.requests = 0
@@ -91,6 +104,8 @@ class _ModelStats:
         self.completed = 0
         self.faults: dict[str, int] = {}
         self.completed_by_key: dict[str, int] = {}
+        # per request key that met a fault: the fault of each attempt (None: none), in order
+        self.faults_by_key: dict[str, list[str | None]] = {}
 
 
 class _State:
@@ -142,6 +157,8 @@ class _State:
             kind = "truncated"
         if kind is not None:
             stats.faults[kind] = stats.faults.get(kind, 0) + 1
+        if kind is not None or key in stats.faults_by_key:
+            stats.faults_by_key.setdefault(key, [None] * (attempt - 1)).append(kind)
         return stats, kind
 
     async def stall(self, request: web.Request, seconds: float) -> bool:
@@ -263,7 +280,8 @@ async def list_models(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     """Per model: attempts received, full answers delivered, faults by kind (and, with
-    ?detail=1, completions per request key); `completions`/`total` as before."""
+    ?detail=1, completions per request key and, for each key that met a fault, the fault of each
+    of its attempts, null for none); `completions`/`total` as before."""
     detail = request.query.get("detail") not in (None, "", "0", "false")
     models: dict[str, Any] = {}
     for name, s in request.app[STATE_KEY].stats.items():
@@ -271,6 +289,7 @@ async def stats(request: web.Request) -> web.Response:
                         "peak_in_flight": s.peak_in_flight}
         if detail:
             models[name]["completed_by_key"] = dict(s.completed_by_key)
+            models[name]["faults_by_key"] = {k: list(v) for k, v in s.faults_by_key.items()}
     completions = {name: m["completed"] for name, m in models.items() if m["completed"]}
     return web.json_response({"models": models, "completions": completions,
                               "total": sum(completions.values())})
@@ -375,7 +394,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         faults = state.faults[profile.name]
         if fault in _FAULT_STATUS:
             message, type_, code = _FAULT_MESSAGES[fault]
-            headers = openai_rate_limit_headers(faults) if fault == "rate_limited" else None
+            headers = None
+            if _FAULT_STATUS[fault] == 429:
+                wait = ABSURD_RETRY_AFTER_S if fault == "absurd_retry_after" else None
+                headers = openai_rate_limit_headers(faults, wait)
             return _error(_FAULT_STATUS[fault], message, type_, code, headers=headers)
         if not await _survives(request, state, fault, faults):
             return _abort(request)
@@ -389,6 +411,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     created = int(time.time())
     split = bool(body.get("reasoning_split"))
     first_s, total_s = state.timing(c)
+    if fault in HOSTILE_BODIES:
+        shape = _openai_shape(dialect, c, model, ident, created)
+        return await _hostile(request, state, state.faults[profile.name], fault, key, stream,
+                              shape)
 
     if stream:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -456,14 +482,22 @@ def _split(text: str, parts: int) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)]
 
 
-def _chat_chunks(dialect: str, split: bool, c: Completion, model: str, ident: str, created: int,
-                 include_usage: bool) -> tuple[list[bytes], list[bytes], list[bytes]]:
+def _chunk_maker(model: str, ident: str, created: int
+                 ) -> Callable[[dict[str, Any], str | None], bytes]:
+    """chunk(delta, finish_reason=None): one chat.completion.chunk as an SSE event."""
     prefix = f'data: {{"id":"{ident}","object":"chat.completion.chunk","created":{created},' \
              f'"model":{json.dumps(model)},"choices":[{{"index":0,"delta":'
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         return (prefix + json.dumps(delta, separators=(",", ":")) +
                 f',"finish_reason":{json.dumps(finish)}}}]}}\n\n').encode()
+
+    return chunk
+
+
+def _chat_chunks(dialect: str, split: bool, c: Completion, model: str, ident: str, created: int,
+                 include_usage: bool) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    chunk = _chunk_maker(model, ident, created)
 
     deltas: list[dict[str, Any]] = []
     pieces = _split(c.reasoning_content, REASONING_CHUNKS) if dialect != "openai" else []
@@ -512,6 +546,129 @@ async def _stream(request: web.Request, head: list[bytes], deltas: list[bytes],
 
 
 # ---------------------------------------------------------------------------------------------
+# What a hostile endpoint sends: garbage, huge and endless answers
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """One endpoint's answer cut open around its text, for the faults that fill it otherwise."""
+
+    stream_head: bytes                   # SSE up to the first text delta
+    stream_delta: Callable[[str], bytes]  # one text delta as SSE
+    stream_tail: bytes                   # SSE after the last text delta, the end marker included
+    body_head: bytes                     # the JSON answer up to its text's opening quote
+    body_tail: bytes                     # from its text's closing quote on
+    garbage_bodies: tuple[bytes, ...]    # 200 bodies of the wrong shape
+    garbage_events: tuple[bytes, ...]    # SSE events of the wrong shape
+
+
+_MARK = "@@replaybench-fill@@"
+
+
+def _cut(payload: dict[str, Any]) -> tuple[bytes, bytes]:
+    """A JSON answer whose text is _MARK, as the bytes before and after that text."""
+    head, tail = json.dumps(payload, separators=(",", ":")).encode().split(_MARK.encode())
+    return head, tail
+
+
+def _openai_shape(dialect: str, c: Completion, model: str, ident: str, created: int) -> _Shape:
+    chunk = _chunk_maker(model, ident, created)
+    head, tail = _cut({
+        "id": ident, "object": "chat.completion", "created": created, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": _MARK},
+                     "finish_reason": "stop"}],
+        "usage": _usage(dialect, c), "system_fingerprint": "replaybench-sim"})
+    return _Shape(
+        stream_head=chunk({"role": "assistant", "content": ""}, None),
+        stream_delta=lambda text: chunk({"content": text}, None),
+        stream_tail=chunk({}, "stop") + b"data: [DONE]\n\n",
+        body_head=head, body_tail=tail,
+        garbage_bodies=(
+            b'{"choices":[{"message":"str"}]}',
+            b'{"id":"x","object":"chat.completion","choices":"none"}',
+            b'[1,2]',
+            b'{"choices":[{"index":0,"message":{"role":"assistant","content":{"text":"hi"}}}]}',
+            b'{"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},'
+            b'"finish_reason":"stop"}],"usage":{"prompt_tokens":-3,"completion_tokens":"many"}}'),
+        garbage_events=(
+            b"data: [1,2]\n\n",
+            b'data: {"choices":[{"delta":"str"}]}\n\n',
+            b'data: {"choices":[{"index":0,"delta":{"content":5}}]}\n\n',
+            b'data: "text"\n\n'))
+
+
+def _sse_event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def _anthropic_shape(c: Completion, model: str, ident: str) -> _Shape:
+    head, _, tail = anthropic.stream_events(c, model, ident)
+    body_head, body_tail = _cut(anthropic.message(replace(c, content=_MARK, reasoning_content=""),
+                                                  model, ident))
+    return _Shape(
+        stream_head=b"".join(head) + _sse_event("content_block_start", {
+            "type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+        stream_delta=lambda text: _sse_event("content_block_delta", {
+            "type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": text}}),
+        stream_tail=_sse_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        + b"".join(tail),
+        body_head=body_head, body_tail=body_tail,
+        garbage_bodies=(
+            b'{"type":"message","role":"assistant","content":"str"}',
+            b'{"type":"message","content":[{"type":"text","text":5}]}',
+            b'[1,2]',
+            b'{"type":"message","content":[],"usage":{"input_tokens":-1}}'),
+        garbage_events=(
+            b"event: content_block_delta\ndata: [1,2]\n\n",
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+            b'"delta":"str"}\n\n',
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+            b'"delta":{"type":"text_delta","text":5}}\n\n',
+            b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":7}}\n\n'))
+
+
+async def _hostile(request: web.Request, state: _State, faults: CompiledFaults, fault: str,
+                   key: str, stream: bool, shape: _Shape) -> web.StreamResponse:
+    """Act out `garbage`, `huge` or `endless` in a 200, never a completion. A huge answer is made
+    while it is sent; it stops early, and an endless one at all, when the client hangs up or the
+    server stops; an endless one is dropped after endless_s at the latest."""
+    if fault == "garbage":  # a different wrong shape per request and attempt, reproducibly
+        variant = int(key[:8], 16) + state.attempts.get(key, 0)
+        if stream:
+            event = shape.garbage_events[variant % len(shape.garbage_events)]
+            return web.Response(body=shape.stream_head + event + shape.stream_tail,
+                                headers=SSE_HEADERS)
+        return web.Response(body=shape.garbage_bodies[variant % len(shape.garbage_bodies)],
+                            headers=JSON_HEADERS)
+    response = web.StreamResponse(headers=SSE_HEADERS if stream else JSON_HEADERS)
+    await response.prepare(request)
+    try:
+        if fault == "huge":
+            piece = shape.stream_delta(_FILL) if stream else _FILL.encode()
+            await response.write(shape.stream_head if stream else shape.body_head)
+            for _ in range(-(-faults.huge_bytes // len(piece))):
+                if state.stopping is not None and state.stopping.is_set():
+                    return _abort(request)
+                await response.write(piece)
+            await response.write(shape.stream_tail if stream else shape.body_tail)
+            await response.write_eof()
+            return response
+        # endless: a delta (not streamed: a blank, which JSON allows before a value) per gap
+        piece = shape.stream_delta("and so on. ") if stream else b" "
+        await response.write(shape.stream_head if stream else piece)
+        clock = asyncio.get_running_loop().time
+        until = clock() + faults.endless_s
+        while (left := until - clock()) > 0 and \
+                await state.stall(request, min(ENDLESS_GAP_S, left)):
+            await response.write(piece)
+    except ConnectionError:  # the client hung up: what it was sent was all it wanted
+        pass
+    return _abort(request)
+
+
+# ---------------------------------------------------------------------------------------------
 # Anthropic Messages API
 
 
@@ -541,6 +698,10 @@ async def anthropic_messages(request: web.Request) -> web.StreamResponse:
         if fault == "rate_limited":
             return _anthropic_error(429, "Number of requests has exceeded your rate limit "
                                          "(simulated).", anthropic_rate_limit_headers(faults))
+        if fault == "absurd_retry_after":
+            return _anthropic_error(429, "Number of requests has exceeded your rate limit "
+                                         "(simulated): try again tomorrow.",
+                                    anthropic_rate_limit_headers(faults, ABSURD_RETRY_AFTER_S))
         if fault == "server_error":
             return _anthropic_error(500, "Internal server error (simulated).")
         if fault == "unavailable":
@@ -553,6 +714,10 @@ async def anthropic_messages(request: web.Request) -> web.StreamResponse:
     c = profile.respond(messages, state.seed)
     ident = anthropic.ident(profile.name, state.seed, c)
     first_s, total_s = state.timing(c)
+    if fault in HOSTILE_BODIES:
+        shape = _anthropic_shape(c, model, ident)
+        return await _hostile(request, state, state.faults[profile.name], fault, key, stream,
+                              shape)
     if stream:
         head, deltas, tail = anthropic.stream_events(c, model, ident)
         done = await _stream(request, head, deltas, tail, first_s, total_s, fault == "sse_cut")
@@ -715,7 +880,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key-env", default=None,
                         help="require 'Authorization: Bearer $VAR' (name of the variable)")
     parser.add_argument("--faults", default=None, metavar="JSON",
-                        help='fault injection, {"model" or "*": {"rate_limited": 0.1, ...}}')
+                        help='fault injection, {"model" or "*": {"rate_limited": 0.1, ...}}; '
+                             'kinds: rate_limited, server_error, unavailable, stall, reset, '
+                             'truncated, sse_cut, garbage, huge, endless, absurd_retry_after '
+                             '(see replaybench/sim/faults.py)')
     parser.add_argument("--latency-ms", type=float, default=None,
                         help="every answer takes exactly this long (overrides --time-scale)")
     args = parser.parse_args(argv)
