@@ -210,7 +210,7 @@ def test_credentials_come_from_the_environment_and_are_registered(monkeypatch):
     from replaybench.config import Smtp
     from replaybench.errors import ConfigError, scrub
 
-    smtp = Smtp(username_env="RB_U", password_env="RB_P")
+    smtp = Smtp(username_env="RB_U", password_env="RB_P", starttls=True)
     monkeypatch.setenv("RB_U", "someone")
     monkeypatch.setenv("RB_P", "another-password-123")
     assert smtp.credentials() == ("someone", "another-password-123")
