@@ -14,19 +14,18 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from aiohttp import web
 from aiosmtpd.controller import Controller
 
 from flows.nightly import nightly
 from replaybench.config import Candidate, Judge, load_settings, on_this_machine
 from replaybench.redact import Redactor
-from replaybench.sim.server import ThreadedFleet
 from replaybench.warehouse import open_warehouse
 from tasks.redact import redact_request
 from tasks.report import redacted_failures
 
 from .conftest import write_config
 from .prefect_server import free_port
+from .servers import Keep, RecordingFleet
 
 RUN_DATE = date(2026, 11, 28)
 N = 5
@@ -61,31 +60,6 @@ def rows() -> list[dict]:
                     "input_tokens": 100, "output_tokens": 8, "latency_ms": 500.0, "status": "ok",
                     "source_format": "openai"})
     return out
-
-
-class RecordingFleet(ThreadedFleet):
-    """The local fleet on loopback, keeping every request body it receives."""
-
-    def __init__(self) -> None:
-        super().__init__(time_scale=0)
-        self.bodies: list[bytes] = []
-
-        @web.middleware
-        async def record(request: web.Request, handler):
-            if request.method == "POST":
-                self.bodies.append(await request.read())
-            return await handler(request)
-
-        self.app.middlewares.insert(0, record)
-
-
-class Keep:
-    def __init__(self):
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 OK"
 
 
 def found_in(text: str) -> list[str]:

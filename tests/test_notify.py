@@ -21,6 +21,7 @@ from tasks.notify import MAX_HTML_BYTES, build_message, notify, render_bodies
 from tasks.report import report_context
 
 from .conftest import write_config
+from .servers import Keep
 from .test_nightly import RUN_DATE
 
 TO = ["lead@example.com", "oncall@example.com"]
@@ -33,17 +34,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class Keep:
-    """An aiosmtpd handler that keeps every envelope it receives."""
-
-    def __init__(self):
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 OK"
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from aiohttp import web
 
 from flows.nightly import nightly
 from replaybench import redact, runs
 from replaybench.config import Candidate, Settings, load_settings
 from replaybench.errors import ConfigError, ReplaybenchError
 from replaybench.redact import Redactor, describe, iban_ok, luhn_ok, redact_messages
-from replaybench.sim.server import ThreadedFleet
 from replaybench.warehouse import open_warehouse
 from tasks.redact import redact_run
 from tasks.replay import replay_candidate
@@ -26,6 +24,7 @@ from tasks.sample import draw_sample
 
 from .conftest import write_config
 from .redaction_corpus import NEGATIVES, POSITIVES, score
+from .servers import RecordingFleet
 
 RUN_DATE = date(2026, 11, 28)
 
@@ -399,22 +398,6 @@ def store_logs(settings: Settings) -> None:
     """The rows straight into `logs` (ingest has tests of its own)."""
     with open_warehouse(settings.warehouse) as wh:
         wh.insert("logs", pl.DataFrame(log_rows()))
-
-
-class RecordingFleet(ThreadedFleet):
-    """The local model fleet, with a middleware that keeps every request body it receives."""
-
-    def __init__(self) -> None:
-        super().__init__(time_scale=0)
-        self.bodies: list[bytes] = []
-
-        @web.middleware
-        async def record(request: web.Request, handler):
-            if request.method == "POST":
-                self.bodies.append(await request.read())
-            return await handler(request)
-
-        self.app.middlewares.insert(0, record)
 
 
 def candidates(url: str, trusted: bool = False) -> list[dict]:
