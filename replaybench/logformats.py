@@ -31,7 +31,10 @@ from typing import Any
 
 import polars as pl
 
+from replaybench.readers import MAX_DEPTH, MAX_LINE_BYTES, too_deep
+
 MAX_FIELD_CHARS = 1_000_000  # default: a single text field larger than this is a broken export
+MAX_TOKENS = 2**31 - 1  # the logs table keeps token counts as INTEGER
 
 LOG_SCHEMA: dict[str, pl.DataType] = {
     "request_id": pl.String,
@@ -63,6 +66,13 @@ class IngestOptions:
 
     prompt_version_key: str = "prompt_version"  # metadata key holding the prompt version
     max_field_chars: int = MAX_FIELD_CHARS  # a longer text field rejects its record
+
+    @property
+    def max_line_bytes(self) -> int:
+        """A longer line is rejected unread: room for a record of many fields at the field limit
+        (a character escaped as \\uXXXX takes 6 bytes), and at least 64 MiB, so that DuckDB's
+        read_json (given half as its object size) fails on every line the record path rejects."""
+        return max(MAX_LINE_BYTES, 64 * self.max_field_chars)
 
     @classmethod
     def from_settings(cls, ingest: Any) -> IngestOptions:
@@ -106,7 +116,7 @@ def detect(record: dict[str, Any]) -> str:
     6. `type` and `startTime` plus `traceId` or `id`: `langfuse`.
     """
     if _get(record, "resourceSpans", "resource_spans") is not None:
-        spans = [s for _, s in _otlp_spans(record)]
+        spans = [s[1] for s in _otlp_spans(record) if not isinstance(s, Reject)]
         return "openinference" if any(_oi_kind(_SpanView(s)) for s in spans) else "otel"
     if _is_span(record):
         view = _SpanView(record)
@@ -139,7 +149,7 @@ def _looks_like(record: dict[str, Any]) -> str:
         return "a chat request without its response or log fields"
     if "observations" in record or ("traceId" not in record and "sessionId" in record):
         return "a Langfuse trace, not an observation export"
-    keys = ", ".join(list(record)[:8]) or "none"
+    keys = ", ".join(str(k)[:40] for k in list(record)[:8]) or "none"
     return f"no known log format has these fields (keys: {keys})"
 
 
@@ -147,10 +157,13 @@ def parse(record: Any, fmt: str = "auto", options: IngestOptions | None = None) 
     """One source record as `logs` rows (without source bookkeeping); a bad span is a Reject item."""
     if not isinstance(record, dict):
         raise Reject(f"not a JSON object but a {type(record).__name__}")
-    name = detect(record) if fmt == "auto" else fmt
-    if name not in FORMATS:
-        raise Reject(f"unknown format {name!r}")
-    return FORMATS[name](record, options or DEFAULT_OPTIONS)
+    try:
+        name = detect(record) if fmt == "auto" else fmt
+        if name not in FORMATS:
+            raise Reject(f"unknown format {name!r}")
+        return FORMATS[name](record, options or DEFAULT_OPTIONS)
+    except RecursionError:  # the readers stop JSON at MAX_DEPTH; other sources may go deeper
+        raise Reject(f"nested too deeply: more than {MAX_DEPTH} levels of arrays and objects") from None
 
 
 # --- field helpers shared by formats -------------------------------------------------------
@@ -159,30 +172,53 @@ def measure(value: Any, field: str) -> float | None:
     """A duration, amount or count: a non-negative finite number, or None when absent."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Reject(f"{field} is not a number: {str(value)[:40]!r}")
-    if value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        shown = str(value) if isinstance(value, str | bool) else _as_text(value)  # JSON, as SQL shows it
+        raise Reject(f"{field} is not a number: {shown[:40]!r}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits: infinite as a float, as in DuckDB
+        number = math.inf if value > 0 else -math.inf
+    if not math.isfinite(number):  # 1e999 and NaN parse; neither is an amount
+        raise Reject(f"{field} is not a number: {str(number)!r}")
+    if number < 0:
         raise Reject(f"{field} is negative: {value}")
-    return float(value)
+    return number
 
 
 def count(value: Any, field: str) -> int | None:
-    """A token count: a non-negative integer, or None when absent."""
+    """A token count: a non-negative integer (truncated), or None when absent."""
     number = measure(value, field)
-    return None if number is None else int(number)
+    if number is None:
+        return None
+    if number > MAX_TOKENS:
+        raise Reject(f"{field} is too large: over {MAX_TOKENS:,}")
+    return int(number)
+
+
+# The ISO-8601 timestamps both ingest paths read alike: Python's fromisoformat also takes the
+# basic format (20261120T140311Z), week dates and a bare hour, DuckDB's cast also takes time zone
+# names, 24:00, one-digit months and spaces around; those are unparsable in both.
+ISO_TIMESTAMP = (r"(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}"
+                 r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]*)?)?)?"
+                 r"(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?")
+_ISO_TIMESTAMP = re.compile(ISO_TIMESTAMP)
 
 
 def timestamp(value: Any, field: str = "ts") -> datetime:
-    """An ISO-8601 timestamp (a naive one is taken as UTC), epoch seconds or a datetime, as UTC."""
+    """An ISO-8601 timestamp (`ISO_TIMESTAMP`; a naive one is taken as UTC), epoch seconds or a
+    datetime, as UTC."""
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise Reject(f"unparsable timestamp ({field}): {value!r}") from None
+        except (OverflowError, OSError, ValueError):  # before year 1 or after 9999
+            raise Reject(f"unparsable timestamp ({field}): {_float_text(value)}") from None
     if not isinstance(value, str) or not value:
         raise Reject(f"missing timestamp ({field})")
+    if not _ISO_TIMESTAMP.fullmatch(value):
+        raise Reject(f"unparsable timestamp: {value[:40]!r}")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -190,30 +226,72 @@ def timestamp(value: Any, field: str = "ts") -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def _float_text(value: int | float) -> str:
+    """A number as Python (and DuckDB) print it as a float: `1e+300`, `inf`, `nan`."""
+    try:
+        return str(float(value))
+    except OverflowError:
+        return "inf" if value > 0 else "-inf"
+
+
 def text(value: Any, field: str, limit: int = MAX_FIELD_CHARS) -> str | None:
     """A text column: strings as they are, anything else as JSON; over `limit` chars rejects."""
     if value is None:
         return None
     if not isinstance(value, str):
-        value = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+        value = json_text(value, field)
     if len(value) > limit:
         raise Reject(f"{field} is over the size limit ({len(value):,} > {limit:,} chars)")
+    return storable(value, field)
+
+
+def json_text(value: Any, field: str) -> str:
+    """A value as compact JSON text for a JSON column: not nested deeper than the readers read
+    (MAX_DEPTH), and no half surrogate pairs (JSON text can escape one; UTF-8 cannot hold it)."""
+    value = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    if too_deep(value):
+        raise Reject(f"{field} is nested too deeply: more than {MAX_DEPTH} levels of arrays and objects")
+    return storable(value, field)
+
+
+def storable(value: str, field: str) -> str:
+    """`value` if it can be stored as UTF-8; Reject when it holds half of a UTF-16 surrogate pair."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Reject(f"{field} is not valid Unicode: it holds half of a UTF-16 surrogate pair") from None
     return value
 
 
 def derived_prompt_version(messages: list[dict]) -> str:
-    """A stable stand-in for a missing prompt_version: a hash of the system prompt."""
-    system = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
-    return "sys:" + hashlib.sha256(system.encode()).hexdigest()[:10]
+    """A stable stand-in for a missing prompt_version: a hash of the system prompt (content that
+    is not a string counts as its JSON text, as the SQL path reads it)."""
+    system = "\n".join(_as_text(m.get("content")) for m in messages if m.get("role") == "system")
+    return "sys:" + hashlib.sha256(system.encode("utf-8", "surrogatepass")).hexdigest()[:10]
 
 
 def message_text(content: Any) -> str | None:
-    """Message content as text (OpenAI content parts are joined)."""
+    """Message content as text (the `text` of OpenAI content parts joined); other values as JSON."""
     if content is None or isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return str(content)
+        return "".join(_as_text(p.get("text")) for p in content if isinstance(p, dict))
+    return _as_text(content)
+
+
+def _as_text(value: Any) -> str:
+    """A string as it is, None as nothing, anything else as its JSON text (as DuckDB gives it)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """A value that should be an object, or {} when it is not one (lenient formats)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _get(d: dict[str, Any], *keys: str) -> Any:
@@ -239,8 +317,9 @@ def _ident(value: Any, field: str) -> str:
 
 
 def _json_value(value: Any) -> Any:
-    """A value that may be JSON text (attributes and CSV cells often are): parsed when it is."""
-    if isinstance(value, str) and value[:1] in ("{", "["):
+    """A value that may be JSON text (attributes and CSV cells often are): parsed when it is
+    (and not nested deeper than the readers read)."""
+    if isinstance(value, str) and value[:1] in ("{", "[") and not too_deep(value):
         try:
             return json.loads(value)
         except json.JSONDecodeError:
@@ -292,11 +371,11 @@ def _answer_text(value: Any) -> str | None:
     if isinstance(value, dict):
         choices = value.get("choices")
         if isinstance(choices, list) and choices:
-            first = choices[0] or {}
-            message = first.get("message") or first.get("delta") or {}
-            return message_text(message.get("content")) if message else first.get("text")
+            first = _obj(choices[0])
+            message = _obj(first.get("message") or first.get("delta"))
+            return message_text(message.get("content")) if message else message_text(first.get("text"))
         if value.get("type") == "message" and isinstance(value.get("content"), list):  # Anthropic
-            return "".join(p.get("text", "") for p in value["content"]
+            return "".join(_as_text(p.get("text")) for p in value["content"]
                            if isinstance(p, dict) and p.get("type") == "text")
         if "content" in value:
             return message_text(value.get("content"))
@@ -315,8 +394,8 @@ def _openai_usage(usage: Any) -> dict[str, int | None]:
     if not isinstance(usage, dict):
         return {}
     if "prompt_tokens" in usage or "completion_tokens" in usage:  # chat completions: already OTel
-        prompt = usage.get("prompt_tokens_details") or {}
-        completion = usage.get("completion_tokens_details") or {}
+        prompt = _obj(usage.get("prompt_tokens_details"))
+        completion = _obj(usage.get("completion_tokens_details"))
         return {
             "input_tokens": count(usage.get("prompt_tokens"), "prompt_tokens"),
             "output_tokens": count(usage.get("completion_tokens"), "completion_tokens"),
@@ -334,8 +413,8 @@ def _openai_usage(usage: Any) -> dict[str, int | None]:
             "cached_tokens": read,
             "reasoning_tokens": None,
         }
-    prompt = usage.get("input_tokens_details") or {}  # OpenAI Responses API
-    completion = usage.get("output_tokens_details") or {}
+    prompt = _obj(usage.get("input_tokens_details"))  # OpenAI Responses API
+    completion = _obj(usage.get("output_tokens_details"))
     return {
         "input_tokens": count(usage.get("input_tokens"), "input_tokens"),
         "output_tokens": count(usage.get("output_tokens"), "output_tokens"),
@@ -394,15 +473,15 @@ def build_row(fmt: str, opts: IngestOptions, *, request_id: str, ts: datetime, m
         "ts": ts,
         "endpoint": text(endpoint, "endpoint", limit),
         "model_id": text(model_id, "model_id", limit),
-        "prompt_version": text(str(prompt_version), "prompt_version", limit),
+        "prompt_version": text(_as_text(prompt_version), "prompt_version", limit),
         "messages": text(messages, "messages", limit),
-        "params": json.dumps(params or {}, default=str),
+        "params": json_text(params or {}, "params"),
         "output_text": text(output_text, "output_text", limit),
         "reference": text(reference, "reference", limit),
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "reasoning_tokens": reasoning_tokens,
-        "cached_tokens": cached_tokens,
+        "input_tokens": _tokens(input_tokens, "input_tokens"),
+        "output_tokens": _tokens(output_tokens, "output_tokens"),
+        "reasoning_tokens": _tokens(reasoning_tokens, "reasoning_tokens"),
+        "cached_tokens": _tokens(cached_tokens, "cached_tokens"),
         "latency_ms": latency_ms,
         "ttft_ms": ttft_ms,
         "cost_usd": cost_usd,
@@ -411,6 +490,13 @@ def build_row(fmt: str, opts: IngestOptions, *, request_id: str, ts: datetime, m
         "metadata": text(metadata, "metadata", limit),
         "source_format": fmt,
     }
+
+
+def _tokens(value: int | None, field: str) -> int | None:
+    """A token count as stored: sums of counts (cache reads added in) can outgrow the column."""
+    if value is not None and value > MAX_TOKENS:
+        raise Reject(f"{field} is too large: over {MAX_TOKENS:,}")
+    return value
 
 
 # --- openai --------------------------------------------------------------------------------
@@ -431,33 +517,39 @@ def openai_record(rec: dict[str, Any], opts: IngestOptions = DEFAULT_OPTIONS) ->
     if not all(isinstance(m, dict) and "role" in m for m in messages):
         raise Reject("request.messages must be objects with a role")
 
-    response = rec.get("response") or {}
-    if not isinstance(response, dict):
-        raise Reject("response is not an object")
-    choices = response.get("choices") or []
-    message = (choices[0] or {}).get("message", {}) if choices else {}
-    usage = response.get("usage") or {}
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
+    response = _shaped(rec.get("response"), dict, "response is not an object")
+    choices = _shaped(response.get("choices"), list, "response.choices is not a list")
+    choice = _shaped(choices[0] if choices else None, dict, "response.choices[0] is not an object")
+    message = _shaped(choice.get("message"), dict, "response.choices[0].message is not an object")
+    usage = _shaped(response.get("usage"), dict, "response.usage is not an object")
+    prompt_details = _shaped(usage.get("prompt_tokens_details"), dict,
+                             "response.usage.prompt_tokens_details is not an object")
+    completion_details = _shaped(usage.get("completion_tokens_details"), dict,
+                                 "response.usage.completion_tokens_details is not an object")
 
-    metadata = dict(rec.get("metadata") or {})
+    metadata = dict(_obj(rec.get("metadata")))
     prompt_version = rec.get("prompt_version")
     if prompt_version is None or prompt_version == "":
         prompt_version = metadata.get(opts.prompt_version_key)
     if prompt_version is None or prompt_version == "":
         prompt_version = derived_prompt_version(messages)
         metadata["prompt_version_derived"] = True
+    model_id = rec.get("model_id")
+    if model_id is None or model_id == "":
+        model_id = request.get("model")
 
     params = {k: v for k, v in request.items() if k not in ("messages", "model", "stream")}
-    status = rec.get("status") or ("ok" if choices else "error")
+    status = rec.get("status")
+    if not isinstance(status, str) or not status:
+        status = "ok" if choices else "error"
     return [{
-        "request_id": request_id.strip(),
+        "request_id": storable(request_id.strip(), "request_id"),
         "ts": timestamp(rec.get("ts")),
         "endpoint": text(rec.get("endpoint"), "endpoint", limit),
-        "model_id": text(rec.get("model_id") or request.get("model"), "model_id", limit),
-        "prompt_version": str(prompt_version),
+        "model_id": text(model_id, "model_id", limit),
+        "prompt_version": storable(_as_text(prompt_version), "prompt_version"),
         "messages": text(messages, "request.messages", limit),
-        "params": json.dumps(params),
+        "params": json_text(params, "params"),
         "output_text": text(message_text(message.get("content")), "response content", limit),
         "reference": text(rec.get("reference"), "reference", limit),
         "input_tokens": count(usage.get("prompt_tokens"), "prompt_tokens"),
@@ -467,11 +559,20 @@ def openai_record(rec: dict[str, Any], opts: IngestOptions = DEFAULT_OPTIONS) ->
         "latency_ms": measure(rec.get("latency_ms"), "latency_ms"),
         "ttft_ms": measure(rec.get("ttft_ms"), "ttft_ms"),
         "cost_usd": measure(rec.get("cost_usd"), "cost_usd"),
-        "status": str(status),
+        "status": storable(status, "status"),
         "error": text(rec.get("error"), "error", limit),
-        "metadata": json.dumps(metadata),
+        "metadata": json_text(metadata, "metadata"),
         "source_format": "openai",
     }]
+
+
+def _shaped(value: Any, kind: type, reason: str) -> Any:
+    """`value` when it is of `kind`, an empty one when it is absent (None); else Reject(reason)."""
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise Reject(reason)
+    return value
 
 
 # --- spans: OTLP/JSON and Phoenix ----------------------------------------------------------
@@ -487,23 +588,24 @@ def otlp_value(value: Any) -> Any:
         if key in value:
             try:
                 return int(value[key])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # text, a list, inf
                 return value[key]
     for key in ("doubleValue", "double_value"):
         if key in value:
             try:
                 return float(value[key])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # text, a list, an integer past 1e308
                 return value[key]
     for key in ("boolValue", "bool_value", "bytesValue", "bytes_value"):
         if key in value:
             return value[key]
     for key in ("arrayValue", "array_value"):
         if key in value:
-            return [otlp_value(v) for v in (value[key] or {}).get("values") or []]
+            values = _obj(value[key]).get("values")
+            return [otlp_value(v) for v in values] if isinstance(values, list) else []
     for key in ("kvlistValue", "kvlist_value"):
         if key in value:
-            return otlp_attributes((value[key] or {}).get("values") or [])
+            return otlp_attributes(_obj(value[key]).get("values"))
     return None
 
 
@@ -511,7 +613,7 @@ def otlp_attributes(attributes: Any) -> dict[str, Any]:
     """Span attributes as a flat `{key: value}` map, from an OTLP list or an already-decoded map."""
     if isinstance(attributes, list):
         return {a["key"]: otlp_value(a.get("value")) for a in attributes
-                if isinstance(a, dict) and "key" in a}
+                if isinstance(a, dict) and isinstance(a.get("key"), str)}
     if isinstance(attributes, dict):
         return dict(_flatten(attributes))
     return {}
@@ -529,16 +631,36 @@ def _flatten(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
         yield prefix[:-1], value
 
 
-def _otlp_spans(record: dict[str, Any]) -> Iterable[tuple[dict, dict]]:
-    """(resource attributes, span) for every span of an OTLP trace export."""
-    for rs in _get(record, "resourceSpans", "resource_spans") or []:
+def _otlp_spans(record: dict[str, Any]) -> Iterable[tuple[dict, dict] | Reject]:
+    """(resource attributes, span) for every span of an OTLP trace export; a part of the export
+    that is not of the shape OTLP gives it is a Reject naming where it is."""
+    resource_spans = _get(record, "resourceSpans", "resource_spans")
+    if not isinstance(resource_spans, list):
+        yield Reject("resourceSpans is not a list")
+        return
+    for i, rs in enumerate(resource_spans):
+        where = f"resourceSpans[{i}]"
         if not isinstance(rs, dict):
+            yield Reject(f"{where} is not an object")
             continue
-        resource = otlp_attributes((rs.get("resource") or {}).get("attributes"))
-        for ss in _get(rs, "scopeSpans", "scope_spans", "instrumentationLibrarySpans") or []:
-            for span in (ss or {}).get("spans") or []:
+        if not isinstance(rs.get("resource"), dict | None):
+            yield Reject(f"{where}.resource is not an object")
+            continue
+        resource = otlp_attributes(_obj(rs.get("resource")).get("attributes"))
+        scope_spans = _get(rs, "scopeSpans", "scope_spans", "instrumentationLibrarySpans") or []
+        if not isinstance(scope_spans, list):
+            yield Reject(f"{where}.scopeSpans is not a list")
+            continue
+        for j, ss in enumerate(scope_spans):
+            spans = _obj(ss).get("spans") or []
+            if not isinstance(ss, dict | None) or not isinstance(spans, list):
+                yield Reject(f"{where}.scopeSpans[{j}] is not an object with a list of spans")
+                continue
+            for k, span in enumerate(spans):
                 if isinstance(span, dict):
                     yield resource, span
+                else:
+                    yield Reject(f"{where}.scopeSpans[{j}].spans[{k}] is not an object")
 
 
 def _is_span(record: dict[str, Any]) -> bool:
@@ -570,7 +692,8 @@ class _SpanView:
         status = span.get("status") if isinstance(span.get("status"), dict) else {}
         self.status_code = _first(status.get("code"), span.get("status_code"))
         self.status_message = _first(status.get("message"), span.get("status_message"))
-        self.events = [e for e in span.get("events") or [] if isinstance(e, dict)]
+        events = span.get("events")
+        self.events = [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
 
     def times(self) -> tuple[datetime, float | None]:
         """Start (UTC) and duration in ms, from unix nanos (OTLP) or ISO strings (Phoenix)."""
@@ -579,9 +702,10 @@ class _SpanView:
         if start_ns is not None:
             start = _nanos(start_ns, "startTimeUnixNano")
             end = None if end_ns is None else _nanos(end_ns, "endTimeUnixNano")
-            ts = datetime.fromtimestamp(start / 1e9, UTC)
+            ts = _nanos_time(start, "startTimeUnixNano")
             if end is None:
                 return ts, None
+            _nanos_time(end, "endTimeUnixNano")
             if end < start:
                 raise Reject("span ends before it starts (endTimeUnixNano < startTimeUnixNano)")
             return ts, (end - start) / 1e6
@@ -604,16 +728,24 @@ def _nanos(value: Any, field: str) -> int:
         raise Reject(f"unparsable timestamp ({field}): {value!r}")
     try:
         nanos = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # text, a digit string over 4,300 long, inf
         raise Reject(f"unparsable timestamp ({field}): {str(value)[:40]!r}") from None
     if nanos <= 0:
-        raise Reject(f"unparsable timestamp ({field}): {value!r}")
+        raise Reject(f"unparsable timestamp ({field}): {str(value)[:40]!r}")
     return nanos
 
 
-def _spans(record: dict[str, Any]) -> list[_SpanView]:
+def _nanos_time(nanos: int, field: str) -> datetime:
+    """Unix nanoseconds as a UTC time; Reject past the year 9999 (a 30-digit value, say)."""
+    try:
+        return datetime.fromtimestamp(nanos / 1e9, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise Reject(f"unparsable timestamp ({field}): {str(nanos)[:40]} ns is out of range") from None
+
+
+def _spans(record: dict[str, Any]) -> list[_SpanView | Reject]:
     if _get(record, "resourceSpans", "resource_spans") is not None:
-        return [_SpanView(span, resource) for resource, span in _otlp_spans(record)]
+        return [s if isinstance(s, Reject) else _SpanView(s[1], s[0]) for s in _otlp_spans(record)]
     if _is_span(record):
         return [_SpanView(record)]
     raise Reject("not a trace export: no resourceSpans and no span fields")
@@ -624,6 +756,9 @@ def _span_rows(record: dict[str, Any], opts: IngestOptions, wanted: Callable[[_S
     """One row per wanted span; a span that fails becomes a Reject in the list, naming the span."""
     rows: list[Row | Reject] = []
     for view in _spans(record):
+        if isinstance(view, Reject):  # a broken part of the export
+            rows.append(view)
+            continue
         if not wanted(view):
             continue
         try:
@@ -657,7 +792,7 @@ def _parts_text(parts: Any) -> str | None:
         return parts
     if not isinstance(parts, list):
         return None
-    texts = [str(p.get("content", p.get("text", ""))) for p in parts
+    texts = [_as_text(p.get("content", p.get("text", ""))) for p in parts
              if isinstance(p, dict) and p.get("type") in ("text", None)]
     if texts:
         return "".join(texts)
@@ -674,7 +809,7 @@ def _otel_message(m: Any) -> dict[str, Any] | None:
 def _indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     """`prefix.N.field` attributes as a list of `{field: value}` in index order."""
     found: dict[int, dict[str, Any]] = {}
-    pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.(.+)$")
+    pattern = re.compile(rf"^{re.escape(prefix)}\.(\d{{1,9}})\.(.+)$")
     for key, value in attrs.items():
         m = pattern.match(key)
         if m:
@@ -706,7 +841,7 @@ def _otel_messages(view: _SpanView) -> list[dict[str, Any]]:
     roles = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
              "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}
     for event in view.events:
-        role = roles.get(event.get("name"))
+        role = roles.get(event["name"]) if isinstance(event.get("name"), str) else None
         if role:
             attrs = otlp_attributes(event.get("attributes"))
             body = _json_value(_first(attrs.get("gen_ai.event.content"), attrs.get("content"),
@@ -720,7 +855,7 @@ def _otel_output(view: _SpanView) -> str | None:
     a = view.attrs
     current = _json_value(a.get("gen_ai.output.messages"))
     if isinstance(current, list) and current:
-        return _parts_text((current[0] or {}).get("parts"))
+        return _parts_text(_obj(current[0]).get("parts"))
     flat = _indexed(a, "gen_ai.completion")
     if flat:
         return flat[0].get("content")
@@ -800,7 +935,7 @@ def _oi_message(m: dict[str, Any]) -> dict[str, Any]:
     content = m.get("message.content")
     if content is None:
         parts = _indexed(m, "message.contents")
-        texts = [p.get("message_content.text") for p in parts
+        texts = [_as_text(p.get("message_content.text")) for p in parts
                  if p.get("message_content.type", "text") == "text" and p.get("message_content.text")]
         content = "".join(texts) if texts else None
     return {"role": m.get("message.role") or "user", "content": content}

@@ -10,6 +10,10 @@
 
 A record that cannot be decoded comes back as `Unreadable` with its reason and raw text, so that the
 caller can reject it and go on; a file that cannot be opened as its kind at all is an `IngestError`.
+Three limits keep a broken file from taking the process down with it: a line longer than
+`max_line_bytes` is skipped unread (memory stays bounded), JSON nested deeper than `MAX_DEPTH` is not
+parsed (Python's parser would recurse until it fails), and a compressed stream that ends early (a
+truncated `.gz`) gives the records before the cut and one `Unreadable` for the rest.
 Positions are 1-based: the line of a JSONL file, the element of a JSON array, the data row of a CSV
 (header not counted) or Parquet file.
 
@@ -25,16 +29,27 @@ import gzip
 import json
 import math
 import re
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 from replaybench.errors import IngestError
 
 PARQUET_BATCH_ROWS = 2_048
+# JSON nested deeper is refused before it is parsed: Python's parser (and the format parsers)
+# recurse once a level, and a fixed limit, well below Python's recursion limit of 1,000, gives
+# the same answer wherever the call stack stands. (DuckDB's fast path reads deeper JSON.)
+MAX_DEPTH = 512
+MAX_LINE_BYTES = 64 * 2**20  # default line limit; ingest derives its own from max_field_chars
+RAW_BYTES = 4_096  # how much of a line too long to read is kept as its raw text
+BLANK = b" \t\n\r\f\v"  # a line of only these is blank, as DuckDB's read_json sees it
+# what a damaged compressed stream raises: cut off (EOFError), bad header or CRC, corrupt data
+BROKEN_STREAM = (EOFError, gzip.BadGzipFile, zlib.error)
 # keys under which API responses wrap their list of records
 WRAPPER_KEYS = ("data", "observations", "items", "records", "spans", "requests", "results")
 
@@ -53,7 +68,7 @@ def _open(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
-def read_records(path: Path) -> Iterator[tuple[int, Any]]:
+def read_records(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, Any]]:
     """(position, record) for each record of a file; position is the 1-based line, element or row."""
     name = path.name.lower().removesuffix(".gz")
     if name.endswith(".parquet"):
@@ -61,39 +76,215 @@ def read_records(path: Path) -> Iterator[tuple[int, Any]]:
     elif name.endswith(".csv"):
         yield from _csv(path)
     elif name.endswith(".json"):
-        yield from _json_document(path)
+        yield from _json_document(path, max_line_bytes)
     else:
-        yield from _jsonl(path)
+        yield from _jsonl(path, max_line_bytes)
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with _open(path) as fh:
-        for i, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                yield i, Unreadable(f"invalid UTF-8 at byte {exc.start}", raw.decode("utf-8", "replace"))
-                continue
-            try:
-                yield i, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield i, Unreadable(f"invalid JSON: {exc.msg} at column {exc.colno}", line)
+def cut_off(exc: Exception, where: str) -> str:
+    """The reason given for the rest of a file whose gzip stream ends early or breaks `where`."""
+    if isinstance(exc, EOFError):
+        return f"truncated gzip file: the stream ends {where}; the rest of the file is lost"
+    return f"damaged gzip file: the stream breaks {where} ({exc}); the rest of the file is lost"
 
 
-def _json_document(path: Path) -> Iterator[tuple[int, Any]]:
+def _not_gzip(path: Path, exc: Exception) -> IngestError:
+    return IngestError(f"{path} cannot be read as gzip ({exc}): recompress it, or rename it "
+                       "without .gz if it is not compressed")
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_NESTING = {"[": 1, "{": 1, "]": -1, "}": -1}
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SPACE = re.compile(r"\s*")
+_SCALAR = re.compile(r'"(?:[^"\\]++|\\.)*+"|[^\s,\]}]+')
+# a JSON string, a quote that opens a string never closed, or a bracket: enough to follow nesting
+_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+"|"|[\[\]{}]')
+
+
+def too_deep(text: str) -> bool:
+    """Whether JSON text nests arrays and objects more than MAX_DEPTH levels deep."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # the usual case, at C speed
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_NESTING.__getitem__, brackets)), default=0) > MAX_DEPTH
+
+
+def json_value(text: str) -> Any:
+    """One JSON value (a line, an array element) parsed, or `Unreadable` saying why it cannot be.
+    Both ingest paths use it, so a line gets the same reason either way."""
+    if too_deep(text):
+        return Unreadable(f"nested too deeply: more than {MAX_DEPTH} levels of arrays and objects", text)
     try:
-        with _open(path) as fh:
-            data = json.load(fh)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data":  # JSON Lines under a .json name
-            yield from _jsonl(path)
-            return
-        raise IngestError(f"{path} is not a JSON document: {exc}") from None
+        return Unreadable(f"invalid JSON: {exc.msg} at column {exc.colno}", text)
+    if _SURROGATE_ESCAPE.search(text):  # "\ud800" alone decodes to a string no database can store
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return Unreadable("invalid JSON: a \\u escape is half of a UTF-16 surrogate pair, "
+                              "not a character", text)
+    return value
+
+
+def raw_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | Unreadable]]:
+    """The non-blank lines of a file as bytes, numbered from 1 (blank lines count); a line over
+    `max_line_bytes` (never held whole) or a gzip stream that ends early is an Unreadable."""
+    with _open(path) as fh:
+        i = 0
+        try:
+            while raw := fh.readline(max_line_bytes + 1):
+                i += 1
+                if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+                    size = len(raw) + _skip_line(fh)
+                    yield i, Unreadable(f"line is over the size limit ({size:,} > {max_line_bytes:,} bytes)",
+                                        raw[:RAW_BYTES].decode("utf-8", "replace"))
+                elif raw.strip(BLANK):
+                    yield i, raw
+        except BROKEN_STREAM as exc:
+            if not i and not isinstance(exc, EOFError):
+                raise _not_gzip(path, exc) from None
+            yield i + 1, Unreadable(cut_off(exc, f"after line {i:,}"), "")
+
+
+def line_value(raw: bytes) -> Any:
+    """One line of a JSON Lines file as a value, or Unreadable (not UTF-8, not JSON) saying why."""
+    try:
+        line = raw.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError as exc:
+        return Unreadable(f"invalid UTF-8 at byte {exc.start}", raw.decode("utf-8", "replace"))
+    return json_value(line)
+
+
+def _jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, Any]]:
+    for i, raw in raw_lines(path, max_line_bytes):
+        yield i, raw if isinstance(raw, Unreadable) else line_value(raw)
+
+
+def _skip_line(fh) -> int:
+    """Read past the rest of a line without keeping it; the number of bytes skipped."""
+    skipped = 0
+    while chunk := fh.readline(2**20):
+        skipped += len(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return skipped
+
+
+def _json_document(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, Any]]:
+    text, broken = _read_text(path)
+    if broken is None:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if exc.msg == "Extra data":  # JSON Lines under a .json name
+                yield from _jsonl(path, max_line_bytes)
+                return
+            raise IngestError(f"{path} is not a JSON document: {exc}") from None
+        except RecursionError:
+            pass  # nested too deeply somewhere: read below, record by record
+        else:
+            yield from enumerate(unwrap(data), 1)
+            return
+    # cut off, or too deep somewhere: the records one by one, as far as they go
+    def cut(where: str) -> str:
+        return cut_off(broken, where)
+
+    start = _list_start(text)
+    if start is not None:
+        yield from _elements(text, start, cut if broken else None)
+    elif broken and "\n" in text.strip() and not isinstance(json_value(text.lstrip().split("\n", 1)[0]),
+                                                         Unreadable):
+        yield from _jsonl(path, max_line_bytes)  # JSON Lines under a .json name
+    elif broken:
+        yield 1, Unreadable(cut("inside the document"), text[:RAW_BYTES])
+    else:
+        yield 1, json_value(text)
+
+
+def _read_text(path: Path) -> tuple[str, Exception | None]:
+    """A whole file as text, and what broke its compressed stream if it is cut off (the text then
+    holds what came before)."""
+    chunks: list[bytes] = []
+    broken: Exception | None = None
+    with _open(path) as fh:
+        try:
+            while chunk := fh.read1(2**20):  # read1: what came before a cut is kept
+                chunks.append(chunk)
+        except BROKEN_STREAM as exc:
+            broken = exc
+            if not chunks and not isinstance(exc, EOFError):
+                raise _not_gzip(path, exc) from None
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8"), broken
+    except UnicodeDecodeError as exc:
+        if broken is not None and exc.start >= len(data) - 3:  # a character cut in two
+            return data[:exc.start].decode("utf-8"), broken
         raise IngestError(f"{path} is not a JSON document: {exc}") from None
-    yield from enumerate(unwrap(data), 1)
+
+
+_WRAPPED = re.compile(r'\s*\{\s*"(' + "|".join(WRAPPER_KEYS) + r')"\s*:\s*\[')
+
+
+def _list_start(text: str) -> int | None:
+    """Where the record list of a document starts (after its `[`): a top-level array, or the
+    first member of an API page (`{"data": [...`); None for any other document."""
+    m = _WRAPPED.match(text)
+    if m:
+        return m.end()
+    i = _SPACE.match(text).end()
+    return i + 1 if text[i:i + 1] == "[" else None
+
+
+def _value_end(text: str, i: int) -> int | None:
+    """Where the JSON value starting at `i` ends; None when the text ends first."""
+    if text[i:i + 1] not in ("[", "{"):
+        m = _SCALAR.match(text, i)
+        return m.end() if m and m.end() < len(text) else None
+    depth = 0
+    for m in _TOKEN.finditer(text, i):
+        token = m.group()
+        if token == '"':  # a string that never closes
+            return None
+        if token[0] in "[{":
+            depth += 1
+        elif token[0] in "]}":
+            depth -= 1
+            if depth == 0:
+                return m.end()
+    return None
+
+
+def _elements(text: str, i: int, cut: Callable[[str], str] | None) -> Iterator[tuple[int, Any]]:
+    """The elements of the list starting at `i`, each through `json_value`. `cut(where)`: the
+    reason for the rest when the text is cut off."""
+    position = 0
+    i = _SPACE.match(text, i).end()
+    if text[i:i + 1] == "]":
+        return
+    while True:
+        position += 1
+        end = _value_end(text, i) if i < len(text) else None
+        if end is None:
+            yield position, Unreadable(cut(f"inside record {position:,}") if cut
+                                       else "invalid JSON: the document ends inside this record",
+                                       text[i:i + RAW_BYTES])
+            return
+        yield position, json_value(text[i:end])
+        i = _SPACE.match(text, end).end()
+        if text[i:i + 1] == "]":
+            return
+        if text[i:i + 1] != ",":
+            yield position + 1, Unreadable(cut(f"after record {position:,}") if cut
+                                           else f"invalid JSON: no ',' or ']' after record {position:,}",
+                                           text[i:i + RAW_BYTES])
+            return
+        i = _SPACE.match(text, i + 1).end()
 
 
 def unwrap(data: Any) -> list[Any]:
@@ -119,10 +310,8 @@ def cell(value: str) -> Any:
         return None
     stripped = value.strip()
     if stripped[:1] in ("{", "["):
-        try:
-            return json.loads(stripped)
-        except json.JSONDecodeError:
-            return value
+        parsed = json_value(stripped)
+        return value if isinstance(parsed, Unreadable) else parsed
     if _INT.fullmatch(stripped):
         return int(stripped)
     if _DECIMAL.fullmatch(stripped):
@@ -159,6 +348,8 @@ def _csv(path: Path) -> Iterator[tuple[int, Any]]:
             return
         except csv.Error as exc:
             raise IngestError(f"{path} is not a CSV file: {exc}") from None
+        except BROKEN_STREAM as exc:
+            raise _not_gzip(path, exc) from None
         if lines.bad is not None:
             raise IngestError(f"{path}: the CSV header is not valid UTF-8")
         header = [h.lstrip("\ufeff") for h in header]
@@ -168,6 +359,9 @@ def _csv(path: Path) -> Iterator[tuple[int, Any]]:
             try:
                 row = next(reader)
             except StopIteration:
+                return
+            except BROKEN_STREAM as exc:
+                yield position, Unreadable(cut_off(exc, f"after data row {position - 1:,}"), "")
                 return
             except csv.Error as exc:
                 yield position, Unreadable(f"invalid CSV: {exc}", "")
@@ -210,10 +404,8 @@ def plain(value: Any) -> Any:
         except UnicodeDecodeError:
             return value.hex()
     if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
+        parsed = json_value(value)
+        return value if isinstance(parsed, Unreadable) else parsed
     return value
 
 
@@ -226,10 +418,19 @@ def _parquet(path: Path) -> Iterator[tuple[int, Any]]:
     except (pa.ArrowException, OSError) as exc:
         raise IngestError(f"{path} is not a Parquet file: {exc}") from None
     position = 0
-    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+    batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:  # a damaged page: the rows after it are lost
+            yield position + 1, Unreadable(f"damaged Parquet file after row {position:,}: {exc}"[:300], "")
+            return
         for row in batch.to_pylist():
             position += 1
             yield position, plain(row)
 
 
-__all__ = ["Unreadable", "cell", "plain", "read_records", "unwrap"]
+__all__ = ["MAX_DEPTH", "MAX_LINE_BYTES", "Unreadable", "cell", "json_value", "line_value", "plain",
+           "raw_lines", "read_records", "too_deep", "unwrap"]

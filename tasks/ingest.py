@@ -10,11 +10,17 @@ Two paths, one result:
   only for a file with lines that were not stored, to give each its reason and line number;
 - every other format and file type goes record by record through `logformats.parse`, in batches.
 The SQL mirrors the Python checks one for one; a test holds the two to the same rows and reasons.
+A file the fast path cannot take whole goes the record path instead, which reads any file as far
+as it goes and rejects what it cannot use: a gzip stream cut off, a line longer than read_json
+reads (or that runs DuckDB out of memory), a carriage return or \\x01 byte inside a line (DuckDB's
+two readers then see other lines), a name DuckDB would take for a glob.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -32,8 +38,10 @@ from replaybench import logformats, progress
 from replaybench.config import Ingest
 from replaybench.errors import IngestError
 from replaybench.logformats import LOG_SCHEMA, IngestOptions, Reject
-from replaybench.readers import Unreadable, read_records
+from replaybench.readers import Unreadable, json_value, line_value, raw_lines, read_records
 from replaybench.warehouse import Warehouse, open_warehouse
+
+log = logging.getLogger(__name__)
 
 BATCH_ROWS = 20_000
 RAW_CHARS = 2_000
@@ -41,6 +49,12 @@ SNIFF_RECORDS = 20
 MEMORY_LIMIT = "1GB"  # the fast path's DuckDB memory: it streams, so this is plenty
 POLL_S = 0.2  # how often the fast path asks DuckDB how far its statement has got
 LOG_COLUMNS = list(LOG_SCHEMA)
+REASON_CHARS = 500
+GLOB_CHARS = "*?["  # DuckDB expands these in a file name, and would read other files
+# what DuckDB raises for a file its readers cannot read to the end (not for a bad line)
+UNREADABLE_TO_DUCKDB = (duckdb.IOException, duckdb.InvalidInputException, duckdb.OutOfMemoryException)
+# a reason that says the parser itself failed: a bug to report, kept apart from bad input
+PARSER_ERROR = "parser error"
 
 
 @dataclass
@@ -69,20 +83,38 @@ class IngestResult:
         return line
 
 
-def _is_jsonl(path: Path) -> bool:
-    return path.name.removesuffix(".gz").endswith((".jsonl", ".ndjson"))
+def _fast_path_reads(path: Path) -> bool:
+    """A JSON Lines file DuckDB can be given by name (it would take `*`, `?`, `[` for a glob)."""
+    return (path.name.removesuffix(".gz").endswith((".jsonl", ".ndjson"))
+            and not any(c in str(path) for c in GLOB_CHARS))
 
 
-def sniff(path: Path) -> str | None:
+def sniff(path: Path, options: IngestOptions | None = None) -> str | None:
     """The format of a file's first records, if they agree on one."""
     found = set()
-    for _, record in islice(read_records(path), SNIFF_RECORDS):
+    limit = (options or IngestOptions()).max_line_bytes
+    for _, record in islice(read_records(path, limit), SNIFF_RECORDS):
         if isinstance(record, dict):
             try:
                 found.add(logformats.detect(record))
-            except Reject:
+            except (Reject, RecursionError):
                 continue
     return found.pop() if len(found) == 1 else None
+
+
+def _check_path(path: Path) -> None:
+    """An IngestError naming what is wrong with a path that is not a readable file."""
+    if path.is_dir():
+        raise IngestError(f"{path} is a directory: name the log files in it (your shell expands "
+                          f"{path}/*.jsonl)")
+    if not path.exists():
+        raise IngestError(f"{path}: no such file")
+    if not path.is_file():
+        raise IngestError(f"{path} is not a regular file")
+    try:
+        path.open("rb").close()
+    except OSError as exc:
+        raise IngestError(f"{path} cannot be read: {exc.strerror}") from None
 
 
 def ingest_file(wh: Warehouse, path: Path, fmt: str = "auto",
@@ -90,12 +122,11 @@ def ingest_file(wh: Warehouse, path: Path, fmt: str = "auto",
     """Load one file into `logs`; rows already present (by request_id) are counted, not added.
     Its progress is a phase named after the file (bytes on the fast path, else records)."""
     options = options or IngestOptions()
-    if not path.is_file():
-        raise IngestError(f"{path}: no such file")
+    _check_path(path)
     if fmt != "auto" and fmt not in logformats.FORMATS:
         raise IngestError(f"unknown format {fmt!r}; known: auto, {', '.join(logformats.FORMATS)}")
     name, key = f"ingest {path.name}", f"ingest-{progress.slug(path.name)}"
-    if _is_jsonl(path) and (fmt == "openai" or (fmt == "auto" and sniff(path) == "openai")):
+    if _fast_path_reads(path) and (fmt == "openai" or (fmt == "auto" and sniff(path, options) == "openai")):
         with progress.phase(name, path.stat().st_size, key=key, unit="B") as phase:
             result = ingest_openai_jsonl(wh, path, options, phase)
             phase.advance(phase.total - phase.done)
@@ -137,58 +168,131 @@ def _follow(wh: Warehouse, phase: progress.Phase | None) -> Iterator[None]:
         wh.execute("RESET enable_progress_bar_print")
 
 
+class _DuckDBCannotRead(Exception):
+    """DuckDB cannot read the file, or its two readers disagree on it: nothing is stored, and the
+    record path reads it instead."""
+
+
 def ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions,
                         phase: progress.Phase | None = None) -> IngestResult:
     """The fast path: one streaming INSERT … SELECT reads (with `read_json`), checks and stores an
     `openai` JSONL file in DuckDB. Only when some lines were not stored does a second pass, line by
-    line, say why — and store any good line the first reader could not read."""
+    line, say why — and store any good line the first reader could not read. It all commits or
+    rolls back as one: a file DuckDB cannot read to the end goes the record path."""
+    try:
+        try:
+            return _ingest_openai_jsonl(wh, path, options, phase, dedupe=False)
+        except duckdb.ConstraintException:  # the file repeats an id: once more, one line per id
+            return _ingest_openai_jsonl(wh, path, options, None, dedupe=True)
+    except _DuckDBCannotRead as exc:
+        log.info("%s: read record by record, as DuckDB cannot read it: %s", path, exc)
+        return ingest_records(wh, path, "openai", options)
+
+
+def _ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions,
+                         phase: progress.Phase | None, dedupe: bool) -> IngestResult:
     source = str(path)
-    params = {"path": source, "pv_path": "$." + json.dumps(options.prompt_version_key),
-              "max_chars": options.max_field_chars}
-    fast = "openai_log_lines($path, $pv_path, $max_chars, true)"
-    by_line = "openai_log_lines($path, $pv_path, $max_chars, false)"
+    # an absolute name: DuckDB would expand a leading ~ or read a scheme:// prefix
+    params = {"path": str(path.absolute()), "pv_path": "$." + json.dumps(options.prompt_version_key),
+              "max_chars": options.max_field_chars, "max_line": options.max_line_bytes}
+    fast = "openai_log_lines($path, $pv_path, $max_chars, $max_line, true)"
+    by_line = "openai_log_lines($path, $pv_path, $max_chars, $max_line, false)"
     wh.run("openai_log_lines")
     # DuckDB keeps what it wrote in its buffer pool up to its limit (80 % of RAM by default);
     # a streaming insert needs far less, and memory then stays flat however big the file
     wh.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    # settings are made outside the transaction: a failed statement leaves it refusing any more
+    wh.con.execute("PRAGMA enable_profiling = 'no_output'")
     try:
-        before = wh.execute("SELECT count(*) FROM logs").fetchone()[0]
-        # DuckDB's profile of the insert says how many lines read_json read (one row for each
-        # non-blank line, good or not); when every one of them was stored, the file is done
-        with _follow(wh, phase):
-            scanned = _insert_new(wh, source, fast, params)
-        added = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
-        if scanned == added:
-            return IngestResult(read=added, ingested=added)  # every line new and good
-        lines = wh.run("count_lines", path=source).fetchone()[0]  # lists undecodable ones too
-        undecodable = wh.execute("SELECT count(*) FROM _rb_bad_lines").fetchone()[0]
-        result = IngestResult(read=lines + undecodable, ingested=added)
-        if added == lines and not undecodable:
+        with _follow(wh, phase), wh.transaction():
+            before = wh.execute("SELECT count(*) FROM logs").fetchone()[0]
+            # DuckDB's profile of the insert says how many lines read_json read (one row for each
+            # non-blank line, good or not); when every one of them was stored, the file is done
+            try:
+                scanned = _insert_new(wh, source, fast, params, dedupe)
+            except UNREADABLE_TO_DUCKDB as exc:
+                raise _DuckDBCannotRead(str(exc).split("\n")[0]) from None
+            added = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
+            if scanned == added:
+                return IngestResult(read=added, ingested=added)  # every line new and good
+            lines = wh.run("count_lines", path=params["path"], max_line=params["max_line"]).fetchone()[0]
+            undecodable = wh.execute("SELECT count(*) FROM _rb_bad_lines").fetchone()[0]
+            if scanned is not None and scanned != lines + undecodable:
+                # read_csv also ends a line at a carriage return and cuts it at its \x01
+                # delimiter: the line by line pass would not see the lines read_json read
+                raise _DuckDBCannotRead(f"read_json read {scanned:,} lines, read_csv "
+                                        f"{lines + undecodable:,}")
+            result = IngestResult(read=lines + undecodable, ingested=added)
+            if added == lines and not undecodable:
+                return result
+            # some lines were not stored: rejected, already present, or unreadable to read_json
+            wh.execute(f"""CREATE OR REPLACE TEMP TABLE _staged AS
+                           SELECT reason, md5(line) AS key, strlen(line) AS size FROM {by_line} AS s
+                           WHERE reason IS NOT NULL
+                              OR NOT EXISTS (SELECT 1 FROM logs WHERE logs.request_id = s.request_id)""",
+                       params)
+            if wh.execute("SELECT count(*) FROM _staged WHERE reason IS NULL").fetchone()[0]:
+                _insert_new(wh, source, by_line, params, dedupe)
+                result.ingested = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
+            bad = wh.execute("SELECT count(*) FROM _staged WHERE reason IS NOT NULL").fetchone()[0]
+            rejects = _locate_rejects(wh, path, options, undecodable) if bad or undecodable else []
+            if lines - bad - result.ingested < 0:
+                raise _DuckDBCannotRead("its lines do not add up")
+            if rejects:
+                wh.insert("rejects", pl.DataFrame(rejects), "ON CONFLICT DO NOTHING")
+            result.duplicates = lines - bad - result.ingested
+            result.rejected = len(rejects)
+            result.reasons = Counter(r["reason"].split(":")[0] for r in rejects)
             return result
-        # some lines were not stored: rejected, already present, or unreadable to read_json
-        wh.execute(f"""CREATE OR REPLACE TEMP TABLE _staged AS SELECT reason, line FROM {by_line} AS s
-                       WHERE reason IS NOT NULL
-                          OR NOT EXISTS (SELECT 1 FROM logs WHERE logs.request_id = s.request_id)""",
-                   params)
-        if wh.execute("SELECT count(*) FROM _staged WHERE reason IS NULL").fetchone()[0]:
-            _insert_new(wh, source, by_line, params)
-            result.ingested = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
-        bad = wh.execute("SELECT count(*) FROM _staged WHERE reason IS NOT NULL").fetchone()[0]
-        if bad or undecodable:
-            _store_rejects(wh, source)
-        result.duplicates = lines - bad - result.ingested
-        result.rejected = bad + undecodable
-        result.reasons = Counter(dict(wh.execute(
-            """SELECT split_part(reason, ':', 1), count(*) FROM (
-                 SELECT reason FROM _staged WHERE reason IS NOT NULL
-                 UNION ALL SELECT 'invalid UTF-8' FROM _rb_bad_lines)
-               GROUP BY 1""")))
-        return result
     finally:
-        for table in ("_staged", "_reject_positions", "_undecodable", "_rb_bad_lines",
-                      "_rb_bad_scans"):
+        wh.con.execute("PRAGMA disable_profiling")
+        for table in ("_staged", "_rb_bad_lines", "_rb_bad_scans"):
             wh.execute(f"DROP TABLE IF EXISTS {table}")
         wh.execute("RESET memory_limit")
+
+
+def _locate_rejects(wh: Warehouse, path: Path, options: IngestOptions, undecodable: int) -> list[dict]:
+    """The lines the SQL pass rejected (_staged, known by the md5 and byte length of their text)
+    and the lines it could not decode, found again by reading the file line by line as the record
+    path does: their line numbers, reasons (the record path's own words for bad UTF-8 and bad
+    JSON) and raw text. read_csv also ends a line at a lone carriage return: when what it saw is
+    not found line for line, the file goes the record path (_DuckDBCannotRead)."""
+    wanted: Counter = Counter()
+    reasons, sizes = {}, set()
+    for key, reason, size, n in wh.execute("SELECT key, reason, size, count(*) FROM _staged "
+                                           "WHERE reason IS NOT NULL GROUP BY ALL"):
+        wanted[key] += n
+        reasons[key] = reason
+        sizes.add(size)
+    found: list[dict] = []
+    seen: Counter = Counter()
+    for n, raw in raw_lines(path, options.max_line_bytes):
+        if isinstance(raw, Unreadable):  # DuckDB read the file whole: not expected here
+            raise _DuckDBCannotRead(raw.reason)
+        if undecodable and not raw.isascii():
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                value = line_value(raw)  # an Unreadable, in the record path's words
+                seen["undecodable"] += 1
+                found.append({"position": n, "reason": value.reason, "raw": value.raw})
+                continue
+        body = raw.rstrip(b"\r\n")
+        if len(body) not in sizes:  # the md5 of only the lines that may be rejects
+            continue
+        key = hashlib.md5(body).hexdigest()
+        if key in reasons:
+            text, reason = body.decode("utf-8", "replace"), reasons[key]
+            if reason == "invalid JSON":  # DuckDB says no more: the record path says why
+                value = json_value(text)
+                reason = value.reason if isinstance(value, Unreadable) else reason
+            seen[key] += 1
+            found.append({"position": n, "reason": reason, "raw": text})
+    if seen.pop("undecodable", 0) != undecodable or seen != wanted:
+        raise _DuckDBCannotRead("read_csv split its lines otherwise than the file's line ends")
+    return [{"source": str(path), "position": r["position"], "item": 0,
+             "reason": _clean(r["reason"], REASON_CHARS), "raw": _clean(r["raw"], RAW_CHARS)}
+            for r in found]
 
 
 def _rows_read_json_read(profile: str) -> int | None:
@@ -208,54 +312,47 @@ def _rows_read_json_read(profile: str) -> int | None:
     return None
 
 
-def _insert_new(wh: Warehouse, source: str, lines_sql: str, params: dict) -> int | None:
+def _insert_new(wh: Warehouse, source: str, lines_sql: str, params: dict, dedupe: bool) -> int | None:
     """Store the good lines whose request_id is new; return how many rows `read_json` read, when
     DuckDB's profile of the insert says so (None otherwise). An anti-join, not ON CONFLICT:
-    DuckDB's conflict path costs twice as much. A file that repeats an id inside itself (rare) is
-    stored again with one line kept per id."""
+    DuckDB's conflict path costs twice as much. A file that repeats an id inside itself (rare)
+    fails with a ConstraintException, and is stored again with `dedupe`: one line kept per id."""
     cols = ", ".join(LOG_COLUMNS[:-1])
     insert = f"""INSERT INTO logs ({cols}, source_format, source)
                  SELECT {cols}, 'openai', $source FROM {lines_sql} AS s
                  WHERE reason IS NULL
                    AND NOT EXISTS (SELECT 1 FROM logs WHERE logs.request_id = s.request_id)"""
-    wh.con.execute("PRAGMA enable_profiling = 'no_output'")
+    if dedupe:
+        insert += " QUALIFY row_number() OVER (PARTITION BY s.request_id) = 1"
+    wh.execute(insert, {**params, "source": source})  # profiling is on: the caller turns it on
+    return _rows_read_json_read(wh.con.get_profiling_information(format="json"))
+
+
+def _clean(text: str, limit: int) -> str:
+    """Text cut to `limit` characters, any half surrogate pair escaped, so that it can be stored."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _raw(record: object) -> str:
+    """A record as JSON text for its reject row (the start of it, if it will not serialize)."""
     try:
-        try:
-            with wh.transaction():
-                wh.execute(insert, {**params, "source": source})
-                profile = wh.con.get_profiling_information(format="json")
-        except duckdb.ConstraintException:
-            wh.execute(insert + " QUALIFY row_number() OVER (PARTITION BY s.request_id) = 1",
-                       {**params, "source": source})
-            profile = wh.con.get_profiling_information(format="json")
-    finally:
-        wh.con.execute("PRAGMA disable_profiling")
-    return _rows_read_json_read(profile)
+        return json.dumps(record, default=str)[:RAW_CHARS]
+    except (RecursionError, ValueError):  # nested deeper than json.dumps goes
+        return ""
 
 
-def _store_rejects(wh: Warehouse, source: str) -> None:
-    """The rejected lines (_staged, _rb_bad_lines), with their line numbers, into `rejects`."""
-    wh.run("reject_positions", path=source)
-    # DuckDB says only "invalid JSON": the few such lines get Python's account of where
-    for n, line in wh.execute("SELECT line_number, line FROM _reject_positions "
-                              "WHERE reason = 'invalid JSON'"):
-        try:
-            json.loads(line)
-        except json.JSONDecodeError as exc:
-            wh.execute("UPDATE _reject_positions SET reason = $r WHERE line_number = $n",
-                       {"r": f"invalid JSON: {exc.msg} at column {exc.colno}", "n": n})
-    # lines DuckDB could not decode (invalid UTF-8) were left out of the numbering: put them
-    # back as rejects, and shift the line numbers of the lines after them
-    wh.execute("""CREATE OR REPLACE TEMP TABLE _undecodable AS
-                  SELECT line AS position, line - row_number() OVER (ORDER BY line) AS before,
-                         'invalid UTF-8' AS reason, csv_line AS raw FROM _rb_bad_lines""")
-    wh.execute("""UPDATE _reject_positions SET line_number = line_number +
-                  (SELECT count(*) FROM _undecodable u
-                   WHERE u.before < _reject_positions.line_number)""")
-    wh.execute("""INSERT INTO rejects (source, position, reason, raw)
-                  SELECT $s, line_number, reason, left(line, $raw) FROM _reject_positions
-                  UNION ALL SELECT $s, position, reason, left(raw, $raw) FROM _undecodable
-                  ON CONFLICT DO NOTHING""", {"s": source, "raw": RAW_CHARS})
+def parse_record(record: object, fmt: str, options: IngestOptions) -> list[dict | Reject]:
+    """`logformats.parse` as the record path calls it: a record that cannot be used is a list
+    holding its Reject. A parser that fails is a bug, but still only this record's reject
+    (reason `parser error: …`), never the end of the load."""
+    try:
+        return logformats.parse(record, fmt, options)
+    except Reject as exc:
+        return [exc]
+    except Exception as exc:  # the load goes on; the reason names the bug
+        log.warning("the %s parser failed on a record: %r", fmt, exc)
+        return [Reject(f"{PARSER_ERROR}: {type(exc).__name__}: {exc} (a replaybench bug: please "
+                       "report it)")]
 
 
 def ingest_records(wh: Warehouse, path: Path, fmt: str, options: IngestOptions,
@@ -289,23 +386,19 @@ def ingest_records(wh: Warehouse, path: Path, fmt: str, options: IngestOptions,
     def reject(position: int, reason: str, raw: str, item: int = 0) -> None:
         result.rejected += 1
         result.reasons[reason.split(":")[0]] += 1
-        rejects.append({"source": source, "position": position, "item": item, "reason": reason,
-                        "raw": raw[:RAW_CHARS]})
+        rejects.append({"source": source, "position": position, "item": item,
+                        "reason": _clean(reason, REASON_CHARS) or "rejected",
+                        "raw": _clean(raw, RAW_CHARS)})
 
-    for position, record in read_records(path):
+    for position, record in read_records(path, options.max_line_bytes):
         result.read += 1
         if isinstance(record, Unreadable):
             reject(position, record.reason, record.raw)
             continue
-        try:
-            parsed = logformats.parse(record, fmt, options)
-        except Reject as exc:
-            reject(position, str(exc), json.dumps(record, default=str))
-            continue
+        parsed = parse_record(record, fmt, options)
         for index, item in enumerate(parsed, 1):  # a record may hold several rows (OTLP spans)
             if isinstance(item, Reject):
-                reject(position, str(item), json.dumps(record, default=str),
-                       item=index if len(parsed) > 1 else 0)
+                reject(position, str(item), _raw(record), item=index if len(parsed) > 1 else 0)
             else:
                 rows.append(item)
         if len(rows) >= BATCH_ROWS:

@@ -391,3 +391,96 @@ def test_a_phoenix_spans_dataframe_row_is_read(tmp_path):
     assert (result.ingested, r["source_format"], r["output_text"]) == (1, "openinference", "hello")
     assert json.loads(r["messages"]) == [{"role": "user", "content": "hi"}]
     assert (r["input_tokens"], r["output_tokens"], r["latency_ms"]) == (7, 2, 900.0)
+
+
+# --- exports of the wrong shape: a reject with a reason, never a crash ----------------------
+
+def _otel_export(change) -> dict:
+    """The fixture's first OTLP export, changed in place by `change(export)`."""
+    (export, _) = records(OTEL)
+    change(export)
+    return export
+
+
+def _set(path: str, value):
+    """A change that sets the field at `path` (dots and list indexes) to `value`."""
+    def change(export):
+        *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+        target = export
+        for p in parents:
+            target = target[p]
+        target[last] = value
+    return change
+
+
+SPAN = "resourceSpans.0.scopeSpans.0.spans.1"
+BROKEN_EXPORTS = [
+    (_set("resourceSpans.0.resource", "oops"), "resourceSpans[0].resource is not an object"),
+    (_set(f"{SPAN}.startTimeUnixNano", "1" * 30), "unparsable timestamp (startTimeUnixNano)"),
+    (_set(f"{SPAN}.endTimeUnixNano", "9" * 30), "unparsable timestamp (endTimeUnixNano)"),
+    (_set(f"{SPAN}.startTimeUnixNano", 1e999), "unparsable timestamp (startTimeUnixNano)"),
+    (_set("resourceSpans.0.scopeSpans", "oops"), "resourceSpans[0].scopeSpans is not a list"),
+    (_set("resourceSpans.0.scopeSpans.0.spans", {"a": 1}), "is not an object with a list of spans"),
+    (_set("resourceSpans.0.scopeSpans.0.spans.0", "oops"), "spans[0] is not an object"),
+    (_set("resourceSpans", "oops"), "resourceSpans is not a list"),
+]
+
+
+@pytest.mark.parametrize("change, reason", BROKEN_EXPORTS, ids=[r for _, r in BROKEN_EXPORTS])
+@pytest.mark.parametrize("fmt", ["auto", "otel"])
+def test_a_broken_otlp_export_is_a_reject_with_a_reason(tmp_path, change, reason, fmt):
+    (_, good) = records(OTEL)
+    path = write_jsonl(tmp_path / "o.jsonl", [good, _otel_export(change), good | {"traceId": "t2"}])
+    result, _, rejects = load(tmp_path, path, fmt)
+    assert result.read == 3 and result.ingested >= 2 and result.rejected >= 1
+    assert {r["position"] for r in rejects} == {2}
+    assert any(reason in r["reason"] for r in rejects), rejects
+
+
+@pytest.mark.parametrize("span_change", [
+    {"attributes": [{"key": ["not", "text"], "value": {"stringValue": "x"}},
+                    {"key": "gen_ai.request.model", "value": {"stringValue": "m"}}]},
+    {"events": 5},
+    {"attributes": [{"key": "gen_ai.input.messages", "value": {"arrayValue": "oops"}},
+                    {"key": "gen_ai.request.model", "value": {"kvlistValue": 7}}]},
+    {"attributes": [{"key": "gen_ai.output.messages", "value": {"stringValue": '["text"]'}},
+                    {"key": "gen_ai.input.messages", "value": {"stringValue": json.dumps(
+                        [{"role": "user", "parts": [{"type": "text", "content": 5}]}])}}]},
+])
+def test_odd_otlp_attributes_do_not_crash(tmp_path, span_change):
+    export = _otel_span(span_change)
+    result, _, rejects = load(tmp_path, write_jsonl(tmp_path / "o.jsonl", [export]), "otel")
+    assert result.read == 1 and result.ingested + result.rejected == 1
+    assert all(r["reason"] and not r["reason"].startswith("parser error") for r in rejects)
+
+
+def test_a_json_file_whose_choices_hold_a_string_is_a_reject(tmp_path):
+    good = {"request_id": "a", "ts": "2026-11-20T14:03:11Z",
+            "request": {"messages": [{"role": "user", "content": "hi"}]},
+            "response": {"choices": [{"message": {"content": "hello"}}]}}
+    bad = good | {"request_id": "b", "response": {"choices": ["str"]}}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps([good, bad]))
+    result, rows, rejects = load(tmp_path, path)
+    assert (result.read, result.ingested, result.rejected) == (2, 1, 1)
+    assert [(r["position"], r["reason"]) for r in rejects] == [(2, "response.choices[0] is not an object")]
+
+
+@pytest.mark.parametrize("fmt, make, change", [
+    ("litellm", _litellm, {"response": {"choices": ["str"], "usage": "x"}}),
+    ("litellm", _litellm, {"response": {"choices": [{"message": "x"}]}}),
+    ("litellm", _litellm, {"prompt_tokens": 2**31, "completion_tokens": 1e999}),
+    ("litellm", _litellm, {"metadata": {"k": "\ud800"}}),
+    ("helicone", _helicone, {"response_body": {"usage": {"prompt_tokens_details": "x",
+                                                         "prompt_tokens": 1}}}),
+    ("helicone", _helicone, {"prompt_tokens": 2**31 - 1, "prompt_cache_read_tokens": 5}),
+    ("langfuse", _langfuse, {"usageDetails": {"input": 2**31 - 1, "input_cached_tokens": 1}}),
+    ("langfuse", _langfuse, {"output": {"choices": [5]}}),
+    ("langfuse", _langfuse, {"startTime": 1e300}),
+])
+def test_odd_values_in_other_formats_are_stored_or_rejected_never_a_crash(tmp_path, fmt, make, change):
+    path = tmp_path / "x.json"  # a JSON document: the record path, lone surrogates included
+    path.write_text(json.dumps([make(**change)]))
+    result, rows, rejects = load(tmp_path, path, fmt)
+    assert result.read == 1 and result.ingested + result.rejected == 1
+    assert all(r["reason"] and not r["reason"].startswith("parser error") for r in rejects)

@@ -1,5 +1,6 @@
 import gzip
 import json
+import zlib
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,22 @@ def mixed_lines() -> list[str]:
         row("q", response={"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": -1}}),
         row("r", response={"choices": [], "usage": {"prompt_tokens": "many"}}),
         row("s", response="not an object"),
+        # found by tests/test_ingest_fuzz.py: numbers, shapes, timestamps, text the two paths
+        # once read differently (or crashed on)
+        row("t", response={"choices": ["str"]}), row("u", response={"choices": "abc"}),
+        row("v", response={"choices": [{"message": 5}]}), row("w", response={"usage": "lots"}),
+        row("x", response={"usage": {"prompt_tokens": 1, "completion_tokens_details": []}}),
+        row("y").replace('"prompt_tokens": 412', '"prompt_tokens": 1e999'),
+        row("z").replace('"prompt_tokens": 412', '"prompt_tokens": NaN'),
+        row("aa").replace('"prompt_tokens": 412', '"prompt_tokens": 3000000000'),
+        row("ab").replace('"cost_usd": 0.00042', '"cost_usd": -Infinity'),
+        row("ac", ts=1e300), row("ad", ts="20261120T140311Z"), row("ae", ts="2026-11-20T24:00:00Z"),
+        row("af", ts=" 2026-11-20T14:03:11Z"), row("ag", latency_ms={"a": [1, 2]}),
+        row("ah").replace('"tenant": "acme"', '"tenant": "\\ud800"'),
+        "null", "false", "1" + "0" * 30, "\x0b",
+        row("ai", model_id=12), row("aj", status=5), row("ak", prompt_version=False),
+        row("al", response={"choices": [{"message": {"content": [{"text": 5}, "s", {"text": None}]}}]}),
+        row("am", ts="2026-11-20T14:03:11.123456789+05:30"),
     ]
 
 
@@ -181,10 +198,10 @@ def test_the_two_sql_readers_keep_the_same_good_lines(tmp_path):
         wh.run("openai_log_lines")
         for fast in (True, False):
             kept[fast] = wh.frame(
-                f"SELECT {', '.join(LOG_COLUMNS[:-1])} FROM openai_log_lines($path, $pv, 100000, "
+                f"SELECT {', '.join(LOG_COLUMNS[:-1])} FROM openai_log_lines($path, $pv, 100000, 67108864, "
                 f"{str(fast).lower()}) WHERE reason IS NULL ORDER BY request_id",
                 path=str(src), pv='$."prompt_version"')
-    assert len(kept[True]) == 9  # a to h, with a twice
+    assert len(kept[True]) == 14  # a to h (a twice), ai to am
     assert kept[True].equals(kept[False]), (kept[True], kept[False])
 
 
@@ -203,3 +220,173 @@ def test_without_a_query_profile_the_lines_are_counted_instead():
     profile = {"operator": [{"name": "INSERT", "children": [
         {"name": "READ_JSON", "operator_cardinality": 7, "children": []}]}]}
     assert _rows_read_json_read(json.dumps(profile)) == 7
+
+
+# --- robustness: a broken file is read as far as it goes, a bad line is a reject -----------------
+
+def _gzip_cut(path: Path, text: str) -> bytes:
+    """`text` gzip-compressed into `path`, cut off halfway; what a reader can still decompress."""
+    data = gzip.compress(text.encode())
+    path.write_bytes(data[: len(data) // 2])
+    return zlib.decompressobj(wbits=31).decompress(data[: len(data) // 2])
+
+
+def test_a_truncated_jsonl_gz_keeps_the_lines_before_the_cut(tmp_path):
+    src = tmp_path / "cut.jsonl.gz"
+    readable = _gzip_cut(src, "".join(row(f"r{i:04}") + "\n" for i in range(400)))
+    whole_lines = readable.count(b"\n")
+    result = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert 0 < whole_lines < 400
+    assert (result.read, result.ingested, result.duplicates, result.rejected) == \
+        (whole_lines + 1, whole_lines, 0, 1)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        (reject,) = wh.frame("SELECT * FROM rejects").to_dicts()
+        last = wh.execute("SELECT max(request_id) FROM logs").fetchone()[0]
+    assert last == f"r{whole_lines - 1:04}"
+    assert reject["position"] == whole_lines + 1
+    assert reject["reason"] == (f"truncated gzip file: the stream ends after line {whole_lines:,}; "
+                                "the rest of the file is lost")
+
+
+def test_a_truncated_json_gz_keeps_the_records_before_the_cut(tmp_path):
+    records = [row(f"r{i:04}") for i in range(300)]
+    src = tmp_path / "cut.json.gz"
+    readable = _gzip_cut(src, "[" + ",\n".join(records) + "]").decode(errors="ignore")
+    whole = sum(1 for i in range(len(records)) if len("[" + ",\n".join(records[:i + 1])) <= len(readable))
+    result = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert 0 < whole < 300
+    assert (result.read, result.ingested, result.rejected) == (whole + 1, whole, 1)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        (reject,) = wh.frame("SELECT * FROM rejects").to_dicts()
+    assert reject["position"] == whole + 1 and reject["reason"].startswith("truncated gzip file")
+
+
+def test_a_3mb_line_is_stored_and_the_counts_add_up(tmp_path):
+    """read_csv's own line limit (2 MB) once made such a line "invalid UTF-8" after read_json had
+    stored it, and "already present" went negative."""
+    part = "x" * 900_000  # each field under max_field_chars, the line over 2.7 MB
+    big = row("big", request={"messages": [{"role": "user", "content": part}]}, reference=part,
+              response={"choices": [{"message": {"content": part}}]})
+    src = write(tmp_path / "a.jsonl", [row("a"), big, row("bad", latency_ms=-1)])
+    result = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert (result.read, result.ingested, result.duplicates, result.rejected) == (3, 2, 0, 1)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        assert wh.execute("SELECT length(reference) FROM logs WHERE request_id = 'big'").fetchone() \
+            == (900_000,)
+        assert wh.execute("SELECT position, reason FROM rejects").fetchall() == \
+            [(3, "latency_ms is negative: -1")]
+    again = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert (again.read, again.ingested, again.duplicates, again.rejected) == (3, 0, 2, 1)
+
+
+def test_a_3mb_line_over_max_field_chars_is_rejected_for_that(tmp_path):
+    big = row("big", reference="x" * 3_000_000)
+    src = write(tmp_path / "a.jsonl", [row("a"), big, row("c")])
+    result = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert (result.read, result.ingested, result.duplicates, result.rejected) == (3, 2, 0, 1)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        assert wh.execute("SELECT position, reason FROM rejects").fetchall() == \
+            [(2, "reference is over the size limit (3,000,000 > 1,000,000 chars)")]
+
+
+def test_a_line_over_the_line_limit_is_rejected_unread(tmp_path):
+    from replaybench.readers import Unreadable, read_records
+
+    src = write(tmp_path / "a.jsonl", [row("a"), row("big", reference="x" * 5_000), row("c")])
+    got = list(read_records(src, max_line_bytes=2_000))
+    assert [p for p, _ in got] == [1, 2, 3] and got[0][1]["request_id"] == "a"
+    assert isinstance(got[1][1], Unreadable)
+    assert got[1][1].reason.startswith("line is over the size limit (5,")
+    assert got[1][1].reason.endswith(" > 2,000 bytes)") and got[2][1]["request_id"] == "c"
+
+
+@pytest.mark.parametrize("name", ["deep.jsonl", "deep.json"])
+def test_json_nested_10000_deep_is_a_reject(tmp_path, name):
+    deep_list, deep_object = "[" * 10_000 + "]" * 10_000, '{"x":' * 10_000 + "1" + "}" * 10_000
+    lines = [row("a"), deep_list, deep_object, row("b")]
+    src = tmp_path / name
+    src.write_text("[" + ",".join(lines) + "]" if name.endswith(".json") else "\n".join(lines))
+    result = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert (result.read, result.ingested, result.rejected) == (4, 2, 2)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        rejects = wh.execute("SELECT position, reason FROM rejects ORDER BY 1").fetchall()
+    assert [p for p, _ in rejects] == [2, 3] and all(reason for _, reason in rejects)
+
+
+BAD_NUMBERS = [
+    ('"prompt_tokens": 1e999', "prompt_tokens is not a number: 'inf'"),
+    ('"prompt_tokens": -1e999', "prompt_tokens is not a number: '-inf'"),
+    ('"prompt_tokens": NaN', "prompt_tokens is not a number: 'nan'"),
+    ('"prompt_tokens": 1e300', "prompt_tokens is too large: over 2,147,483,647"),
+    ('"prompt_tokens": 3000000000', "prompt_tokens is too large: over 2,147,483,647"),
+    ('"prompt_tokens": ' + "9" * 400, "prompt_tokens is not a number: 'inf'"),
+]
+
+
+@pytest.mark.parametrize("path", ["sql", "python"])
+@pytest.mark.parametrize("number, reason", BAD_NUMBERS, ids=[n[:30] for n, _ in BAD_NUMBERS])
+def test_an_infinite_or_huge_number_is_a_reject(tmp_path, path, number, reason):
+    bad = row("bad").replace('"prompt_tokens": 412', number)
+    name = "a.jsonl" if path == "sql" else "a.json"  # a .json file goes record by record
+    src = tmp_path / name
+    src.write_text("\n".join([row("a"), bad, row("c")]) if path == "sql" else
+                   "[" + ",".join([row("a"), bad, row("c")]) + "]")
+    result = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert (result.read, result.ingested, result.rejected) == (3, 2, 1)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        assert wh.execute("SELECT position, reason FROM rejects").fetchall() == [(2, reason)]
+
+
+@pytest.mark.parametrize("response, reason", [
+    ({"choices": ["str"]}, "response.choices[0] is not an object"),
+    ({"choices": "abc"}, "response.choices is not a list"),
+    ({"choices": [{"message": "hi"}]}, "response.choices[0].message is not an object"),
+    ({"choices": [], "usage": "lots"}, "response.usage is not an object"),
+    ({"usage": {"prompt_tokens": 3, "prompt_tokens_details": 5}},
+     "response.usage.prompt_tokens_details is not an object"),
+])
+@pytest.mark.parametrize("name", ["a.jsonl", "a.json"])
+def test_a_response_of_the_wrong_shape_is_a_reject(tmp_path, name, response, reason):
+    lines = [row("a"), row("b", response=response), row("c")]
+    src = tmp_path / name
+    src.write_text("\n".join(lines) if name.endswith(".jsonl") else "[" + ",".join(lines) + "]")
+    result = ingest_paths(tmp_path / "w.duckdb", [src])
+    assert (result.read, result.ingested, result.rejected) == (3, 2, 1)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        assert wh.execute("SELECT position, reason FROM rejects").fetchall() == [(2, reason)]
+
+
+def test_a_directory_is_named_as_one(tmp_path):
+    (tmp_path / "logs").mkdir()
+    with pytest.raises(IngestError, match="logs is a directory"):
+        ingest_paths(tmp_path / "w.duckdb", [tmp_path / "logs"])
+
+
+def test_a_path_with_a_star_is_that_file_not_a_glob(tmp_path):
+    write(tmp_path / "ab.jsonl", [row("other")])
+    star = write(tmp_path / "a*.jsonl", [row("star"), row(request_id=None)])
+    result = ingest_paths(tmp_path / "w.duckdb", [star])
+    assert (result.read, result.ingested, result.rejected) == (2, 1, 1)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        assert wh.execute("SELECT request_id, source FROM logs").fetchall() == [("star", str(star))]
+    with pytest.raises(IngestError, match="no such file"):
+        ingest_paths(tmp_path / "w.duckdb", [tmp_path / "a?.jsonl"])
+
+
+def test_windows_line_ends_and_a_carriage_return_inside_a_line(tmp_path):
+    """DuckDB's line reader also ends a line at a carriage return: rejects keep their own line
+    numbers in a CRLF file, and a file with a lone carriage return inside a line is read as the
+    record path reads it."""
+    crlf = tmp_path / "crlf.jsonl"
+    crlf.write_bytes(b"\r\n".join(x.encode() for x in [row("a"), row("b"), "oops", row("c"),
+                                                       row(request_id=None)]) + b"\r\n")
+    result = ingest_paths(tmp_path / "w.duckdb", [crlf])
+    assert (result.read, result.ingested, result.rejected) == (5, 3, 2)
+    inside = write(tmp_path / "cr.jsonl", [row("d"), row("e").replace(', "ts"', ',\r"ts"'), "x\ry", row("f")])
+    result = ingest_paths(tmp_path / "w.duckdb", [inside])
+    assert (result.read, result.ingested, result.rejected) == (4, 3, 1)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        rejects = wh.execute("SELECT source, position, reason FROM rejects ORDER BY 1, 2").fetchall()
+    assert [(s.rsplit("/", 1)[-1], p, r.split(":")[0]) for s, p, r in rejects] == [
+        ("cr.jsonl", 3, "invalid JSON"), ("crlf.jsonl", 3, "invalid JSON"),
+        ("crlf.jsonl", 5, "missing request_id")]
