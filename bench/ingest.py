@@ -54,7 +54,7 @@ def write_logs(path: Path, rows: int, seed: int = 1) -> None:
 REPLAYBENCH = """
 import sys, time
 from pathlib import Path
-from tasks.ingest import ingest_paths
+from replaybench.ingest import ingest_paths
 start = time.perf_counter()
 result = ingest_paths(Path(sys.argv[1]), [Path(sys.argv[2])], "openai")
 import resource

@@ -37,9 +37,9 @@ import yaml  # noqa: E402
 
 from replaybench import runs  # noqa: E402
 from replaybench.config import load_settings  # noqa: E402
+from replaybench.ingest.load import ingest_paths  # noqa: E402
 from replaybench.sim.server import Fleet  # noqa: E402
 from replaybench.warehouse import open_warehouse  # noqa: E402
-from tasks.ingest import ingest_paths  # noqa: E402
 from tasks.replay import replay_candidate  # noqa: E402
 from tasks.sample import draw_sample  # noqa: E402
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +15,7 @@ from rich.table import Table
 
 from replaybench.config import DEFAULT_CONFIG, Settings, load_settings, prepare_environment
 from replaybench.errors import ReplaybenchError
+from replaybench.ingest.formats import FORMATS as PARSERS
 
 prepare_environment()  # before anything imports Prefect: its settings are read at import
 
@@ -23,7 +24,7 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
 console = Console(soft_wrap=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration file.")]
-FORMATS = ["auto", "openai", "otel", "openinference", "langfuse", "litellm", "helicone"]
+FORMATS = ["auto", *PARSERS]  # the registry of log formats
 
 
 def _settings(config: Path) -> Settings:
@@ -78,19 +79,20 @@ def demo(config: ConfigOpt = Path(DEFAULT_CONFIG),
                                              "night.")] = 4):
     """Ingest the bundled demo logs, start the local model fleet, run the nightly flow for the
     last few days of traffic."""
+    from replaybench.ingest import sources
     from replaybench.progress import console_bars
     from replaybench.sim.server import Fleet
     from replaybench.warehouse import open_warehouse
-    from tasks.ingest import ingest_paths
 
     if nights < 1:
         raise ReplaybenchError(f"--nights must be at least 1, not {nights}")
     settings = _settings(config)
-    console.print(f"ingesting {', '.join(str(p) for p in settings.logs)}")
-    with console_bars():
-        ingested = ingest_paths(settings.warehouse, settings.logs, "auto", settings.ingest)
-    console.print("  " + ingested.summary())
-    with open_warehouse(settings.warehouse) as wh:
+    console.print(f"reading {', '.join(s.name for s in settings.sources) or 'no sources'}")
+    with console_bars(), open_warehouse(settings.warehouse) as wh:
+        # all the sources hold: the nights then find it read already, in the ledger
+        fetched = sources.fetch(wh, settings, datetime.min.replace(tzinfo=UTC),
+                                datetime.max.replace(tzinfo=UTC))
+        console.print("  " + fetched.summary())
         last_day = wh.run("last_full_day", tz=settings.timezone).fetchone()[0]
     if last_day is None:
         raise ReplaybenchError("the demo logs are empty: nothing to replay")
@@ -132,8 +134,8 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Log files: JSONL, J
            format: Annotated[str, typer.Option("--format", help="|".join(FORMATS))] = "auto",
            config: ConfigOpt = Path(DEFAULT_CONFIG)):
     """Load production log files into the warehouse's `logs` table."""
+    from replaybench.ingest import ingest_paths
     from replaybench.progress import console_bars
-    from tasks.ingest import ingest_paths
 
     if format not in FORMATS:
         raise ReplaybenchError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")

@@ -14,12 +14,20 @@ import re
 import subprocess
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from replaybench.errors import ConfigError, register_secret
 
@@ -176,6 +184,89 @@ class Ingest(_Strict):
                                  "rejects its record (a broken export, not a log).")
 
 
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def _duration(value: object) -> object:
+    """`90`, `90s`, `30m`, `6h`, `1d` (a number alone is seconds) as a timedelta."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        m = _DURATION.fullmatch(value)
+        if not m:
+            raise ValueError(f"not a duration: {value!r} (write 90s, 30m, 6h or 1d)")
+        return timedelta(seconds=float(m.group(1)) * _UNIT_S[m.group(2)])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class LangfuseApi(_Strict):
+    """Langfuse's public API as a source: the generations of each night's window, paginated.
+    The keys are read from the environment variables named here, never from this file."""
+
+    host: str = Field(description="The Langfuse server, e.g. https://cloud.langfuse.com.")
+    public_key_env: str = "LANGFUSE_PUBLIC_KEY"
+    secret_key_env: str = "LANGFUSE_SECRET_KEY"
+    page_size: int = Field(100, ge=1, le=1000, description="Observations per page.")
+    max_requests_per_s: float = Field(2.0, gt=0, description="The pace of page requests (Langfuse "
+                                      "rate-limits its public API; a 429 is waited out as well).")
+    timeout_s: float = Field(30.0, gt=0, description="Per page request.")
+
+    def keys(self) -> tuple[str, str]:
+        """(public key, secret key) from the environment; a clear error naming what is missing."""
+        found = {name: os.environ.get(name) for name in (self.public_key_env, self.secret_key_env)}
+        missing = [name for name, value in found.items() if not value]
+        if missing:
+            raise ConfigError(f"No {' or '.join(missing)} in the environment: set it for the "
+                              f"Langfuse source {self.host}")
+        for value in found.values():
+            register_secret(value)
+        return found[self.public_key_env], found[self.secret_key_env]
+
+    @field_validator("host")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if urlparse(v).scheme not in ("http", "https") or not urlparse(v).hostname:
+            raise ValueError(f"host must be an http(s) URL, not {v!r}")
+        return v.rstrip("/")
+
+
+class Source(_Strict):
+    """Where a night finds its logs: a file pattern (a folder or glob, local or object storage)
+    with an optional `{date:...}` template, or Langfuse's API."""
+
+    path: str | None = Field(None, description="A file, a glob, or a URL (s3://bucket/prefix/...); "
+                             "{date:%Y/%m/%d} stands for each day of the run's window.")
+    format: str = Field("auto", description="The log format (see docs/log-formats.md).")
+    langfuse: LangfuseApi | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Source:
+        if (self.path is None) == (self.langfuse is None):
+            raise ValueError("a source has either a path or a langfuse block")
+        return self
+
+    @property
+    def name(self) -> str:
+        """How the ledger and the report name this source."""
+        return self.path if self.path is not None else f"langfuse:{self.langfuse.host}"
+
+
+class Freshness(_Strict):
+    """When a night's logs count as complete, and how long the night waits for late ones."""
+
+    max_lag: Duration = Field(timedelta(hours=6), description="The newest log of the window must be "
+                              "at most this long before the window's end.")
+    wait: Duration = Field(timedelta(0), description="How long the night waits (reading the "
+                           "sources again every `poll`) for late logs before it runs on what it "
+                           "has and ends partial.")
+    poll: Duration = Field(timedelta(minutes=5), description="How often the sources are read again "
+                           "while waiting.")
+
+
 class Smtp(_Strict):
     host: str = "127.0.0.1"
     port: int = 25
@@ -295,7 +386,10 @@ class Settings(_Strict):
     timezone: str = "UTC"
     warehouse: Path = Path("data/warehouse.duckdb")
     reports_dir: Path = Path("reports")
-    logs: list[Path] = Field(default_factory=list)
+    logs: list[Path] = Field(default_factory=list, description="Older configs: files to read, "
+                             "the same as `sources: [{path: FILE}]` for each.")
+    sources: list[Source] = Field(default_factory=list)
+    freshness: Freshness = Freshness()
     sample: Sample = Sample()
     decide: Decide = Decide()
     ingest: Ingest = Ingest()
@@ -377,7 +471,7 @@ class Settings(_Strict):
 
     def config_hash(self) -> str:
         """A short hash of everything that can change a run's result."""
-        blob = self.model_dump_json(exclude={"email", "source", "fleet"})
+        blob = self.model_dump_json(exclude={"email", "source", "fleet", "sources", "freshness"})
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def with_fleet(self, fleet_url: str) -> Settings:
@@ -418,12 +512,21 @@ def _resolve_paths(s: Settings, path: Path) -> Settings:
         update={
             "warehouse": rel(s.warehouse),
             "reports_dir": rel(s.reports_dir),
-            "logs": [rel(p) for p in s.logs],
+            "logs": [],
+            "sources": [_resolve_source(src, root) for src in
+                        [*s.sources, *(Source(path=str(p)) for p in s.logs)]],
             "suites": rel(s.suites),
             "prices": rel(s.prices),
             "source": path.resolve(),
         }
     )
+
+
+def _resolve_source(source: Source, root: Path) -> Source:
+    """A local path relative to the config file's folder; URLs (scheme://) as they are."""
+    if source.path is None or "://" in source.path or Path(source.path).is_absolute():
+        return source
+    return source.model_copy(update={"path": str(root / source.path)})
 
 
 def _describe(exc: ValidationError) -> str:

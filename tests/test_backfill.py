@@ -17,8 +17,8 @@ import yaml
 from flows.backfill import MAX_DAYS, backfill, days_between
 from replaybench.config import load_settings
 from replaybench.errors import ReplaybenchError
+from replaybench.ingest import ingest_paths
 from replaybench.warehouse import open_warehouse
-from tasks.ingest import ingest_paths
 
 from .conftest import ROOT, write_config
 

@@ -15,7 +15,7 @@ def test_bundled_config_loads_and_resolves_paths():
                                               "production-replay"]
     assert s.candidates[-1].replays_production
     assert s.warehouse.is_absolute() and s.warehouse.parent == ROOT / "data"
-    assert all(p.is_file() for p in s.logs)
+    assert s.sources and all(Path(src.path).is_file() for src in s.sources)
 
 
 def test_misspelled_key_is_named_with_a_suggestion(tmp_path):

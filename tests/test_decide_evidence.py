@@ -12,8 +12,8 @@ from replaybench import runs
 from replaybench.config import load_settings
 from replaybench.decide import evidence, rules
 from replaybench.errors import ReplaybenchError
+from replaybench.ingest import ingest_paths
 from replaybench.warehouse import open_warehouse
-from tasks.ingest import ingest_paths
 from tasks.sample import draw_sample
 
 from .conftest import write_config

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from replaybench.config import load_settings
+from replaybench.ingest import ingest_paths
 from replaybench.warehouse import open_warehouse
-from tasks.ingest import ingest_paths
 
 from .conftest import write_config
 from .prefect_server import Stack

@@ -12,12 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from replaybench import logformats
 from replaybench.config import Ingest
-from replaybench.logformats import IngestOptions, Reject, detect, parse
-from replaybench.readers import Unreadable, read_records
+from replaybench.ingest import formats as logformats
+from replaybench.ingest import ingest_paths
+from replaybench.ingest.formats import IngestOptions, Reject, detect, parse
+from replaybench.ingest.readers import Unreadable, read_records
 from replaybench.warehouse import open_warehouse
-from tasks.ingest import ingest_paths
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "formats"
 OTEL = FIXTURES / "otel_traces.jsonl"

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from replaybench.errors import IngestError
+from replaybench.ingest import ingest_paths
 from replaybench.warehouse import open_warehouse
-from tasks.ingest import ingest_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,8 +156,8 @@ def mixed_lines() -> list[str]:
 
 def _both_paths(tmp_path, lines: list[str]):
     """Ingest the same lines through the SQL fast path and the record-by-record path."""
-    from replaybench.logformats import IngestOptions
-    from tasks.ingest import ingest_openai_jsonl, ingest_records
+    from replaybench.ingest.formats import IngestOptions
+    from replaybench.ingest.load import ingest_openai_jsonl, ingest_records
 
     src = write(tmp_path / "same.jsonl", lines)
     out = []
@@ -190,7 +190,7 @@ def test_the_sql_fast_path_and_the_record_path_agree(tmp_path):
 def test_the_two_sql_readers_keep_the_same_good_lines(tmp_path):
     """read_json (the fast reader) says nothing about a line it cannot read; the line-by-line
     reader says why. Whatever either keeps as good must be the same rows, column for column."""
-    from tasks.ingest import LOG_COLUMNS
+    from replaybench.ingest.load import LOG_COLUMNS
 
     src = write(tmp_path / "same.jsonl", mixed_lines())
     kept = {}
@@ -213,7 +213,7 @@ def test_a_clean_file_with_blank_lines_is_stored_in_one_pass(tmp_path):
 
 
 def test_without_a_query_profile_the_lines_are_counted_instead():
-    from tasks.ingest import _rows_read_json_read
+    from replaybench.ingest.load import _rows_read_json_read
 
     assert _rows_read_json_read("not json") is None
     assert _rows_read_json_read('{"operator": [{"name": "INSERT", "children": []}]}') is None
@@ -290,7 +290,7 @@ def test_a_3mb_line_over_max_field_chars_is_rejected_for_that(tmp_path):
 
 
 def test_a_line_over_the_line_limit_is_rejected_unread(tmp_path):
-    from replaybench.readers import Unreadable, read_records
+    from replaybench.ingest.readers import Unreadable, read_records
 
     src = write(tmp_path / "a.jsonl", [row("a"), row("big", reference="x" * 5_000), row("c")])
     got = list(read_records(src, max_line_bytes=2_000))

@@ -33,12 +33,12 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from replaybench import logformats
 from replaybench.errors import IngestError
-from replaybench.logformats import IngestOptions
-from replaybench.readers import read_records, too_deep
+from replaybench.ingest import formats as logformats
+from replaybench.ingest.formats import IngestOptions
+from replaybench.ingest.load import PARSER_ERROR, ingest_file, ingest_records
+from replaybench.ingest.readers import read_records, too_deep
 from replaybench.warehouse import open_warehouse
-from tasks.ingest import PARSER_ERROR, ingest_file, ingest_records
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_ingest import row  # noqa: E402
@@ -284,7 +284,7 @@ def test_fuzz_openai_fast_path(tmp_path, caplog):
     reason, and its counts add up. (Lines nested deeper than the record path reads are left out
     of the comparison: DuckDB reads them, Python refuses them; both without a crash.) A file with
     a carriage return or a \\x01 byte inside a line goes the record path; the others must not."""
-    caplog.set_level(logging.INFO, logger="tasks.ingest")
+    caplog.set_level(logging.INFO, logger="replaybench.ingest.load")
     seen = Counter()
     lines_of = st.lists(st.one_of(*[mutated(bases("openai"))] * 6, noise, st.just(b"")),
                         min_size=FAST_BATCH, max_size=FAST_BATCH)

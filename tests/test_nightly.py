@@ -10,8 +10,8 @@ import pytest
 
 from flows.nightly import nightly
 from replaybench.config import load_settings
+from replaybench.ingest import ingest_paths
 from replaybench.warehouse import open_warehouse
-from tasks.ingest import ingest_paths
 
 from .conftest import write_config
 

@@ -15,8 +15,8 @@ from aiosmtpd.controller import Controller
 
 from flows.nightly import nightly
 from replaybench.config import Email, load_settings
+from replaybench.ingest import ingest_paths
 from replaybench.warehouse import open_warehouse
-from tasks.ingest import ingest_paths
 from tasks.notify import MAX_HTML_BYTES, build_message, notify, render_bodies
 from tasks.report import report_context
 

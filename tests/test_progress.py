@@ -19,8 +19,8 @@ from rich.console import Console
 
 from replaybench import progress
 from replaybench.config import load_settings
+from replaybench.ingest import ingest_paths
 from replaybench.warehouse import open_warehouse
-from tasks.ingest import ingest_paths
 
 from .conftest import ROOT, write_config
 

@@ -19,9 +19,9 @@ import pytest
 from flows.nightly import nightly
 from replaybench import runs
 from replaybench.config import load_settings
+from replaybench.ingest import ingest_paths
 from replaybench.sim.server import Fleet, ThreadedFleet
 from replaybench.warehouse import open_warehouse
-from tasks.ingest import ingest_paths
 from tasks.replay import journal_path, replay_candidate
 from tasks.sample import draw_sample
 

@@ -19,10 +19,10 @@ from prefect import flow
 from replaybench import progress, runs
 from replaybench.config import Settings, load_settings
 from replaybench.errors import ConfigError, ReplaybenchError
+from replaybench.ingest import ingest_paths
 from replaybench.pricing import PriceTable
 from replaybench.sim.server import ThreadedFleet
 from replaybench.warehouse import open_warehouse
-from tasks.ingest import ingest_paths
 from tasks.replay import (
     ReplayWriter,
     RowMaker,

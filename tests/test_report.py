@@ -14,8 +14,8 @@ from aiohttp import web
 
 from flows.nightly import nightly
 from replaybench.config import load_settings
+from replaybench.ingest import ingest_paths
 from replaybench.sim.server import ThreadedFleet
-from tasks.ingest import ingest_paths
 
 from .browser import Browser, chromium_path
 from .conftest import ROOT, write_config

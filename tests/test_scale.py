@@ -16,9 +16,9 @@ from prefect import flow
 
 from replaybench import runs
 from replaybench.config import load_settings
+from replaybench.ingest import ingest_paths
 from replaybench.sim.server import ThreadedFleet
 from replaybench.warehouse import WarehouseLock, open_warehouse
-from tasks.ingest import ingest_paths
 from tasks.replay import replay_all, shard_folder
 from tasks.sample import draw_sample
 

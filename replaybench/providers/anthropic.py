@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from replaybench.logformats import message_text
+from replaybench.ingest.formats import message_text
 from replaybench.providers.base import (
     BAD_REQUEST,
     BAD_RESPONSE,

@@ -31,7 +31,7 @@ from typing import Any
 
 import polars as pl
 
-from replaybench.readers import MAX_DEPTH, MAX_LINE_BYTES, too_deep
+from replaybench.ingest.readers import MAX_DEPTH, MAX_LINE_BYTES, too_deep
 
 MAX_FIELD_CHARS = 1_000_000  # default: a single text field larger than this is a broken export
 MAX_TOKENS = 2**31 - 1  # the logs table keeps token counts as INTEGER

@@ -31,14 +31,13 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from replaybench import logformats, progress
+from replaybench import progress
 from replaybench.config import Ingest
 from replaybench.errors import IngestError
-from replaybench.logformats import LOG_SCHEMA, IngestOptions, Reject
-from replaybench.readers import Unreadable, json_value, line_value, raw_lines, read_records
+from replaybench.ingest import formats as logformats
+from replaybench.ingest.formats import LOG_SCHEMA, IngestOptions, Reject
+from replaybench.ingest.readers import Unreadable, json_value, line_value, raw_lines, read_records
 from replaybench.warehouse import Warehouse, open_warehouse
 
 log = logging.getLogger(__name__)
@@ -118,21 +117,24 @@ def _check_path(path: Path) -> None:
 
 
 def ingest_file(wh: Warehouse, path: Path, fmt: str = "auto",
-                options: IngestOptions | None = None) -> IngestResult:
+                options: IngestOptions | None = None, source: str | None = None) -> IngestResult:
     """Load one file into `logs`; rows already present (by request_id) are counted, not added.
-    Its progress is a phase named after the file (bytes on the fast path, else records)."""
+    `source` is what `logs.source` and `rejects.source` name (default: the path; a file fetched
+    from object storage names its URL). Its progress is a phase named after the file (bytes on
+    the fast path, else records)."""
     options = options or IngestOptions()
+    source = source or str(path)
     _check_path(path)
     if fmt != "auto" and fmt not in logformats.FORMATS:
         raise IngestError(f"unknown format {fmt!r}; known: auto, {', '.join(logformats.FORMATS)}")
     name, key = f"ingest {path.name}", f"ingest-{progress.slug(path.name)}"
     if _fast_path_reads(path) and (fmt == "openai" or (fmt == "auto" and sniff(path, options) == "openai")):
         with progress.phase(name, path.stat().st_size, key=key, unit="B") as phase:
-            result = ingest_openai_jsonl(wh, path, options, phase)
+            result = ingest_openai_jsonl(wh, path, options, phase, source)
             phase.advance(phase.total - phase.done)
             return result
     with progress.phase(name, key=key, unit="records") as phase:
-        return ingest_records(wh, path, fmt, options, phase)
+        return ingest_records(wh, path, fmt, options, phase, source)
 
 
 @contextmanager
@@ -174,24 +176,24 @@ class _DuckDBCannotRead(Exception):
 
 
 def ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions,
-                        phase: progress.Phase | None = None) -> IngestResult:
+                        phase: progress.Phase | None = None, source: str | None = None) -> IngestResult:
     """The fast path: one streaming INSERT … SELECT reads (with `read_json`), checks and stores an
     `openai` JSONL file in DuckDB. Only when some lines were not stored does a second pass, line by
     line, say why — and store any good line the first reader could not read. It all commits or
     rolls back as one: a file DuckDB cannot read to the end goes the record path."""
     try:
         try:
-            return _ingest_openai_jsonl(wh, path, options, phase, dedupe=False)
+            return _ingest_openai_jsonl(wh, path, options, phase, source, dedupe=False)
         except duckdb.ConstraintException:  # the file repeats an id: once more, one line per id
-            return _ingest_openai_jsonl(wh, path, options, None, dedupe=True)
+            return _ingest_openai_jsonl(wh, path, options, None, source, dedupe=True)
     except _DuckDBCannotRead as exc:
         log.info("%s: read record by record, as DuckDB cannot read it: %s", path, exc)
-        return ingest_records(wh, path, "openai", options)
+        return ingest_records(wh, path, "openai", options, source=source)
 
 
 def _ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions,
-                         phase: progress.Phase | None, dedupe: bool) -> IngestResult:
-    source = str(path)
+                         phase: progress.Phase | None, source: str | None, dedupe: bool) -> IngestResult:
+    source = source or str(path)
     # an absolute name: DuckDB would expand a leading ~ or read a scheme:// prefix
     params = {"path": str(path.absolute()), "pv_path": "$." + json.dumps(options.prompt_version_key),
               "max_chars": options.max_field_chars, "max_line": options.max_line_bytes}
@@ -235,7 +237,7 @@ def _ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions,
                 _insert_new(wh, source, by_line, params, dedupe)
                 result.ingested = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
             bad = wh.execute("SELECT count(*) FROM _staged WHERE reason IS NOT NULL").fetchone()[0]
-            rejects = _locate_rejects(wh, path, options, undecodable) if bad or undecodable else []
+            rejects = _locate_rejects(wh, path, source, options, undecodable) if bad or undecodable else []
             if lines - bad - result.ingested < 0:
                 raise _DuckDBCannotRead("its lines do not add up")
             if rejects:
@@ -251,7 +253,8 @@ def _ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions,
         wh.execute("RESET memory_limit")
 
 
-def _locate_rejects(wh: Warehouse, path: Path, options: IngestOptions, undecodable: int) -> list[dict]:
+def _locate_rejects(wh: Warehouse, path: Path, source: str, options: IngestOptions,
+                    undecodable: int) -> list[dict]:
     """The lines the SQL pass rejected (_staged, known by the md5 and byte length of their text)
     and the lines it could not decode, found again by reading the file line by line as the record
     path does: their line numbers, reasons (the record path's own words for bad UTF-8 and bad
@@ -290,7 +293,7 @@ def _locate_rejects(wh: Warehouse, path: Path, options: IngestOptions, undecodab
             found.append({"position": n, "reason": reason, "raw": text})
     if seen.pop("undecodable", 0) != undecodable or seen != wanted:
         raise _DuckDBCannotRead("read_csv split its lines otherwise than the file's line ends")
-    return [{"source": str(path), "position": r["position"], "item": 0,
+    return [{"source": source, "position": r["position"], "item": 0,
              "reason": _clean(r["reason"], REASON_CHARS), "raw": _clean(r["raw"], RAW_CHARS)}
             for r in found]
 
@@ -356,14 +359,14 @@ def parse_record(record: object, fmt: str, options: IngestOptions) -> list[dict 
 
 
 def ingest_records(wh: Warehouse, path: Path, fmt: str, options: IngestOptions,
-                   phase: progress.Phase | None = None) -> IngestResult:
+                   phase: progress.Phase | None = None, source: str | None = None) -> IngestResult:
     """The general path: record by record through the format parsers, stored in batches.
     `phase` counts the records read, a batch at a time."""
     result = IngestResult()
     counted = 0
     rows: list[dict] = []
     rejects: list[dict] = []
-    source = str(path)
+    source = source or str(path)
 
     def flush() -> None:
         nonlocal counted
@@ -417,8 +420,3 @@ def ingest_paths(warehouse: Path, paths: list[Path], fmt: str = "auto",
             total.add(ingest_file(wh, Path(path), fmt, options))
     return total
 
-
-@task(name="ingest", cache_policy=NO_CACHE)
-def ingest_task(warehouse: Path, paths: list[Path], fmt: str = "auto",
-                settings: Ingest | None = None) -> IngestResult:
-    return ingest_paths(warehouse, paths, fmt, settings)
