@@ -1,5 +1,6 @@
-"""The nightly regression: sample yesterday's traffic, replay it against every candidate,
-validate the answers, score them against production, and write the report."""
+"""The nightly regression: fetch yesterday's logs from the sources, sample them, replay them
+against every candidate, validate the answers, score them against production, and write the
+report."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import date
 from prefect import flow, get_run_logger
 
 from replaybench.config import DEFAULT_CONFIG, load_settings
+from tasks.ingest import fetch_task
 from tasks.lifecycle import (
     count_failed_checks,
     fail_run_task,
@@ -47,6 +49,10 @@ async def nightly(run_date: date | None = None, config: str = DEFAULT_CONFIG,
         log.info("skipped: the day before %s is already completed", run_date)
         return None
     try:
+        fetched = fetch_task(settings, run)
+        log.info("logs: %s", fetched.summary)
+        if fetched.incomplete:
+            log.warning("%s: the night runs on what it has and ends partial", fetched.incomplete)
         sizes = sample_task(settings, run)
         log.info("sampled %d requests over %d prompt_versions", sum(sizes.values()), len(sizes))
         log.info("redacted %s", describe_redaction(redact_task(settings, run)))

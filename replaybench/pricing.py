@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from replaybench.config import Candidate, Price
+from replaybench.config import Candidate, Price, Settings
 from replaybench.errors import ConfigError
 
 
@@ -46,6 +46,14 @@ class PriceTable:
     def __init__(self, table: _Table, source: Path):
         self.table = table
         self.source = source
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> PriceTable:
+        """The configured price table; when every candidate carries its own `price:` the file is
+        not needed, and a missing one is an empty table (a present one still gives its version)."""
+        if all(c.price is not None for c in settings.candidates) and not Path(settings.prices).exists():
+            return cls(_Table(version="none", models={}), Path(settings.prices))
+        return cls.load(settings.prices)
 
     @classmethod
     def load(cls, path: Path) -> PriceTable:

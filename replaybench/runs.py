@@ -117,8 +117,16 @@ def begin(wh: Warehouse, settings: Settings, run_date: date, kind: str,
 
 
 def finish(wh: Warehouse, run_id: str, status: str, report_path: str | None = None,
-           error: str | None = None) -> None:
-    """Record how a run ended, and give back the day's lease."""
+           error: str | None = None) -> str:
+    """Record how a run ended, and give back the day's lease; the status recorded. A run whose
+    logs were incomplete (`note_incomplete_logs`) ends `partial` at best, and its reason says so
+    first."""
+    incomplete = wh.execute("SELECT logs_incomplete FROM runs WHERE run_id = $r",
+                            {"r": run_id}).fetchone()
+    if incomplete and incomplete[0]:
+        if status == COMPLETED:
+            status = PARTIAL
+        error = "; ".join(part for part in (incomplete[0], error) if part)
     wh.execute(
         "UPDATE runs SET status = $s, finished_at = $now, report_path = coalesce($p, report_path),"
         " error = $e WHERE run_id = $r",
@@ -128,6 +136,14 @@ def finish(wh: Warehouse, run_id: str, status: str, report_path: str | None = No
     day = wh.execute("SELECT run_date FROM runs WHERE run_id = $r", {"r": run_id}).fetchone()
     if day:
         release_lease(wh.path, day[0])
+    return status
+
+
+def note_incomplete_logs(wh: Warehouse, run_id: str, reason: str | None) -> None:
+    """Record why the run's logs count as incomplete (None: they are complete); `finish` then
+    ends the run `partial` with that reason."""
+    wh.execute("UPDATE runs SET logs_incomplete = $why WHERE run_id = $r",
+               {"why": scrub(reason)[:1000] if reason else None, "r": run_id})
 
 
 def latest(wh: Warehouse, run_date: date) -> dict | None:

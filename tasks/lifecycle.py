@@ -38,8 +38,7 @@ def finish_run_task(settings: Settings, run: Run, outcomes: list[ReplayOutcome])
     dead = [o.model for o in outcomes if o.dead]
     error = f"no answers from {', '.join(dead)}" if dead else None
     with open_warehouse(settings.warehouse) as wh:
-        runs.finish(wh, run.run_id, status, error=error)
-    return status
+        return runs.finish(wh, run.run_id, status, error=error)
 
 
 @task(name="fail-run", cache_policy=NO_CACHE)

@@ -422,7 +422,7 @@ def plan_replay(settings: Settings, run: Run, candidate: Candidate,
                                     redacted=redacted,
                                     every_sampled=candidate.replays_production), candidate)
         cached = cached_answers(wh, [r["cache_key"] for r in requests]) if use_cache else {}
-        rows = RowMaker(run, candidate, PriceTable.load(settings.prices), settings.tz)
+        rows = RowMaker(run, candidate, PriceTable.for_settings(settings), settings.tz)
         reused = [rows.row(r, dataclasses.replace(cached[r["cache_key"]], attempts=0), True)
                   for r in requests if r["cache_key"] in cached]
         if reused:
@@ -453,7 +453,7 @@ async def send_plan(plan: ReplayPlan) -> Sent:
     """Ask every pending request of a plan; no warehouse here, only the journal and shards. Runs
     in this process or on a Dask worker."""
     settings, run, candidate = plan.settings, plan.run, plan.candidate
-    rows = RowMaker(run, candidate, PriceTable.load(settings.prices), settings.tz)
+    rows = RowMaker(run, candidate, PriceTable.for_settings(settings), settings.tz)
     key = f"replay-{run.run_id}-{file_stem(candidate.name)}" + (f"-{plan.chunk}" if plan.chunk else "")
     with progress.phase(f"replay {candidate.name}", plan.size, key=progress.slug(key)) as phase:
         writer = ReplayWriter(rows, journal_path(settings, run, candidate, plan.chunk),

@@ -72,7 +72,6 @@ def write_config(folder: Path, fleet_url: str = "http://127.0.0.1:9/v1", **overr
         "timezone": "UTC",
         "warehouse": str(folder / "warehouse.duckdb"),
         "reports_dir": str(folder / "reports"),
-        "logs": [str(DEMO_LOGS)],
         "sample": {"per_prompt_version": 40, "seed": 7},
         "suites": str(ROOT / "data" / "suites"),
         "prices": str(ROOT / "data" / "prices.yaml"),
@@ -86,6 +85,7 @@ def write_config(folder: Path, fleet_url: str = "http://127.0.0.1:9/v1", **overr
     for candidate in config["candidates"]:
         # the local fleet is trusted, as in the bundled config; a test of redaction says otherwise
         candidate.setdefault("trusted", True)
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "replaybench.yaml"
     import yaml
 
