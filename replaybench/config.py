@@ -211,7 +211,7 @@ class LangfuseApi(_Strict):
     public_key_env: str = "LANGFUSE_PUBLIC_KEY"
     secret_key_env: str = "LANGFUSE_SECRET_KEY"
     page_size: int = Field(100, ge=1, le=1000, description="Observations per page.")
-    max_requests_per_s: float = Field(2.0, gt=0, description="The pace of page requests (Langfuse "
+    max_requests_per_s: float = Field(0.5, gt=0, description="The pace of page requests (Langfuse "
                                       "rate-limits its public API; a 429 is waited out as well).")
     timeout_s: float = Field(30.0, gt=0, description="Per page request.")
 
