@@ -220,6 +220,27 @@ def list_runs(config: ConfigOpt = Path(DEFAULT_CONFIG)):
     console.print(table if rows else "no runs yet")
 
 
+@app.command("sources")
+def list_sources(config: ConfigOpt = Path(DEFAULT_CONFIG)):
+    """The sources ledger: what each configured source held and what was read of it."""
+    from replaybench.ingest import sources
+    from replaybench.warehouse import open_warehouse
+
+    settings = _settings(config)
+    with open_warehouse(settings.warehouse) as wh:
+        rows = sources.ledger(wh)
+    table = Table()
+    for col in ("source", "item", "status", "read at", "read", "ingested", "present", "rejected"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        status = r["status"] if r["status"] != sources.FAILED else f"failed: {r['error']}"
+        table.add_row(r["source"], r["item"], status, f"{r['read_at']:%Y-%m-%d %H:%M}",
+                      f"{r['rows_read']:,}", f"{r['ingested']:,}", f"{r['duplicates']:,}",
+                      f"{r['rejected']:,}")
+    configured = ", ".join(s.name for s in settings.sources) or "none"
+    console.print(table if rows else f"nothing read yet (sources: {configured})")
+
+
 decisions_app = typer.Typer(help="Decisions that outlive runs: list them, or reopen one.",
                             invoke_without_command=True, no_args_is_help=False)
 app.add_typer(decisions_app, name="decisions")

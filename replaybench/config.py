@@ -35,6 +35,12 @@ DEFAULT_CONFIG = "replaybench.yaml"
 LOGGED_MODEL = "@logged"  # a candidate `model:` meaning "whatever model the request was logged with"
 
 
+def aws_region() -> str | None:
+    """`AWS_REGION`, which the AWS CLI v2 honours ahead of AWS_DEFAULT_REGION but botocore does
+    not read by itself (it reads the endpoint, the keys and the profile on its own)."""
+    return os.environ.get("AWS_REGION") or None
+
+
 def on_this_machine(url: str) -> bool:
     """True when the URL's host is a loopback address or `localhost` (an IP parsed as an IP:
     `127.attacker.example` is a name, not a loopback address)."""

@@ -1,5 +1,6 @@
 """The command line, as a user runs it: a real process, a real config, real files."""
 
+import os
 import re
 import subprocess
 import sys
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, write_config
+from .conftest import DEMO_LOGS, ROOT, write_config
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -17,7 +18,7 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 def test_help_lists_every_command():
     out = cli("--help").stdout
-    for command in ("demo", "ingest", "run", "backfill", "runs", "report", "sim"):
+    for command in ("demo", "ingest", "run", "backfill", "runs", "sources", "report", "sim"):
         assert command in out
 
 
@@ -59,7 +60,7 @@ def test_bad_input_exits_non_zero_with_a_one_line_reason(tmp_path):
 def test_demo_runs_end_to_end_and_prints_the_report_path(tmp_path):
     """The README's first command, on a copy of the bundled config pointed at a temporary folder."""
     config = write_config(tmp_path, "http://127.0.0.1:8400/v1", timezone="Europe/Berlin",
-                          fleet={"port": 8400, "time_scale": 0},
+                          sources=[{"path": str(DEMO_LOGS)}], fleet={"port": 8400, "time_scale": 0},
                           sample={"per_prompt_version": 20, "seed": 7})
     result = cli("demo", "--config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -77,6 +78,11 @@ def test_demo_runs_end_to_end_and_prints_the_report_path(tmp_path):
 
     listed = cli("runs", "--config", str(config))
     assert "completed" in listed.stdout and "demo" in listed.stdout
+    ledger = subprocess.run([sys.executable, "-m", "replaybench.cli", "sources", "--config",
+                             str(config)], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "COLUMNS": "250"})  # a wide table: one line a row
+    assert ledger.returncode == 0, ledger.stderr
+    assert "production_logs.jsonl.gz" in ledger.stdout and "9,035" in ledger.stdout  # read once
     again = cli("demo", "--config", str(config))
     assert again.returncode == 0 and "already completed" in again.stdout
     run_id = report.stem

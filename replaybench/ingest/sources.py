@@ -29,8 +29,8 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-from replaybench.config import Settings, Source
-from replaybench.errors import IngestError, scrub
+from replaybench.config import Settings, Source, aws_region
+from replaybench.errors import IngestError, register_secret, scrub
 from replaybench.ingest.formats import IngestOptions
 from replaybench.ingest.load import IngestResult, ingest_file
 from replaybench.warehouse import Warehouse
@@ -115,24 +115,31 @@ class LogSource(ABC):
 
 # --- files, local or in object storage --------------------------------------------------------
 
+S3_PROTOCOLS = ("s3", "s3a")
+
+
 class FileSource(LogSource):
-    """A file, a glob or a folder pattern, local or a URL fsspec can list and read (s3://…)."""
+    """A file, a glob or a folder pattern, local or a URL fsspec can list and read (s3://…).
+
+    Object storage (AWS S3 or any S3-compatible store: MinIO, Ceph, R2…) is reached as the AWS CLI
+    reaches it: endpoint, region and credentials come from the environment (AWS_ENDPOINT_URL or
+    AWS_ENDPOINT_URL_S3, AWS_REGION or AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), never from replaybench.yaml. An object's version is its
+    ETag, and a read is pinned to the ETag listed: an object replaced in between fails the read
+    (the next fetch reads the new one) rather than recording one version for another's rows."""
 
     def __init__(self, config: Source) -> None:
         super().__init__(config)
         self.template = config.path or ""
         self.remote = "://" in self.template and not self.template.startswith("file://")
+        self.root = self.template.split("{", 1)[0] or "/"
+        self._fs = None
 
     def _filesystem(self):
-        import fsspec
-
-        try:
-            fs, _ = fsspec.core.url_to_fs(self.template.split("{", 1)[0] or "/")
-        except ImportError as exc:
-            raise IngestError(f"source {self.name}: {exc} (for s3:// install replaybench[s3])") from None
-        except ValueError as exc:  # an unknown protocol
-            raise IngestError(f"source {self.name}: {exc}") from None
-        return fs
+        """The filesystem the template lives on, opened once per source and fetch."""
+        if self._fs is None:
+            self._fs = _open_filesystem(self.root, self.name, self.remote)
+        return self._fs
 
     def patterns(self, start: datetime, end: datetime, tz: tzinfo) -> list[str]:
         """The template filled in for each day of the window (one pattern when it has no {date})."""
@@ -147,18 +154,19 @@ class FileSource(LogSource):
         return list(dict.fromkeys(found))
 
     def items(self, start: datetime, end: datetime, tz: tzinfo) -> list[Item]:
-        fs = self._filesystem()
-        found: dict[str, dict] = {}
-        for pattern in self.patterns(start, end, tz):
-            if any(c in pattern for c in GLOB_CHARS):
-                for name, info in fs.glob(pattern, detail=True).items():
-                    if info.get("type") != "directory":
-                        found[name] = info
-            elif fs.isdir(pattern):
-                for info in fs.find(pattern, detail=True).values():
-                    found[info["name"]] = info
-            elif fs.exists(pattern):
-                found[pattern] = fs.info(pattern)
+        patterns = self.patterns(start, end, tz)
+        fs = None
+        try:
+            fs = self._filesystem()
+            found = _list(fs, patterns)
+            if not found and self.remote:
+                _check_bucket(fs, self.root)  # a missing bucket lists as empty: say so
+        except IngestError:
+            raise
+        except Exception as exc:
+            if not self.remote:
+                raise
+            raise IngestError(_store_failure(exc, fs, self.root)) from None
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         return [Item(key=self._url(name, protocol), version=_version(info))
                 for name, info in sorted(found.items())]
@@ -178,6 +186,109 @@ class FileSource(LogSource):
             with fs.open(item.key, "rb") as src, open(local, "wb") as dst:
                 shutil.copyfileobj(src, dst, COPY_CHUNK)
             return Read(ingest_file(wh, local, self.config.format, options, source=item.key))
+
+
+def _open_filesystem(root: str, name: str, remote: bool):
+    """The fsspec filesystem of a source's root. A remote one is a fresh instance: fsspec's
+    cached one would answer from the listings an earlier fetch saw."""
+    import fsspec
+
+    protocol = fsspec.core.split_protocol(root)[0]
+    options: dict[str, Any] = {"skip_instance_cache": True} if remote else {}
+    if protocol in S3_PROTOCOLS:
+        options.update(_s3_options())
+    try:
+        fs, _ = fsspec.core.url_to_fs(root, **options)
+    except ImportError as exc:
+        hint = "s3:// needs s3fs: pip install 'replaybench[s3]'" if protocol in S3_PROTOCOLS else exc
+        raise IngestError(f"source {name}: {hint}") from None
+    except ValueError as exc:  # an unknown protocol
+        raise IngestError(f"source {name}: {exc}") from None
+    if protocol in S3_PROTOCOLS:
+        _register_credentials(fs)
+    return fs
+
+
+def _s3_options() -> dict[str, Any]:
+    """What s3fs must be told. botocore reads the rest itself (AWS_ENDPOINT_URL and
+    AWS_ENDPOINT_URL_S3, the keys, AWS_PROFILE, AWS_DEFAULT_REGION, AWS_MAX_ATTEMPTS), but not
+    AWS_REGION, which the AWS CLI v2 and the other SDKs honour ahead of AWS_DEFAULT_REGION."""
+    region = aws_region()
+    return {"client_kwargs": {"region_name": region}} if region else {}
+
+
+def _register_credentials(fs) -> None:
+    """Hand the secret key (and session token) s3fs signs with to `scrub`, however botocore found
+    them (the environment, AWS_PROFILE, a role), so that no message or stored error carries them."""
+    from fsspec.asyn import sync
+
+    fs.connect()
+    credentials = sync(fs.loop, fs.session.get_credentials)
+    if credentials is not None:
+        frozen = sync(fs.loop, credentials.get_frozen_credentials)
+        register_secret(frozen.secret_key)
+        register_secret(frozen.token)
+
+
+def _list(fs, patterns: list[str]) -> dict[str, dict]:
+    """Every file the patterns match, by name, with what the store says about it."""
+    found: dict[str, dict] = {}
+    for pattern in patterns:
+        if any(c in pattern for c in GLOB_CHARS):
+            for name, info in fs.glob(pattern, detail=True).items():
+                if info.get("type") != "directory":
+                    found[name] = info
+        elif fs.isdir(pattern):
+            for info in fs.find(pattern, detail=True).values():
+                found[info["name"]] = info
+        elif fs.exists(pattern):
+            found[pattern] = fs.info(pattern)
+    return found
+
+
+def _bucket(root: str) -> str:
+    import fsspec
+
+    bucket = fsspec.core.split_protocol(root)[1].split("/", 1)[0]
+    return "" if any(c in bucket for c in GLOB_CHARS) else bucket
+
+
+def _endpoint(fs) -> str:
+    """Where an object store lives, as the client resolved it (for messages)."""
+    client = getattr(fs, "_s3", None)  # s3fs's client, once connected
+    url = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    return f" at {url}" if url else ""
+
+
+def _check_bucket(fs, root: str) -> None:
+    """An empty listing is "nothing for those days" only if the bucket exists: S3 lists a missing
+    bucket as empty."""
+    bucket = _bucket(root)
+    if not bucket:
+        return
+    try:
+        fs.info(bucket)
+    except FileNotFoundError:
+        raise IngestError(f"bucket {bucket!r} does not exist{_endpoint(fs)} (check the source's "
+                          "path, and AWS_ENDPOINT_URL for an S3-compatible store)") from None
+    except PermissionError:
+        pass  # the listing itself was allowed: a key limited to a prefix may not look at the bucket
+
+
+def _store_failure(exc: Exception, fs, root: str) -> str:
+    """Why an object store could not be listed, on one line, with the likely fix."""
+    kinds = {cls.__name__ for cls in type(exc).__mro__}
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    s3 = root.split("://", 1)[0] in S3_PROTOCOLS
+    if kinds & {"PermissionError", "NoCredentialsError", "PartialCredentialsError",
+                "ProfileNotFound"}:
+        hint = " (check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)" if s3 else ""
+        where = f"bucket {_bucket(root)!r}" if _bucket(root) else root
+        return f"no access to {where}{_endpoint(fs)}: {text.rstrip('.')}{hint}"
+    if kinds & {"ConnectionError", "TimeoutError", "ConnectTimeoutError", "ReadTimeoutError"}:
+        hint = " (check AWS_ENDPOINT_URL)" if s3 else ""
+        return f"the object store is not reachable: {text.rstrip('.')}{hint}"
+    return f"{type(exc).__name__}: {text}"
 
 
 def _version(info: dict[str, Any]) -> str:
@@ -249,6 +360,11 @@ def _record(wh: Warehouse, outcome: Outcome, item: Item, cursor: str | None) -> 
          "version": item.version if outcome.status == READ else None, "cursor": cursor,
          "status": outcome.status, "error": outcome.error, "now": datetime.now(UTC),
          "read": r.read, "ingested": r.ingested, "duplicates": r.duplicates, "rejected": r.rejected})
+
+
+def ledger(wh: Warehouse) -> list[dict[str, Any]]:
+    """The ledger's rows, the newest read first."""
+    return wh.frame("SELECT * FROM sources ORDER BY read_at DESC, source, item").to_dicts()
 
 
 def fetch(wh: Warehouse, settings: Settings, start: datetime, end: datetime) -> Fetched:
@@ -369,5 +485,5 @@ def fetch_until_fresh(wh: Warehouse, settings: Settings, start: datetime, end: d
 
 
 __all__ = ["FAILED", "READ", "UNCHANGED", "Fetched", "FileSource", "Freshness", "Item", "LogSource",
-           "Outcome", "Read", "SOURCE_KINDS", "fetch", "fetch_until_fresh", "freshness",
+           "Outcome", "Read", "SOURCE_KINDS", "fetch", "ledger", "fetch_until_fresh", "freshness",
            "open_source", "register_source", "window_days"]
