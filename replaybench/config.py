@@ -188,6 +188,10 @@ class Ingest(_Strict):
                                     "prompt version where a format has no field of its own.")
     max_field_chars: int = Field(1_000_000, ge=1, description="A text field longer than this "
                                  "rejects its record (a broken export, not a log).")
+    langfuse_latency_unit: Literal["auto", "s", "ms"] = Field(
+        "auto", description="The unit of `latency` in Langfuse blob-storage exports: seconds now, "
+        "milliseconds for integrations created before 2026-04-01; auto tells them apart from the "
+        "start and end times and rejects a row where it cannot.")
 
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*")

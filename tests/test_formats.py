@@ -1,23 +1,33 @@
 """The production log formats, each through the real ingest into a real DuckDB file: exact column
 values per format, auto-detection, file variants (JSON array, Parquet, CSV, gzip), the prompt_version
-fallbacks, partial OTLP exports, and the bad input every format must reject with a reason."""
+fallbacks, partial OTLP exports, the bad input every format must reject with a reason, and the
+registry itself (its order, and the docs that list it)."""
 
 import copy
 import csv
 import gzip
+import inspect
 import json
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from replaybench.config import Ingest
 from replaybench.ingest import formats as logformats
 from replaybench.ingest import ingest_paths
-from replaybench.ingest.formats import IngestOptions, Reject, detect, parse
+from replaybench.ingest import load as load_module
+from replaybench.ingest.formats import LOG_SCHEMA, IngestOptions, Reject, detect, join_records, parse
+from replaybench.ingest.formats.otel import join_events
+from replaybench.ingest.load import ingest_file
 from replaybench.ingest.readers import Unreadable, read_records
 from replaybench.warehouse import open_warehouse
+from tests.test_ingest_fuzz import mutated
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "formats"
 OTEL = FIXTURES / "otel_traces.jsonl"
@@ -25,14 +35,21 @@ PHOENIX = FIXTURES / "phoenix_spans.json"
 LANGFUSE = FIXTURES / "langfuse_observations.json"
 LITELLM = FIXTURES / "litellm_payloads.jsonl"
 HELICONE = FIXTURES / "helicone_export.jsonl"
+LANGFUSE_EXPORT = FIXTURES / "langfuse_export.jsonl"
+LITELLM_SPEND = FIXTURES / "litellm_spend_logs.json"
+OTEL_EVENTS = FIXTURES / "otel_events.jsonl"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "log-formats.md"
 
-# fixture, format, records read, rows ingested (a Langfuse SPAN and OTel/Phoenix non-LLM spans are skipped)
+# fixture, format, records read, rows ingested (a Langfuse SPAN, OTel/Phoenix non-LLM spans and a
+# LiteLLM embedding call are skipped)
 CASES = [
     (OTEL, "otel", 2, 3),
     (PHOENIX, "openinference", 3, 2),
     (LANGFUSE, "langfuse", 4, 3),
     (LITELLM, "litellm", 3, 3),
     (HELICONE, "helicone", 3, 3),
+    (LANGFUSE_EXPORT, "langfuse_export", 4, 3),
+    (LITELLM_SPEND, "litellm_spend", 4, 3),
 ]
 
 
@@ -297,6 +314,16 @@ def _helicone(**over):
     return {k: v for k, v in rec.items() if v is not ...}
 
 
+def _export(**over):
+    rec = records(LANGFUSE_EXPORT)[0] | over
+    return {k: v for k, v in rec.items() if v is not ...}
+
+
+def _spend(**over):
+    rec = records(LITELLM_SPEND)[0] | over
+    return {k: v for k, v in rec.items() if v is not ...}
+
+
 def _otel_span(span=None, drop=(), add=()):
     """The fixture's first OTLP export, its GenAI span changed."""
     (export, _) = records(OTEL)
@@ -321,6 +348,15 @@ BAD = [
     ("helicone", _helicone, {"delay_ms": "slow"}, "delay_ms is not a number"),
     ("helicone", _helicone, {"time_to_first_token": -1}, "time_to_first_token is negative"),
     ("otel", None, {"drop": ["gen_ai.input.messages", "gen_ai.system_instructions"]}, "missing messages"),
+    ("langfuse_export", _export, {"id": ""}, "missing id"),
+    ("langfuse_export", _export, {"input": ""}, "missing input messages"),
+    ("langfuse_export", _export, {"start_time": "20/11/2026"}, "unparsable timestamp"),
+    ("langfuse_export", _export, {"usage_details": {"input": "many"}}, "usage_details.input is not a number"),
+    ("litellm_spend", _spend, {"request_id": ""}, "missing request_id"),
+    ("litellm_spend", _spend, {"startTime": "yesterday-ish"}, "unparsable timestamp"),
+    ("litellm_spend", _spend, {"spend": "lots"}, "spend is not a number"),
+    ("litellm_spend", _spend, {"endTime": "2026-11-20T14:19:00Z"}, "endTime is before the start time"),
+    ("litellm_spend", _spend, {"proxy_server_request": {}}, "store_prompts_in_spend_logs"),
     ("otel", None, {"span": {"startTimeUnixNano": "soon"}}, "unparsable timestamp"),
     ("otel", None, {"drop": ["gen_ai.response.id"], "span": {"traceId": ""}}, "missing request id"),
     ("otel", None, {"drop": ["gen_ai.usage.input_tokens"],
@@ -335,7 +371,8 @@ def test_bad_records_are_rejected_with_a_reason_and_the_load_goes_on(tmp_path, f
         good = [_otel_span(), records(OTEL)[1]]
         bad = _otel_span(**change)
     else:
-        good = [make(), make(**{("request_id" if fmt == "helicone" else "id"): "another-id"})]
+        id_field = "request_id" if fmt in ("helicone", "litellm_spend") else "id"
+        good = [make(), make(**{id_field: "another-id"})]
         bad = make(**change)
     result, rows, rejects = load(tmp_path, write_jsonl(tmp_path / "x.jsonl", [good[0], bad, good[1]]), fmt)
     assert result.rejected == 1 and result.ingested >= 2
@@ -354,6 +391,8 @@ def test_a_field_over_max_field_chars_rejects(tmp_path, path):
     ({"id": "chatcmpl-1", "object": "chat.completion", "choices": []}, "model response without its request"),
     ({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}, "chat request"),
     ({"foo": 1, "bar": 2}, "keys: foo, bar"),
+    ({"id": "sc-1", "trace_id": "t-1", "observation_id": "gen-1", "name": "accuracy", "value": 1,
+      "data_type": "NUMERIC", "source": "EVAL"}, "Langfuse score"),
 ])
 def test_an_unrecognised_record_says_what_it_looks_like(tmp_path, record, looks_like):
     good = records(LITELLM)[0]
@@ -372,7 +411,8 @@ def test_detection_rule_on_each_fixture():
 def test_options_come_from_the_ingest_settings():
     opts = IngestOptions.from_settings(Ingest(prompt_version_key="pv", max_field_chars=10))
     assert opts == IngestOptions(prompt_version_key="pv", max_field_chars=10)
-    assert set(logformats.FORMATS) == {"openai", "otel", "openinference", "langfuse", "litellm", "helicone"}
+    assert set(logformats.FORMATS) == {"openai", "otel", "openinference", "langfuse", "litellm", "helicone",
+                                       "langfuse_export", "litellm_spend"}
 
 
 def test_a_phoenix_spans_dataframe_row_is_read(tmp_path):
@@ -484,3 +524,359 @@ def test_odd_values_in_other_formats_are_stored_or_rejected_never_a_crash(tmp_pa
     result, rows, rejects = load(tmp_path, path, fmt)
     assert result.read == 1 and result.ingested + result.rejected == 1
     assert all(r["reason"] and not r["reason"].startswith("parser error") for r in rejects)
+
+
+# --- Langfuse blob-storage export ------------------------------------------------------------
+
+def test_langfuse_blob_storage_export(tmp_path):
+    _, rows, _ = load(tmp_path, LANGFUSE_EXPORT, "langfuse_export")
+    assert "span-5a1c7e1f" not in rows  # a SPAN is not a model call
+    r = rows["gen-5a1c7e20"]
+    assert r["ts"].isoformat() == "2026-11-20T14:10:00+00:00"
+    assert (r["latency_ms"], r["ttft_ms"]) == (1250.0, 300.0)  # end_time, completion_start_time
+    # usage_details.input excludes input_cached_tokens: OTel input = 150 + 256; output = 12 + 20
+    assert tokens(r) == (406, 32, 256, 20)
+    assert (r["prompt_version"], r["model_id"], r["output_text"]) == ("triage@v4", "gpt-4o-mini", "billing")
+    assert r["cost_usd"] == pytest.approx(6.09e-05)
+    assert json.loads(r["messages"]) == [{"role": "system", "content": "Classify the ticket."},
+                                         {"role": "user", "content": "Refund please"}]
+    assert json.loads(r["params"]) == {"temperature": 0, "max_tokens": 512}
+    meta = json.loads(r["metadata"])
+    assert (meta["tenant"], meta["trace_name"], meta["tags"], meta["user_id"]) == \
+        ("acme", "support-ticket", ["support"], "u-12")
+    failed = rows["gen-6b2d8f31"]
+    assert (failed["status"], failed["error"]) == ("error", "overloaded_error: Overloaded")
+    assert (failed["prompt_version"], failed["output_text"], failed["ttft_ms"]) == ("summary@v2", None, None)
+    assert json.loads(failed["messages"]) == [{"role": "user",
+                                               "content": "Summarise: the parcel arrived broken."}]
+    greeter = rows["gen-7c3e9042"]
+    assert (greeter["prompt_version"], greeter["ttft_ms"]) == ("greeter@v2", 450.0)
+    assert greeter["cost_usd"] == pytest.approx(3.3e-06)  # total_cost, without cost_details
+
+
+def _langfuse_parquet(recs: list[dict], path: Path) -> Path:
+    """The rows as Langfuse writes its Parquet export: timestamps, maps for usage, cost and metadata,
+    lists for tags, and no per-unit price columns."""
+    text, stamp, strings = pa.string(), pa.timestamp("us"), pa.list_(pa.string())
+    types = {"start_time": stamp, "end_time": stamp, "completion_start_time": stamp, "created_at": stamp,
+             "updated_at": stamp, "metadata": pa.map_(text, text), "tool_definitions": pa.map_(text, text),
+             "usage_details": pa.map_(text, pa.uint64()), "cost_details": pa.map_(text, pa.float64()),
+             "prompt_version": pa.uint16(), "total_cost": pa.float64(), "latency": pa.float64(),
+             "time_to_first_token": pa.float64(), "tool_calls": strings, "tool_call_names": strings,
+             "tags": strings, "bookmarked": pa.bool_(), "public": pa.bool_()}
+    columns = [k for k in recs[0] if not k.endswith("_price")]
+
+    def value(key: str, v):
+        if v is not None and types.get(key) == stamp:
+            return datetime.fromisoformat(v)
+        return list(v.items()) if isinstance(v, dict) else v
+
+    schema = pa.schema([(k, types.get(k, text)) for k in columns])
+    table = pa.Table.from_pylist([{k: value(k, r.get(k)) for k in columns} for r in recs], schema)
+    pq.write_table(table, path)
+    return path
+
+
+def _langfuse_csv(recs: list[dict], path: Path) -> Path:
+    """The rows as Langfuse writes its CSV export: objects and arrays as JSON text, null as an
+    empty cell, booleans as true/false."""
+    def cell(v):
+        if isinstance(v, bool):
+            return str(v).lower()
+        return "" if v is None else json.dumps(v) if isinstance(v, dict | list) else v
+
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, list(recs[0]))
+        writer.writeheader()
+        writer.writerows({k: cell(v) for k, v in r.items()} for r in recs)
+    return path
+
+
+def test_langfuse_export_as_parquet_csv_and_jsonl_gives_the_same_rows(tmp_path):
+    recs = records(LANGFUSE_EXPORT)
+
+    def stored(path: Path) -> list[dict]:
+        db = tmp_path / f"{path.name}.duckdb"
+        result = ingest_paths(db, [path], "auto")
+        assert (result.read, result.ingested, result.rejected) == (4, 3, 0), path.name
+        with open_warehouse(db) as wh:
+            return wh.frame("SELECT * EXCLUDE (source, ingested_at) FROM logs ORDER BY request_id").to_dicts()
+
+    expected = stored(LANGFUSE_EXPORT)
+    assert stored(_langfuse_parquet(recs, tmp_path / "observations_v2.parquet")) == expected
+    assert stored(_langfuse_csv(recs, tmp_path / "observations_v2.csv")) == expected
+
+
+NO_FIRST_TOKEN_TIME = {"completion_start_time": ...}  # the `time` field group not exported
+
+
+@pytest.mark.parametrize("change, unit, ttft", [
+    ({}, "auto", 300.0),  # seconds (integrations from 2026-04-01): latency 1.25 = end - start
+    ({"latency": 1250, "time_to_first_token": 300}, "auto", 300.0),  # milliseconds (older integrations)
+    ({"end_time": None, "latency": None}, "s", 300.0),
+    ({"end_time": None, "latency": None, "time_to_first_token": 300}, "ms", 300.0),
+    ({"latency": 1250, "time_to_first_token": 300}, "ms", 300.0),
+], ids=["auto-s", "auto-ms", "set-s", "set-ms", "set-ms-agrees"])
+def test_langfuse_export_durations_in_seconds_or_milliseconds(tmp_path, change, unit, ttft):
+    path = write_jsonl(tmp_path / "x.jsonl", [_export(**NO_FIRST_TOKEN_TIME, **change)])
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        result = ingest_file(wh, path, "auto", IngestOptions(langfuse_latency_unit=unit))
+        (r,) = wh.frame("SELECT * FROM logs").to_dicts()
+    assert result.ingested == 1 and r["ttft_ms"] == pytest.approx(ttft)
+
+
+def test_a_langfuse_export_duration_of_unknown_unit_is_rejected_not_guessed(tmp_path):
+    path = write_jsonl(tmp_path / "x.jsonl", [_export(**NO_FIRST_TOKEN_TIME, end_time=None, latency=None)])
+    result, _, rejects = load(tmp_path, path, "auto")
+    assert result.rejected == 1
+    assert rejects[0]["reason"].startswith("time_to_first_token has no unit to go by")
+    assert "ingest.langfuse_latency_unit" in rejects[0]["reason"]
+
+
+def test_the_langfuse_latency_unit_option():
+    with pytest.raises(ValueError, match="langfuse_latency_unit"):
+        IngestOptions(langfuse_latency_unit="minutes")
+    configured = SimpleNamespace(prompt_version_key="pv", max_field_chars=10, langfuse_latency_unit="ms")
+    assert IngestOptions.from_settings(configured).langfuse_latency_unit == "ms"
+    assert IngestOptions.from_settings(Ingest()).langfuse_latency_unit == "auto"
+
+
+# --- LiteLLM proxy spend logs ----------------------------------------------------------------
+
+KEY_HASH = "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b"
+
+
+def test_litellm_proxy_spend_logs(tmp_path):
+    result, rows, _ = load(tmp_path, LITELLM_SPEND, "auto")
+    assert (result.read, result.ingested, result.rejected) == (4, 3, 0)  # the embedding call is skipped
+    r = rows["chatcmpl-CX9f8e7d6c"]
+    assert r["source_format"] == "litellm_spend" and r["ts"].isoformat() == "2026-11-20T14:20:00+00:00"
+    assert r["latency_ms"] == pytest.approx(812.0) and r["ttft_ms"] == pytest.approx(230.0)  # streamed
+    assert tokens(r) == (412, 40, 256, 37)  # details from metadata.additional_usage_values
+    assert (r["model_id"], r["prompt_version"], r["output_text"]) == ("gpt-5-mini", "triage@v4", "billing")
+    assert r["cost_usd"] == pytest.approx(0.00042) and r["status"] == "ok"
+    assert json.loads(r["messages"]) == [{"role": "system", "content": "Classify the ticket."},
+                                         {"role": "user", "content": "I was charged twice"}]
+    assert json.loads(r["params"]) == {"temperature": 0, "max_tokens": 512}
+    meta = json.loads(r["metadata"])
+    assert (meta["model_group"], meta["user_api_key_alias"], meta["request_tags"]) == \
+        ("triage-model", "support-bot", ["support"])
+    assert KEY_HASH[:12] not in r["metadata"] and "api_key" not in meta  # never a hashed key
+    failed = rows["9b0f1e2d-3c4b-4a59-8e7d-6c5b4a392817"]
+    assert (failed["status"], failed["output_text"], failed["ttft_ms"]) == ("error", None, None)
+    assert failed["error"].startswith("litellm.RateLimitError")
+    assert failed["prompt_version"] == "triage@v4"  # from the request body's metadata
+    old = rows["chatcmpl-Old4a5b6c7d"]  # an older proxy: the messages in their own column
+    assert tokens(old) == (2048, 1, 1920, None) and old["ttft_ms"] is None
+    assert (old["prompt_version"], old["output_text"]) == ("math@v3", "4")
+
+
+def _postgres_csv(recs: list[dict], path: Path) -> Path:
+    """The rows as `\\copy "LiteLLM_SpendLogs" TO … CSV HEADER` writes them: timestamps without a
+    zone (UTC), JSON columns as JSON text, NULL as an empty cell."""
+    def cell(key: str, v):
+        if v is None:
+            return ""
+        if isinstance(v, dict | list):
+            return json.dumps(v)
+        if key in ("startTime", "endTime", "completionStartTime"):
+            moment = datetime.fromisoformat(v.replace("Z", "+00:00")).astimezone(UTC).replace(tzinfo=None)
+            return moment.isoformat(sep=" ", timespec="milliseconds").rstrip("0").rstrip(".")
+        return v
+
+    columns = sorted({k for r in recs for k in r})
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, columns)
+        writer.writeheader()
+        writer.writerows({k: cell(k, r.get(k)) for k in columns} for r in recs)
+    return path
+
+
+def test_spend_logs_as_a_postgres_csv_or_a_v2_page_give_the_same_rows(tmp_path):
+    recs = records(LITELLM_SPEND)
+    page = tmp_path / "spend-logs-v2.json"
+    page.write_text(json.dumps({"data": recs, "total": 4, "page": 1, "page_size": 50, "total_pages": 1}))
+
+    def stored(path: Path) -> list[dict]:
+        db = tmp_path / f"{path.name}.duckdb"
+        result = ingest_paths(db, [path], "auto")
+        assert (result.read, result.ingested, result.rejected) == (4, 3, 0), path.name
+        with open_warehouse(db) as wh:
+            return wh.frame("SELECT * EXCLUDE (source, ingested_at) FROM logs ORDER BY request_id").to_dicts()
+
+    expected = stored(LITELLM_SPEND)
+    assert stored(page) == expected
+    assert stored(_postgres_csv(recs, tmp_path / "LiteLLM_SpendLogs.csv")) == expected
+
+
+def test_a_spend_log_cut_by_the_proxy_is_rejected(tmp_path):
+    rec = _spend()
+    rec["proxy_server_request"]["messages"][1]["content"] = \
+        "I was ... (litellm_truncated skipped 30000 chars) ... twice"
+    result, _, rejects = load(tmp_path, write_jsonl(tmp_path / "x.jsonl", [rec]), "auto")
+    assert result.rejected == 1 and "MAX_STRING_LENGTH_PROMPT_IN_DB" in rejects[0]["reason"]
+
+
+@pytest.mark.parametrize("path, named, other", [
+    (LITELLM_SPEND, "litellm", "litellm_spend"),  # once rejected as "missing id", and no more said
+    (LANGFUSE_EXPORT, "langfuse", "langfuse_export"),
+])
+def test_a_record_read_as_the_wrong_format_says_which_format_it_looks_like(tmp_path, path, named, other):
+    result, _, rejects = load(tmp_path, path, named)
+    assert result.ingested == 0 and rejects
+    assert all(f"looks like {other}" in r["reason"] for r in rejects), rejects
+
+
+# --- OpenTelemetry GenAI content in log events -----------------------------------------------
+
+def _parsed(items) -> tuple[dict[str, dict], list[str], list[int]]:
+    """The rows (by request id), reject reasons and positions of (position, record) pairs, each
+    record parsed as the record path parses it."""
+    rows, rejects, positions = {}, [], []
+    for position, record in items:
+        positions.append(position)
+        try:
+            parsed = parse(record, "auto")
+        except Reject as exc:
+            parsed = [exc]
+        for item in parsed:
+            if isinstance(item, Reject):
+                rejects.append(str(item))
+            else:
+                rows[item["request_id"]] = item
+    return rows, rejects, positions
+
+
+SPAN_B = "8b2c3d4e5f60718293a4b5c6d7e8f90a:2b3c4d5e6f708192"
+EVENT_C = "9c3d4e5f60718293a4b5c6d7e8f90a1b:3c4d5e6f708192a3"
+
+
+def test_otel_content_in_log_events_is_joined_to_its_span():
+    rows, rejects, positions = _parsed(join_records(read_records(OTEL_EVENTS)))
+    assert sorted(positions) == [1, 2, 3, 4] and rejects == []
+    a = rows["chatcmpl-EV1a2b3c"]  # the details event came before its span
+    assert a["ts"] == datetime(2026, 11, 20, 14, 3, 11, tzinfo=UTC)
+    assert (a["latency_ms"], a["ttft_ms"]) == (812.0, 230.0)  # the span's times, its time to first chunk
+    assert tokens(a) == (412, 40, 256, 37)
+    assert (a["model_id"], a["prompt_version"]) == ("gpt-5-mini", "triage@v4")
+    assert json.loads(a["messages"]) == [{"role": "system", "content": "Classify the ticket."},
+                                         {"role": "user", "content": "I was charged twice"}]
+    assert a["output_text"] == "billing"
+    assert json.loads(a["params"]) == {"temperature": 0.0, "max_tokens": 512}
+    b = rows[SPAN_B]  # the older per-message events came after theirs
+    assert json.loads(b["messages"]) == [{"role": "system", "content": "Answer yes or no."},
+                                         {"role": "user", "content": "Is 7 prime?"}]
+    assert (b["output_text"], b["latency_ms"], b["model_id"]) == ("Yes", 640.0, "gpt-4o-mini")
+    assert tokens(b) == (30, 5, None, None)
+    c = rows[EVENT_C]  # a details event whose span is not in the file: a row of its own, no duration
+    assert (c["status"], c["error"], c["latency_ms"]) == ("error", "RateLimitError", None)
+    assert c["model_id"] == "gpt-5-mini"
+    assert c["ts"] == datetime(2026, 11, 20, 14, 5, 11, 250000, tzinfo=UTC)
+    assert json.loads(c["metadata"])["from_log_event"] is True
+
+
+def test_the_join_does_not_depend_on_the_order_of_spans_and_events():
+    forward, _, _ = _parsed(join_records(read_records(OTEL_EVENTS)))
+    backward, rejects, _ = _parsed(join_records(reversed(list(read_records(OTEL_EVENTS)))))
+    assert rejects == [] and backward == forward
+
+
+def test_without_the_join_a_span_whose_content_is_in_log_events_is_a_reject():
+    rows, rejects, _ = _parsed(read_records(OTEL_EVENTS))
+    assert len(rejects) == 2 and all(r.startswith("missing messages") and "log events" in r for r in rejects)
+    assert tokens(rows["chatcmpl-EV1a2b3c"]) == (None, None, None, None)  # the event alone has no usage
+    assert rows[SPAN_B]["model_id"] is None  # the older events, grouped by span, have no model
+
+
+def test_the_join_holds_at_most_its_window_of_records():
+    logs_a, spans, logs_b, logs_c = records(OTEL_EVENTS)
+    # window 1: the events of span A go on unmatched when the record of C comes in
+    items = list(enumerate([logs_a, logs_c, spans, logs_b], 1))
+    rows, rejects, positions = _parsed(join_events(items, window=1))
+    assert sorted(positions) == [1, 2, 3, 4]
+    assert len(rejects) == 1 and rejects[0].startswith("missing messages")  # span A
+    assert set(rows) == {"chatcmpl-EV1a2b3c", SPAN_B, EVENT_C}
+    assert json.loads(rows["chatcmpl-EV1a2b3c"]["metadata"])["from_log_event"] is True
+    assert rows[SPAN_B]["output_text"] == "Yes" and rows[SPAN_B]["latency_ms"] == 640.0
+
+
+def test_a_details_event_recorded_on_the_span_itself_is_read():
+    logs, export, _, _ = records(OTEL_EVENTS)
+    details = logs["resourceLogs"][0]["scopeLogs"][1]["logRecords"][0]
+    span = export["resourceSpans"][0]["scopeSpans"][1]["spans"][0]
+    span["events"] = [{"name": details["eventName"], "timeUnixNano": details["timeUnixNano"],
+                       "attributes": details["attributes"]}]
+    (row,) = [r for r in parse(export) if not isinstance(r, Reject)]
+    assert json.loads(row["messages"])[1] == {"role": "user", "content": "I was charged twice"}
+    assert (row["output_text"], row["input_tokens"], row["latency_ms"]) == ("billing", 412, 812.0)
+
+
+@pytest.mark.xfail("join_records" not in inspect.getsource(load_module), strict=True,
+                   reason="load.py does not pass a file's records through formats.join_records yet")
+def test_otel_log_events_through_the_ingest(tmp_path):
+    result, rows, rejects = load(tmp_path, OTEL_EVENTS, "auto")
+    assert (result.read, result.ingested, result.rejected) == (4, 3, 0), rejects
+    assert tokens(rows["chatcmpl-EV1a2b3c"]) == (412, 40, 256, 37)
+    assert rows[SPAN_B]["output_text"] == "Yes"
+
+
+# --- the new formats fuzzed: every record is rows or a reject, never an exception -------------
+
+FUZZ = settings(max_examples=400, deadline=None, derandomize=True, database=None,
+                suppress_health_check=list(HealthCheck))
+
+
+NEW_FORMATS = [(LANGFUSE_EXPORT, "langfuse_export"), (LITELLM_SPEND, "litellm_spend")]
+
+
+@pytest.mark.parametrize("path, fmt", NEW_FORMATS, ids=[f for _, f in NEW_FORMATS])
+def test_fuzzed_records_are_rows_or_rejects(path, fmt):
+    options = IngestOptions(max_field_chars=3_000)
+
+    @FUZZ
+    @given(record=mutated(records(path)), auto=st.booleans())
+    def run(record, auto):
+        try:
+            parsed = parse(record, "auto" if auto else fmt, options)
+        except Reject as exc:
+            assert str(exc)
+            return
+        assert all(isinstance(p, Reject) and str(p) or set(p) == set(LOG_SCHEMA) for p in parsed)
+
+    run()
+
+
+def test_fuzzed_otlp_traces_and_logs_through_the_join():
+    bases = records(OTEL_EVENTS) + records(OTEL)
+
+    @FUZZ
+    @given(lines=st.lists(mutated(bases) | st.sampled_from(bases).map(copy.deepcopy), min_size=1, max_size=6),
+           window=st.integers(1, 4))
+    def run(lines, window):
+        out = list(join_events(enumerate(lines, 1), window))
+        assert sorted(p for p, _ in out) == list(range(1, len(lines) + 1))  # each record once
+        rows, rejects, _ = _parsed(out)
+        assert all(rejects) and all(set(r) == set(LOG_SCHEMA) for r in rows.values())
+
+    run()
+
+
+# --- the registry ----------------------------------------------------------------------------
+
+def test_the_docs_list_every_registered_format_as_the_registry_does():
+    doc = DOCS.read_text()
+    table = doc.split("<!-- formats: format_table() -->")[1].split("<!-- end of formats -->")[0].strip()
+    assert table == logformats.format_table(), "docs/log-formats.md needs:\n" + logformats.format_table()
+    assert "--format " + "|".join(["auto", *logformats.FORMATS]) in doc
+    for name in logformats.FORMATS:
+        assert f"## `{name}`" in doc, f"docs/log-formats.md has no section for {name}"
+
+
+def test_auto_tries_the_formats_in_registry_order():
+    assert list(logformats.FORMATS) == ["openinference", "otel", "openai", "litellm_spend", "litellm",
+                                        "helicone", "langfuse", "langfuse_export"]
+    assert all(f.sniff is not None for f in logformats.FORMATS.values())
+    spend_row = records(LITELLM_SPEND)[0]  # passes LiteLLM's payload sniff too: the earlier format wins
+    assert logformats.FORMATS["litellm"].sniff(spend_row) and detect(spend_row) == "litellm_spend"
+    (row,) = logformats.FORMATS["litellm_spend"](spend_row)  # a format parses when called
+    assert row["request_id"] == "chatcmpl-CX9f8e7d6c"

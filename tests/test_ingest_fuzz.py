@@ -50,6 +50,7 @@ FIXTURE_FILES = {
     "otel": "otel_traces.jsonl", "openinference": "phoenix_spans.json",
     "langfuse": "langfuse_observations.json", "litellm": "litellm_payloads.jsonl",
     "helicone": "helicone_export.jsonl",
+    "langfuse_export": "langfuse_export.jsonl", "litellm_spend": "litellm_spend_logs.json",
 }
 # small enough that the size limits are reached now and then
 OPTIONS = IngestOptions(max_field_chars=3_000)
