@@ -3,12 +3,14 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint lock clean
 
-$(BIN)/replaybench: pyproject.toml
+# the versions the tests ran on (requirements.lock), then replaybench itself on top of them
+$(BIN)/replaybench: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 demo: $(BIN)/replaybench     ## set up, ingest the demo logs, replay them, print the report's path
@@ -21,5 +23,10 @@ test: $(BIN)/replaybench     ## lint, then the tests (real DuckDB, the local fle
 lint: $(BIN)/replaybench
 	$(BIN)/ruff check .
 
+lock: $(BIN)/replaybench     ## re-resolve requirements.lock: the newest versions within pyproject's bounds
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra test --universal --python-version 3.11 -o requirements.lock
+
 clean:
-	rm -rf .replaybench data/warehouse.duckdb data/warehouse.duckdb.wal reports/*.html
+	rm -rf .replaybench data/*.duckdb data/*.duckdb.wal data/*.duckdb.lock data/*.duckdb.runs \
+	       data/*.duckdb.shards data/*.duckdb.journal reports/*.html

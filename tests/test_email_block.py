@@ -1,0 +1,50 @@
+"""E-mail credentials from a Prefect `EmailServerCredentials` block (the `email` extra): the block is
+saved on Prefect's test server and loaded by name, the message reaches a real SMTP server on
+loopback, and the block's password is registered as a secret."""
+
+import socket
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from replaybench.errors import scrub
+from tasks.notify import _block_server
+
+from .servers import Keep
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_saved_block_sends_through_its_server(prefect_harness):
+    from prefect_email import EmailServerCredentials, SMTPType
+
+    handler = Keep()
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login.decode(), auth_data.password.decode()))
+        return AuthResult(success=True)
+
+    # a relay on this machine that takes a login without TLS (as plaintext_on_loopback allows)
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(),
+                            authenticator=authenticator, auth_require_tls=False)
+    controller.start()
+    try:
+        EmailServerCredentials(smtp_server="127.0.0.1", smtp_port=controller.port,
+                               smtp_type=SMTPType.INSECURE, username="night-mailer",
+                               password="block-password-123").save("night-mail", overwrite=True)
+        msg = EmailMessage()
+        msg["Subject"], msg["From"], msg["To"] = "night", "rb@example.com", "team@example.com"
+        msg.set_content("hello")
+        with _block_server("night-mail") as server:
+            server.send_message(msg)
+    finally:
+        controller.stop()
+    assert [e.rcpt_tos for e in handler.envelopes] == [["team@example.com"]]
+    assert logins == [("night-mailer", "block-password-123")]
+    assert "block-password-123" not in scrub("login failed for block-password-123")
