@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -22,8 +23,26 @@ prepare_environment()  # before anything imports Prefect: its settings are read 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 console = Console(soft_wrap=True)
+err_console = Console(soft_wrap=True, stderr=True)  # human output when stdout carries a summary
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Configuration file.")]
+# what `run` and `backfill` hand a CI job (replaybench/report/outcomes.py); exit codes 0 ok, 1 a
+# run failed or is partial, 2 bad input, 3 an outcome named by --fail-on occurred
+FailOnOpt = Annotated[list[str] | None, typer.Option(
+    "--fail-on", metavar="OUTCOMES", help="Exit 3 when one of these outcomes occurred, comma-"
+    "separated: promote, canary, hold, reject (recommendations); open, improved, regressed, "
+    "equivalent, non_inferior, inconclusive (decision states); partial, failed (a run; these "
+    "always exit 1).")]
+SummaryOpt = Annotated[str, typer.Option(
+    "--summary", metavar="text|json|markdown", help="text: the decision table; json: one JSON "
+    "document on stdout; markdown: Markdown on stdout (human output then goes to stderr).")]
+JunitOpt = Annotated[Path | None, typer.Option(
+    "--junit", metavar="PATH", help="Write a JUnit XML file: a testcase per prompt_version × "
+    "candidate, failing on the --fail-on outcomes.")]
+StepSummaryOpt = Annotated[Path | None, typer.Option(
+    "--step-summary", metavar="PATH", envvar="GITHUB_STEP_SUMMARY",
+    help="Append a Markdown summary to this file (GitHub Actions sets GITHUB_STEP_SUMMARY).")]
+SUMMARY_FORMATS = ("text", "json", "markdown")
 FORMATS = ["auto", *PARSERS]  # the registry of log formats
 
 
@@ -48,7 +67,7 @@ def _run_flow(settings: Settings, config: Path, run_date: date | None, force: bo
                                fleet_url=fleet_url, use_cache=use_cache))
 
 
-def _print_decisions(settings: Settings, run_id: str) -> None:
+def _print_decisions(settings: Settings, run_id: str, out: Console = console) -> None:
     from replaybench import runs
     from replaybench.warehouse import open_warehouse
     from tasks.report import best_candidate, others_line, standing_rows
@@ -68,7 +87,7 @@ def _print_decisions(settings: Settings, run_id: str) -> None:
                           best["reason"] + (f"\nalso: {others}" if others else ""))
         else:
             table.add_row(pv, "—", "—", "no candidate answered")
-    console.print(table)
+    out.print(table)
 
 
 @app.command()
@@ -106,26 +125,106 @@ def demo(config: ConfigOpt = Path(DEFAULT_CONFIG),
                                    fleet.base_url)
             if day != days[-1] and result is not None and result["status"] != "completed":
                 console.print(f"  {day}: {result['status']}")
-    _finish(settings, result, last_day + timedelta(days=1))
+    _finish(settings, result, last_day + timedelta(days=1), command="demo")
 
 
-def _finish(settings: Settings, result: dict | None, run_date: date) -> None:
+@dataclass(frozen=True)
+class _Outputs:
+    """What `run` and `backfill` hand a CI job besides the decision table: the outcomes that
+    gate (exit 3), a summary on stdout, a JUnit file, a Markdown step summary."""
+
+    fail_on: tuple[str, ...] = ()
+    summary: str = "text"
+    junit: Path | None = None
+    step_summary: Path | None = None
+
+    @property
+    def out(self) -> Console:
+        """Where human output goes: stderr when stdout carries the summary."""
+        return console if self.summary == "text" else err_console
+
+    @property
+    def wanted(self) -> bool:
+        return self.summary != "text" or self.junit is not None or self.step_summary is not None
+
+
+def _outputs(fail_on: list[str] | None, summary: str, junit: Path | None,
+             step_summary: Path | None) -> _Outputs:
+    """The CI options, checked before anything runs."""
+    from replaybench.report.outcomes import parse_fail_on
+
+    if summary not in SUMMARY_FORMATS:
+        raise ReplaybenchError(f"--summary must be one of {', '.join(SUMMARY_FORMATS)}, "
+                               f"not {summary!r}")
+    return _Outputs(parse_fail_on(fail_on), summary, junit, step_summary)
+
+
+def _hand_over(settings: Settings, command: str, days: list[dict], outputs: _Outputs,
+               exit_code: int | None = None) -> int:
+    """Summarise the command's runs (replaybench/report/outcomes.py) on stdout, in the JUnit
+    file and the step summary, as asked; return the exit code. Each day: {run_id, status, and
+    day, reason, skipped when known}."""
+    from replaybench.report import outcomes
+
+    if not outputs.fail_on and not outputs.wanted:  # nothing asked: the exit codes of old
+        return int(any(d["status"] not in ("completed", "skipped") for d in days))
+    summary = outcomes.collect(settings, command, days, outputs.fail_on)
+    if exit_code is not None:
+        summary["exit_code"] = exit_code
+    if outputs.summary == "json":
+        sys.stdout.write(outcomes.to_json(summary) + "\n")
+    elif outputs.summary == "markdown":
+        sys.stdout.write(outcomes.markdown(summary))
+    if outputs.junit is not None:
+        outcomes.write_junit(summary, outputs.junit)
+        outputs.out.print(f"junit: {outputs.junit}")
+    if outputs.step_summary is not None:
+        outcomes.append_markdown(summary, outputs.step_summary)
+    if summary["gated"]:
+        outputs.out.print(f"gated (--fail-on): {', '.join(summary['gated_by'])}")
+    return summary["exit_code"]
+
+
+def _hand_over_failed(settings: Settings, run_date: date, outputs: _Outputs,
+                      exc: Exception) -> None:
+    """A run the flow ended with an exception: its summary still goes out, with the exit code
+    the exception is about to give (2 for a ReplaybenchError's one-line reason, else 1)."""
+    from replaybench import runs
+
+    if not outputs.wanted:
+        return
+    try:
+        stored = runs.stored_run(settings.warehouse, run_date)
+        if stored["run_id"] and stored["status"] == runs.FAILED:
+            day = {"run_id": stored["run_id"], "status": stored["status"]}
+            _hand_over(settings, "run", [day], outputs,
+                       exit_code=2 if isinstance(exc, ReplaybenchError) else 1)
+    except Exception as also:  # the run's own exception is the one to report
+        err_console.print(f"no summary: {type(also).__name__}: {also}")
+
+
+def _finish(settings: Settings, result: dict | None, run_date: date,
+            outputs: _Outputs = _Outputs(), command: str = "run") -> None:
     from replaybench.warehouse import open_warehouse
 
+    out = outputs.out
     if result is None:
         with open_warehouse(settings.warehouse) as wh:
             row = wh.execute("SELECT run_id, report_path FROM runs WHERE run_date = $d AND "
                              "status = 'completed' ORDER BY started_at DESC LIMIT 1",
                              {"d": run_date}).fetchone()
-        console.print(f"{run_date - timedelta(days=1)} was already completed "
-                      f"(run {row[0]}); pass --force to run it again")
-        console.print(f"report: {row[1]}")
-        return
-    _print_decisions(settings, result["run_id"])
-    console.print(f"run {result['run_id']}: {result['status']}")
-    console.print(f"report: {result['report']}")
-    if result["status"] != "completed":
-        raise typer.Exit(1)
+        out.print(f"{run_date - timedelta(days=1)} was already completed "
+                  f"(run {row[0]}); pass --force to run it again")
+        out.print(f"report: {row[1]}")
+        days = [{"run_id": row[0], "status": "completed", "skipped": True}]
+    else:
+        _print_decisions(settings, result["run_id"], out)
+        out.print(f"run {result['run_id']}: {result['status']}")
+        out.print(f"report: {result['report']}")
+        days = [{"run_id": result["run_id"], "status": result["status"]}]
+    code = _hand_over(settings, command, days, outputs)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -153,15 +252,26 @@ def run(date_: Annotated[str | None, typer.Option("--date", help="Run for the da
         force: Annotated[bool, typer.Option(help="Run even if that day is completed.")] = False,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask every request afresh, "
                                                "even if its answer was paid for before.")] = False,
+        fail_on: FailOnOpt = None,
+        summary: SummaryOpt = "text",
+        junit: JunitOpt = None,
+        step_summary: StepSummaryOpt = None,
         config: ConfigOpt = Path(DEFAULT_CONFIG)):
-    """The nightly regression for the day before --date."""
+    """The nightly regression for the day before --date. Exits 0 when it completed, 1 when it
+    failed or is partial, 2 on bad input, 3 when an outcome named by --fail-on occurred."""
     from replaybench.progress import console_bars
 
+    outputs = _outputs(fail_on, summary, junit, step_summary)
     settings = _settings(config)
     run_date = _parse_date(date_, "--date") or settings.default_date()
     with console_bars():
-        result = _run_flow(settings, config, run_date, force, "nightly", use_cache=not no_cache)
-    _finish(settings, result, run_date)
+        try:
+            result = _run_flow(settings, config, run_date, force, "nightly",
+                               use_cache=not no_cache)
+        except Exception as exc:
+            _hand_over_failed(settings, run_date, outputs, exc)
+            raise
+    _finish(settings, result, run_date, outputs)
 
 
 @app.command()
@@ -174,15 +284,20 @@ def backfill(start: Annotated[str, typer.Option("--start", help="First day of tr
                                                    "night).")] = 1,
              no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask every request afresh, "
                                                     "even if its answer was paid for before.")] = False,
+             fail_on: FailOnOpt = None,
+             summary: SummaryOpt = "text",
+             junit: JunitOpt = None,
+             step_summary: StepSummaryOpt = None,
              config: ConfigOpt = Path(DEFAULT_CONFIG)):
     """One run per day of traffic from --start to --end; completed days are skipped. Exits 1
-    when a day failed or is partial."""
+    when a day failed or is partial, 3 when an outcome named by --fail-on occurred."""
+    outputs = _outputs(fail_on, summary, junit, step_summary)
     settings = _settings(config)
     start_date, end_date = _parse_date(start, "--start"), _parse_date(end, "--end")
     if parallel < 1:
         raise ReplaybenchError(f"--parallel must be at least 1, not {parallel}")
+    from flows.backfill import SKIPPED, days_between
     from flows.backfill import backfill as backfill_flow
-    from flows.backfill import days_between
     from replaybench.progress import console_bars
 
     days_between(start_date, end_date, settings.default_date())  # bad input fails before a run
@@ -195,9 +310,12 @@ def backfill(start: Annotated[str, typer.Option("--start", help="First day of tr
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(r["date"], r["status"], r["run_id"] or "—", r["report"] or "—", r["reason"] or "")
-    console.print(table)
-    if any(r["status"] in ("failed", "partial") for r in rows):  # as `run` does for its one day
-        raise typer.Exit(1)
+    outputs.out.print(table)
+    days = [{"day": r["date"], "status": r["status"], "run_id": r["run_id"],
+             "reason": r["reason"], "skipped": r["status"] == SKIPPED} for r in rows]
+    code = _hand_over(settings, "backfill", days, outputs)  # 1 if a day failed or is partial,
+    if code:                                                 # as `run` does for its one day
+        raise typer.Exit(code)
 
 
 @app.command("runs")
@@ -302,6 +420,29 @@ def report(run_id: str, config: ConfigOpt = Path(DEFAULT_CONFIG)):
         runs.get(wh, run_id)
         path = render_report(wh, settings, run_id)
     console.print(f"report: {path}")
+
+
+@app.command()
+def export(run_id: str,
+           to: Annotated[Path, typer.Option("--to", metavar="DIR", help="Folder to write the "
+                                            "files to (created).")],
+           format: Annotated[str, typer.Option("--format", metavar="parquet|csv",
+                                               help="File format.")] = "parquet",
+           config: ConfigOpt = Path(DEFAULT_CONFIG)):
+    """Write every table of a run (runs, samples, replays, answers, checks, scores, decisions,
+    evidence, …) to DIR, one Parquet or CSV file per table, with a manifest.json."""
+    from replaybench.warehouse.export import FORMATS, export_run
+
+    if format not in FORMATS:
+        raise ReplaybenchError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
+    settings = _settings(config)
+    written = export_run(settings.warehouse, run_id, to, format)
+    table = Table(title=f"run {run_id} → {to}")
+    for col in ("table", "rows", "file"):
+        table.add_column(col, overflow="fold")
+    for e in written:
+        table.add_row(e.table, f"{e.rows:,}", e.path.name)
+    console.print(table)
 
 
 @app.command()
