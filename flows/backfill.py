@@ -46,7 +46,7 @@ def summary_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-@flow(name="backfill")
+@flow(name="replaybench-backfill")
 async def backfill(start_date: date, end_date: date, config: str = DEFAULT_CONFIG,
                    force: bool = False, parallel: int = 1, fleet_url: str | None = None,
                    use_cache: bool = True) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """The nightly regression: fetch yesterday's logs from the sources, sample them, replay them
-against every candidate, validate the answers, score them against production, and write the
-report."""
+against every candidate, validate the answers, score them against production, write the report,
+and announce how the night ended (a Prefect event: replaybench.events)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 from replaybench.config import DEFAULT_CONFIG, load_settings
 from tasks.ingest import fetch_task
 from tasks.lifecycle import (
+    announce_run_task,
     count_failed_checks,
     fail_run_task,
     finish_run_task,
@@ -26,7 +27,7 @@ from tasks.score import score_task
 from tasks.validate import validate_task
 
 
-@flow(name="nightly", on_failure=[mark_run_failed], on_crashed=[mark_run_failed],
+@flow(name="replaybench-nightly", on_failure=[mark_run_failed], on_crashed=[mark_run_failed],
       on_cancellation=[mark_run_failed])
 async def nightly(run_date: date | None = None, config: str = DEFAULT_CONFIG,
                   force: bool = False, kind: str = "nightly",
@@ -67,6 +68,7 @@ async def nightly(run_date: date | None = None, config: str = DEFAULT_CONFIG,
         log.info("finished run %s: %s", run.run_id, status)
         report = report_task(settings, run.run_id)
         log.info("report: %s", report)
+        announce_run_task(settings, run)
     except Exception as exc:
         fail_run_task(settings, run, f"{type(exc).__name__}: {exc}")
         raise

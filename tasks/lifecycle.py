@@ -1,6 +1,7 @@
 """Run lifecycle steps: open the night's run (or skip a completed day), close it with its status,
-and a Prefect state hook that marks the run failed when the flow ends in a way its own
-try/except cannot see (timeout, cancellation, interrupt, crash)."""
+announce its end as a Prefect event (`replaybench.run.<status>`, replaybench.events), and a
+Prefect state hook that marks the run failed when the flow ends in a way its own try/except
+cannot see (timeout, cancellation, interrupt, crash)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from replaybench import runs
+from replaybench import events, runs
 from replaybench.config import DEFAULT_CONFIG, Settings, load_settings
 from replaybench.errors import scrub
 from replaybench.runs import Run
@@ -41,10 +42,30 @@ def finish_run_task(settings: Settings, run: Run, outcomes: list[ReplayOutcome])
         return runs.finish(wh, run.run_id, status, error=error)
 
 
+@task(name="announce-run", cache_policy=NO_CACHE)
+def announce_run_task(settings: Settings, run: Run) -> None:
+    """The run's end as it is stored (completed or partial, with its reason and report) as a
+    Prefect event; called once the report is written."""
+    announce_end(settings, run.run_id, events.current_flow_run())
+
+
 @task(name="fail-run", cache_policy=NO_CACHE)
 def fail_run_task(settings: Settings, run: Run, reason: str) -> None:
     with open_warehouse(settings.warehouse) as wh:
         runs.finish(wh, run.run_id, runs.FAILED, error=reason)
+    announce_end(settings, run.run_id, events.current_flow_run())
+
+
+def announce_end(settings: Settings, run_id: str, flow_run: dict[str, str] | None) -> None:
+    """Send `replaybench.run.<status>` for the run as stored. Never raises: the event reports
+    on the night and must not change how it ends."""
+    try:
+        with open_warehouse(settings.warehouse) as wh:
+            row = runs.get(wh, run_id)
+        events.send([events.run_event(row, flow_run)])
+    except Exception:
+        logging.getLogger("replaybench.lifecycle").warning(
+            "the end of run %s was not announced", run_id, exc_info=True)
 
 
 def count_failed_checks(settings: Settings, run: Run) -> int:
@@ -97,3 +118,4 @@ def mark_run_failed(flow: Any, flow_run: Any, state: Any) -> None:
         return
     if run_id:
         log.warning("run %s marked failed: %s", run_id, state_reason(state))
+        announce_end(settings, run_id, events.flow_run_resource(flow_run.id, flow_run.name))

@@ -454,7 +454,8 @@ async def send_plan(plan: ReplayPlan) -> Sent:
     in this process or on a Dask worker."""
     settings, run, candidate = plan.settings, plan.run, plan.candidate
     rows = RowMaker(run, candidate, PriceTable.for_settings(settings), settings.tz)
-    key = f"replay-{run.run_id}-{file_stem(candidate.name)}" + (f"-{plan.chunk}" if plan.chunk else "")
+    # the same key every night (no run id), so the Prefect UI keeps each candidate's history
+    key = f"replay-{file_stem(candidate.name)}" + (f"-{plan.chunk}" if plan.chunk else "")
     with progress.phase(f"replay {candidate.name}", plan.size, key=progress.slug(key)) as phase:
         writer = ReplayWriter(rows, journal_path(settings, run, candidate, plan.chunk),
                               shard_folder(settings), phase)
@@ -693,7 +694,7 @@ async def send_task(plan: ReplayPlan) -> Sent:
     return await send_plan(plan)
 
 
-@flow(name="replay-on-dask")
+@flow(name="replaybench-replay-on-dask")
 def replay_on_dask(plans: list[ReplayPlan]) -> list[Sent]:
     """Each chunk sent by a task on the Dask cluster (the runner is set by `replay_all`)."""
     futures = [send_task.submit(p) for p in plans]

@@ -1,10 +1,11 @@
 """prefect.yaml, checked the way `prefect deploy` does not: every parameter a deployment fixes must
 be one its flow takes and of a type it accepts; the schedule runs in the configured timezone; every
-deployment runs on the one work pool defined."""
+deployment runs on the one work pool defined; every flow's name says it is replaybench's."""
 
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
 import yaml
@@ -55,7 +56,7 @@ def test_prefect_parses_the_file():
 @pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["name"])
 def test_fixed_parameters_are_ones_the_flow_takes(deployment):
     flow = load_flow(deployment["entrypoint"])
-    assert flow.name == deployment["entrypoint"].rsplit(":", 1)[1]
+    assert flow.name == f"replaybench-{deployment['name']}"  # 'replaybench-backfill/backfill'
     params = {**deployment.get("parameters", {}), **RUN_TIME.get(deployment["name"], {})}
     assert parameter_problems(flow, params) == []
 
@@ -64,7 +65,7 @@ def test_the_check_catches_a_misspelled_or_mistyped_parameter():
     backfill = load_flow("flows/backfill.py:backfill")
     dates = RUN_TIME["backfill"]
     problems = parameter_problems(backfill, {**dates, "config": "replaybench.yaml", "paralel": 2})
-    assert problems and "'paralel' is not a parameter of backfill" in problems[0]
+    assert problems and "'paralel' is not a parameter of replaybench-backfill" in problems[0]
     assert parameter_problems(backfill, {**dates, "parallel": "two"})  # not an int
     assert parameter_problems(backfill, {"config": "replaybench.yaml"})  # no dates: cannot run
     # a flow without **kwargs: Prefect refuses unknown names too, the check does not hinge on it
@@ -75,7 +76,8 @@ def test_backfill_fixes_no_dates_and_takes_them_as_the_cli_passes_them():
     deployment = next(d for d in deployments() if d["name"] == "backfill")
     assert set(deployment["parameters"]) == {"config", "parallel"}
     flow = load_flow(deployment["entrypoint"])
-    # `prefect deployment run 'backfill/backfill' --param start_date=2026-11-01` sends a string
+    # `prefect deployment run 'replaybench-backfill/backfill' --param start_date=2026-11-01`
+    # sends a string
     params = flow.validate_parameters({**deployment["parameters"], "start_date": "2026-11-01",
                                        "end_date": "2026-11-07"})
     assert params["start_date"].isoformat() == "2026-11-01"
@@ -109,3 +111,23 @@ def test_every_deployment_runs_on_the_one_work_pool_defined():
     for deployment in deployments():
         assert deployment["work_pool"] == pool, deployment["name"]
     assert "prefect work-pool create replaybench --type process" in PREFECT_YAML.read_text()
+
+
+def test_every_flow_is_named_so_that_it_cannot_collide_in_a_shared_workspace():
+    """A Prefect workspace is shared by many projects, and a deployment is addressed by its flow's
+    name (`prefect deployment run 'replaybench-backfill/backfill'`): every @flow here is named
+    replaybench-*, and the prefect.yaml examples use those names."""
+    import importlib
+
+    from prefect import Flow
+
+    modules = [p.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+               for folder in ("flows", "tasks") for p in sorted((ROOT / folder).glob("*.py"))]
+    flows = {name: obj for m in modules for name, obj in vars(importlib.import_module(m)).items()
+             if isinstance(obj, Flow)}
+    assert {"nightly", "backfill", "replay_on_dask"} <= set(flows)
+    assert {f.name for f in flows.values() if not f.name.startswith("replaybench-")} == set()
+    text = PREFECT_YAML.read_text() + (ROOT / "docs" / "prefect.md").read_text()
+    for run in re.findall(r"prefect deployment run '([^']+)'", text):
+        flow_name, deployment = run.split("/")
+        assert flow_name == f"replaybench-{deployment}", run
