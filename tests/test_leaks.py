@@ -167,10 +167,14 @@ def test_a_seeded_night_writes_none_of_the_personal_data_anywhere(seeded_night):
 
     async def artifacts() -> list[str]:
         from prefect.client.orchestration import get_client
+        from prefect.client.schemas.sorting import ArtifactSort
 
-        async with get_client() as client:
-            return [json.dumps([a.key, a.description, a.data], default=str)
-                    for a in await client.read_artifacts()]
+        found = []
+        async with get_client() as client:  # every page, in a fixed order: 200 at most a page
+            while page := await client.read_artifacts(offset=len(found), limit=200,
+                                                      sort=ArtifactSort.ID_DESC):
+                found += [json.dumps([a.key, a.description, a.data], default=str) for a in page]
+        return found
 
     published = asyncio.run(artifacts())
     assert published and [found_in(a) for a in published if found_in(a)] == []  # Prefect's UI
