@@ -229,7 +229,7 @@ def _finish(settings: Settings, result: dict | None, run_date: date,
 
 @app.command()
 def ingest(paths: Annotated[list[Path], typer.Argument(help="Log files: JSONL, JSON, Parquet, "
-                                                            "CSV (.gz too).")],
+                                                            "CSV (.gz or .zst too).")],
            format: Annotated[str, typer.Option("--format", help="|".join(FORMATS))] = "auto",
            config: ConfigOpt = Path(DEFAULT_CONFIG)):
     """Load production log files into the warehouse's `logs` table."""

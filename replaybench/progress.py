@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -167,6 +168,8 @@ def console_bars(console: Console | None = None) -> Iterator[None]:
 # --- the Prefect artifact ----------------------------------------------------------------------
 
 def _in_prefect_run() -> bool:
+    if "prefect" not in sys.modules:  # not imported, so not running (importing it costs ~2 s)
+        return False
     try:
         from prefect.context import FlowRunContext, TaskRunContext
     except ImportError:

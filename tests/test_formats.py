@@ -6,7 +6,6 @@ registry itself (its order, and the docs that list it)."""
 import copy
 import csv
 import gzip
-import inspect
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,6 @@ from hypothesis import strategies as st
 from replaybench.config import Ingest
 from replaybench.ingest import formats as logformats
 from replaybench.ingest import ingest_paths
-from replaybench.ingest import load as load_module
 from replaybench.ingest.formats import LOG_SCHEMA, IngestOptions, Reject, detect, join_records, parse
 from replaybench.ingest.formats.otel import join_events
 from replaybench.ingest.load import ingest_file
@@ -811,8 +809,6 @@ def test_a_details_event_recorded_on_the_span_itself_is_read():
     assert (row["output_text"], row["input_tokens"], row["latency_ms"]) == ("billing", 412, 812.0)
 
 
-@pytest.mark.xfail("join_records" not in inspect.getsource(load_module), strict=True,
-                   reason="load.py does not pass a file's records through formats.join_records yet")
 def test_otel_log_events_through_the_ingest(tmp_path):
     result, rows, rejects = load(tmp_path, OTEL_EVENTS, "auto")
     assert (result.read, result.ingested, result.rejected) == (4, 3, 0), rejects

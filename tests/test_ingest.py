@@ -1,9 +1,11 @@
 import gzip
 import json
+import logging
 import zlib
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from replaybench.errors import IngestError
 from replaybench.ingest import ingest_paths
@@ -154,12 +156,18 @@ def mixed_lines() -> list[str]:
     ]
 
 
-def _both_paths(tmp_path, lines: list[str]):
-    """Ingest the same lines through the SQL fast path and the record-by-record path."""
+def _both_paths(tmp_path, lines: list[str], name: str = "same.jsonl"):
+    """Ingest the same lines through the SQL fast path and the record-by-record path; a `.gz` or
+    `.zst` name compresses them (zstd in frames of 1,000 bytes, as an appending writer leaves it)."""
     from replaybench.ingest.formats import IngestOptions
     from replaybench.ingest.load import ingest_openai_jsonl, ingest_records
 
-    src = write(tmp_path / "same.jsonl", lines)
+    src = write(tmp_path / name, lines)
+    if name.endswith(".gz"):
+        src.write_bytes(gzip.compress(src.read_bytes()))
+    elif name.endswith(".zst"):
+        data, compressor = src.read_bytes(), zstandard.ZstdCompressor(write_checksum=True)
+        src.write_bytes(b"".join(compressor.compress(data[k:k + 1000]) for k in range(0, len(data), 1000)))
     out = []
     for name, ingest in (("sql", ingest_openai_jsonl), ("python", None)):
         with open_warehouse(tmp_path / f"{name}.duckdb") as wh:
@@ -177,10 +185,13 @@ def _both_paths(tmp_path, lines: list[str]):
     return out
 
 
-def test_the_sql_fast_path_and_the_record_path_agree(tmp_path):
+@pytest.mark.parametrize("name", ["same.jsonl", "same.jsonl.gz", "same.jsonl.zst"])
+def test_the_sql_fast_path_and_the_record_path_agree(tmp_path, name, caplog):
+    caplog.set_level(logging.INFO, logger="replaybench.ingest.load")
     lines = mixed_lines()
     (sql_result, sql_logs, sql_rejects), (py_result, py_logs, py_rejects) = _both_paths(tmp_path,
-                                                                                        lines)
+                                                                                        lines, name)
+    assert not any("record by record" in r.getMessage() for r in caplog.records)  # DuckDB read it
     assert sql_rejects == py_rejects
     assert sql_logs.equals(py_logs), (sql_logs, py_logs)
     assert (sql_result.read, sql_result.ingested, sql_result.duplicates, sql_result.rejected) == \

@@ -10,10 +10,13 @@ Two paths, one result:
   only for a file with lines that were not stored, to give each its reason and line number;
 - every other format and file type goes record by record through `logformats.parse`, in batches.
 The SQL mirrors the Python checks one for one; a test holds the two to the same rows and reasons.
-A file the fast path cannot take whole goes the record path instead, which reads any file as far
-as it goes and rejects what it cannot use: a gzip stream cut off, a line longer than read_json
-reads (or that runs DuckDB out of memory), a carriage return or \\x01 byte inside a line (DuckDB's
-two readers then see other lines), a name DuckDB would take for a glob.
+The fast path reads `.jsonl`/`.ndjson` files plain, `.gz` or `.zst` (DuckDB decompresses both, every
+zstd frame). A file it cannot take whole goes the record path instead, which reads any file as far
+as it goes and rejects what it cannot use: a gzip or zstd stream cut off or damaged (DuckDB reads a
+zstd file cut off at a frame's end as if it ended there: such a file is found by walking its frame
+headers first), a line longer than read_json reads (or that runs DuckDB out of memory), a carriage
+return or \\x01 byte inside a line (DuckDB's two readers then see other lines), a name DuckDB would
+take for a glob.
 """
 
 from __future__ import annotations
@@ -37,7 +40,16 @@ from replaybench.config import Ingest
 from replaybench.errors import IngestError
 from replaybench.ingest import formats as logformats
 from replaybench.ingest.formats import LOG_SCHEMA, IngestOptions, Reject
-from replaybench.ingest.readers import Unreadable, json_value, line_value, raw_lines, read_records
+from replaybench.ingest.readers import (
+    Unreadable,
+    compression,
+    json_value,
+    line_value,
+    plain_name,
+    raw_lines,
+    read_records,
+    zstd_cut_off,
+)
 from replaybench.warehouse import Warehouse, open_warehouse
 
 log = logging.getLogger(__name__)
@@ -83,8 +95,9 @@ class IngestResult:
 
 
 def _fast_path_reads(path: Path) -> bool:
-    """A JSON Lines file DuckDB can be given by name (it would take `*`, `?`, `[` for a glob)."""
-    return (path.name.removesuffix(".gz").endswith((".jsonl", ".ndjson"))
+    """A JSON Lines file (plain, .gz or .zst) DuckDB can be given by name (it would take `*`, `?`,
+    `[` for a glob)."""
+    return (plain_name(path).endswith((".jsonl", ".ndjson"))
             and not any(c in str(path) for c in GLOB_CHARS))
 
 
@@ -182,6 +195,9 @@ def ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions,
     line, say why — and store any good line the first reader could not read. It all commits or
     rolls back as one: a file DuckDB cannot read to the end goes the record path."""
     try:
+        if compression(path) == "zstd" and zstd_cut_off(path):
+            raise _DuckDBCannotRead("the zstd file ends inside a frame (DuckDB would read it as "
+                                    "if it ended at the last whole one)")
         try:
             return _ingest_openai_jsonl(wh, path, options, phase, source, dedupe=False)
         except duckdb.ConstraintException:  # the file repeats an id: once more, one line per id
@@ -393,7 +409,8 @@ def ingest_records(wh: Warehouse, path: Path, fmt: str, options: IngestOptions,
                         "reason": _clean(reason, REASON_CHARS) or "rejected",
                         "raw": _clean(raw, RAW_CHARS)})
 
-    for position, record in read_records(path, options.max_line_bytes):
+    # records pass through their format's join (OTel content in log events meets its spans)
+    for position, record in logformats.join_records(read_records(path, options.max_line_bytes), fmt):
         result.read += 1
         if isinstance(record, Unreadable):
             reject(position, record.reason, record.raw)

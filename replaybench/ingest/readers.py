@@ -1,4 +1,4 @@
-"""Log files as records, streamed so memory stays flat, gzip or not:
+"""Log files as records, streamed so memory stays flat, compressed or not:
 
     .jsonl / .ndjson / other   one JSON value a line
     .json                      a JSON document: an array of records; an object wrapping one list
@@ -6,14 +6,18 @@
                                elements; an OTLP export (`{"resourceSpans": [...]}`) or any other
                                object is one record
     .parquet                   row batches of `pyarrow.parquet.ParquetFile.iter_batches()`
-    .csv / .csv.gz             the stdlib csv reader, header row first
+    .csv                       the stdlib csv reader, header row first
+
+Any of these but Parquet (which compresses inside) may be gzip (`.gz`) or zstd (`.zst`, all its
+frames: appending writers and the OpenTelemetry Collector's file exporter leave several).
 
 A record that cannot be decoded comes back as `Unreadable` with its reason and raw text, so that the
 caller can reject it and go on; a file that cannot be opened as its kind at all is an `IngestError`.
 Three limits keep a broken file from taking the process down with it: a line longer than
 `max_line_bytes` is skipped unread (memory stays bounded), JSON nested deeper than `MAX_DEPTH` is not
-parsed (Python's parser would recurse until it fails), and a compressed stream that ends early (a
-truncated `.gz`) gives the records before the cut and one `Unreadable` for the rest.
+parsed (Python's parser would recurse until it fails), and a compressed stream that ends early or
+breaks (a truncated `.gz` or `.zst`, a damaged block) gives the records before the cut and one
+`Unreadable` for the rest. A file that is not in the compression its name says is an IngestError.
 Positions are 1-based: the line of a JSONL file, the element of a JSON array, the data row of a CSV
 (header not counted) or Parquet file.
 
@@ -26,19 +30,29 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import math
+import operator
+import os
 import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
-from itertools import accumulate
+from itertools import accumulate, count
 from pathlib import Path
 from typing import Any
 
+import zstandard
+
 from replaybench.errors import IngestError
+
+try:  # Prefect's JSON library, so at hand wherever replaybench is
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None
 
 PARQUET_BATCH_ROWS = 2_048
 # JSON nested deeper is refused before it is parsed: Python's parser (and the format parsers)
@@ -48,8 +62,9 @@ MAX_DEPTH = 512
 MAX_LINE_BYTES = 64 * 2**20  # default line limit; ingest derives its own from max_field_chars
 RAW_BYTES = 4_096  # how much of a line too long to read is kept as its raw text
 BLANK = b" \t\n\r\f\v"  # a line of only these is blank, as DuckDB's read_json sees it
-# what a damaged compressed stream raises: cut off (EOFError), bad header or CRC, corrupt data
-BROKEN_STREAM = (EOFError, gzip.BadGzipFile, zlib.error)
+ZSTD_BUFFER = 2**16  # bytes decompressed at a time: what a damaged block can take with it
+# the compressions a file name can end in, by its last suffix in any case
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 # keys under which API responses wrap their list of records
 WRAPPER_KEYS = ("data", "observations", "items", "records", "spans", "requests", "results")
 
@@ -64,13 +79,115 @@ class Unreadable:
     raw: str
 
 
+# --- compression ---------------------------------------------------------------------------
+
+class ZstdCutOff(EOFError):
+    """A zstd file that ends inside a frame: the rest of it is lost. An EOFError, as gzip's is."""
+
+
+# what a damaged compressed stream raises: cut off (EOFError), bad header or CRC, corrupt data
+BROKEN_STREAM = (EOFError, gzip.BadGzipFile, zlib.error, zstandard.ZstdError)
+
+
+def compression(path: Path) -> str | None:
+    """"gzip" or "zstd" when a file's name says it is compressed (`.gz`, `.zst`), else None."""
+    return COMPRESSIONS.get(path.suffix.lower())
+
+
+def plain_name(path: Path) -> str:
+    """A file's name in lower case without its compression suffix: what its content is."""
+    name = path.name.lower()
+    return name.removesuffix(path.suffix.lower()) if compression(path) else name
+
+
 def _open(path: Path):
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    kind = compression(path)
+    if kind == "gzip":
+        return gzip.open(path, "rb")
+    if kind == "zstd":
+        return io.BufferedReader(_Zstd(path), buffer_size=ZSTD_BUFFER)
+    return open(path, "rb")
+
+
+class _Zstd(io.RawIOBase):
+    """The content of a zstd file, its frames one after another. zstandard's reader stops quietly
+    where a file is cut off; this one then raises ZstdCutOff, as gzip raises EOFError."""
+
+    def __init__(self, path: Path):
+        self._path = path
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by close(), as the reader is
+        self._reader = zstandard.ZstdDecompressor().stream_reader(self._fh, read_across_frames=True,
+                                                                  closefd=False)
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._ended:
+            return 0
+        n = self._reader.readinto(buffer)
+        if n == 0:
+            self._ended = True
+            if zstd_cut_off(self._path):
+                raise ZstdCutOff("the file ends inside a zstd frame")
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._reader.close()
+            self._fh.close()
+        super().close()
+
+
+_ZSTD_MAGIC = 0xFD2FB528
+_SKIPPABLE = 0x184D2A50  # the 16 magic numbers of skippable frames, with the low 4 bits masked
+
+
+def zstd_cut_off(path: Path) -> bool:
+    """Whether a zstd file ends inside a frame. Its frames are walked header by header and block by
+    block (RFC 8878), without decoding, so the check costs one small read per 128 KiB of content.
+    Bytes that are no frame where one should start are left to the decoder to complain of."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+
+        def at(pos: int, n: int) -> bytes | None:  # n bytes at pos, None if the file ends first
+            fh.seek(pos)
+            data = fh.read(n)
+            return data if len(data) == n else None
+
+        pos = 0
+        while pos < size:
+            if (head := at(pos, 5)) is None:
+                return True
+            magic = int.from_bytes(head[:4], "little")
+            if magic & 0xFFFFFFF0 == _SKIPPABLE:  # magic, length, that many bytes of anything
+                if (length := at(pos + 4, 4)) is None:
+                    return True
+                pos += 8 + int.from_bytes(length, "little")
+                continue
+            if magic != _ZSTD_MAGIC:
+                return False
+            descriptor = head[4]
+            single_segment = descriptor >> 5 & 1
+            window = 1 - single_segment
+            dictionary = (0, 1, 2, 4)[descriptor & 3]
+            content_size = (single_segment, 2, 4, 8)[descriptor >> 6]
+            pos += 5 + window + dictionary + content_size
+            last = 0
+            while not last:
+                if (block := at(pos, 3)) is None:
+                    return True
+                header = int.from_bytes(block, "little")
+                last, kind, block_size = header & 1, header >> 1 & 3, header >> 3
+                pos += 3 + (1 if kind == 1 else block_size)  # an RLE block holds one byte
+            pos += 4 * (descriptor >> 2 & 1)  # the content checksum
+        return pos > size
 
 
 def read_records(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, Any]]:
     """(position, record) for each record of a file; position is the 1-based line, element or row."""
-    name = path.name.lower().removesuffix(".gz")
+    name = plain_name(path)
     if name.endswith(".parquet"):
         yield from _parquet(path)
     elif name.endswith(".csv"):
@@ -82,22 +199,35 @@ def read_records(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[t
 
 
 def cut_off(exc: Exception, where: str) -> str:
-    """The reason given for the rest of a file whose gzip stream ends early or breaks `where`."""
+    """The reason given for the rest of a file whose compressed stream ends early or breaks `where`."""
+    kind = "zstd" if isinstance(exc, ZstdCutOff | zstandard.ZstdError) else "gzip"
     if isinstance(exc, EOFError):
-        return f"truncated gzip file: the stream ends {where}; the rest of the file is lost"
-    return f"damaged gzip file: the stream breaks {where} ({exc}); the rest of the file is lost"
+        return f"truncated {kind} file: the stream ends {where}; the rest of the file is lost"
+    return f"damaged {kind} file: the stream breaks {where} ({exc}); the rest of the file is lost"
 
 
-def _not_gzip(path: Path, exc: Exception) -> IngestError:
+def _not_compressed(path: Path, exc: Exception) -> IngestError:
+    """The error for a file that is not in the compression its name says, from its first read."""
+    if compression(path) == "zstd":
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        if head[4:] == _ZSTD_MAGIC.to_bytes(4, "little"):  # a 4-byte length, then a frame
+            return IngestError(
+                f"{path} holds zstd frames each behind a 4-byte length, as the OpenTelemetry "
+                "Collector's file exporter writes `compression: zstd` without its "
+                "`exporter.file.nativeCompression` feature gate: turn the gate on (the exporter then "
+                "writes a .zst file), or export without compression")
+        return IngestError(f"{path} cannot be read as zstd ({exc}): recompress it (`zstd FILE`), or "
+                           f"rename it without {path.suffix} if it is not compressed")
     return IngestError(f"{path} cannot be read as gzip ({exc}): recompress it, or rename it "
                        "without .gz if it is not compressed")
 
 
 # --- JSON ------------------------------------------------------------------------------------
 
-_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_NESTING = {"[": 1, "{": 1, "]": -1, "}": -1}
+_NUMBER_MARKS = bytes.maketrans(b"123456789[: \t\n\r", b"000000000,,,,,,")
+_NOT_QUOTE_OR_BRACKET = bytes(sorted(set(range(256)) - set(b'"[]{}')))
+_TWO_FOR_OPENING = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SPACE = re.compile(r"\s*")
 _SCALAR = re.compile(r'"(?:[^"\\]++|\\.)*+"|[^\s,\]}]+')
@@ -109,15 +239,41 @@ def too_deep(text: str) -> bool:
     """Whether JSON text nests arrays and objects more than MAX_DEPTH levels deep."""
     if text.count("[") + text.count("{") <= MAX_DEPTH:  # the usual case, at C speed
         return False
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    return max(accumulate(map(_NESTING.__getitem__, brackets)), default=0) > MAX_DEPTH
+    # An OTLP export line holds thousands of brackets (and strings): the brackets outside strings
+    # are found at C speed too. Without escaped backslashes and quotes, and without everything
+    # but quotes and brackets, two quotes side by side enclose nothing of interest; of what is
+    # left, every other piece between quotes is inside a string (the last piece is not, when a
+    # string is never closed). In text Python's parser reads, that is exactly its strings; in
+    # text it refuses, it may differ, but never by missing nesting the parser would recurse into.
+    data = text.encode("utf-8", "surrogatepass").replace(b"\\\\", b"").replace(b'\\"', b"")
+    pieces = data.translate(None, _NOT_QUOTE_OR_BRACKET).replace(b'""', b"").split(b'"')
+    outside = b"".join(pieces[::2] if len(pieces) % 2 else [*pieces[::2], pieces[-1]])
+    if outside.count(b"[") + outside.count(b"{") <= MAX_DEPTH:
+        return False
+    # depth after k brackets: 2 × the opening ones among them − k
+    steps = outside.translate(_TWO_FOR_OPENING)
+    return max(map(operator.sub, accumulate(steps), count(1))) > MAX_DEPTH
+
+
+def _big_integer(text: str) -> bool:
+    """Whether text may hold an integer beyond 64 bits, which orjson reads as a float (json.loads
+    as an int): a number of 20 digits, or of 19 after a minus sign. At C speed, as every line asks:
+    digits become 0 and what may come before a number (`[`, `:`, `,`, white space) a comma."""
+    marks = b"," + text.encode("utf-8", "surrogatepass").translate(_NUMBER_MARKS)
+    return b",00000000000000000000" in marks or b",-0000000000000000000" in marks
 
 
 def json_value(text: str) -> Any:
     """One JSON value (a line, an array element) parsed, or `Unreadable` saying why it cannot be.
-    Both ingest paths use it, so a line gets the same reason either way."""
+    Both ingest paths use it, so a line gets the same reason either way. orjson parses what it
+    reads exactly as json.loads does (in half the time); json.loads parses the rest."""
     if too_deep(text):
         return Unreadable(f"nested too deeply: more than {MAX_DEPTH} levels of arrays and objects", text)
+    if orjson is not None and not _big_integer(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:  # not JSON, or NaN, 1e999, a lone surrogate: json.loads
+            pass  # reads those (the parsers then say what is wrong), or says why in its own words
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -133,7 +289,7 @@ def json_value(text: str) -> Any:
 
 def raw_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | Unreadable]]:
     """The non-blank lines of a file as bytes, numbered from 1 (blank lines count); a line over
-    `max_line_bytes` (never held whole) or a gzip stream that ends early is an Unreadable."""
+    `max_line_bytes` (never held whole) or a compressed stream that ends early is an Unreadable."""
     with _open(path) as fh:
         i = 0
         try:
@@ -147,7 +303,7 @@ def raw_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tupl
                     yield i, raw
         except BROKEN_STREAM as exc:
             if not i and not isinstance(exc, EOFError):
-                raise _not_gzip(path, exc) from None
+                raise _not_compressed(path, exc) from None
             yield i + 1, Unreadable(cut_off(exc, f"after line {i:,}"), "")
 
 
@@ -218,7 +374,7 @@ def _read_text(path: Path) -> tuple[str, Exception | None]:
         except BROKEN_STREAM as exc:
             broken = exc
             if not chunks and not isinstance(exc, EOFError):
-                raise _not_gzip(path, exc) from None
+                raise _not_compressed(path, exc) from None
     data = b"".join(chunks)
     try:
         return data.decode("utf-8"), broken
@@ -349,7 +505,7 @@ def _csv(path: Path) -> Iterator[tuple[int, Any]]:
         except csv.Error as exc:
             raise IngestError(f"{path} is not a CSV file: {exc}") from None
         except BROKEN_STREAM as exc:
-            raise _not_gzip(path, exc) from None
+            raise _not_compressed(path, exc) from None
         if lines.bad is not None:
             raise IngestError(f"{path}: the CSV header is not valid UTF-8")
         header = [h.lstrip("\ufeff") for h in header]
@@ -432,5 +588,6 @@ def _parquet(path: Path) -> Iterator[tuple[int, Any]]:
             yield position, plain(row)
 
 
-__all__ = ["MAX_DEPTH", "MAX_LINE_BYTES", "Unreadable", "cell", "json_value", "line_value", "plain",
-           "raw_lines", "read_records", "too_deep", "unwrap"]
+__all__ = ["MAX_DEPTH", "MAX_LINE_BYTES", "Unreadable", "ZstdCutOff", "cell", "compression", "json_value",
+           "line_value", "plain", "plain_name", "raw_lines", "read_records", "too_deep", "unwrap",
+           "zstd_cut_off"]

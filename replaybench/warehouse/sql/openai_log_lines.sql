@@ -32,8 +32,13 @@ CREATE OR REPLACE TEMP MACRO json_kind(j) AS
 -- negative, has no exponent and fewer than `digits` characters (so it is finite, and a count
 -- of fewer than 10 fits the INTEGER token columns).
 CREATE OR REPLACE TEMP MACRO plain_number(j, digits) AS
-    j IS NULL OR (contains('0123456789n', left(j::VARCHAR, 1)) AND length(j::VARCHAR) < digits
+    j IS NULL OR (strlen(j::VARCHAR) < digits AND (ord(j::VARCHAR) BETWEEN 48 AND 57 OR j::VARCHAR = 'null')
                   AND NOT contains(j::VARCHAR, 'e') AND NOT contains(j::VARCHAR, 'E'));
+
+-- too_long(text, max_chars): more than max_chars characters. Counting characters reads the whole
+-- text; its size in bytes (stored with it) settles almost every row first.
+CREATE OR REPLACE TEMP MACRO too_long(t, max_chars) AS
+    CASE WHEN strlen(t) > max_chars THEN length(t) > max_chars ELSE false END;
 
 -- bad_measure(field, v): why a JSON value cannot be a duration or amount, in the words of
 -- logformats.measure: first a number that is not finite (1e999, NaN), then bad_number's reasons.
@@ -169,19 +174,19 @@ SELECT CASE
               OR (ts_text IS NULL AND ts_epoch IS NULL) THEN 'missing timestamp (ts)'
          WHEN ts_text IS NOT NULL AND ts_parsed IS NULL
            THEN 'unparsable timestamp: ''' || left(ts_text, 40) || ''''
-         WHEN length(r.endpoint::VARCHAR) > max_chars
+         WHEN too_long(r.endpoint::VARCHAR, max_chars)
            THEN 'endpoint is over the size limit (' || format('{:,}', length(r.endpoint->>'$'))
                 || ' > ' || format('{:,}', max_chars) || ' chars)'
-         WHEN length(model_id) > max_chars
+         WHEN too_long(model_id, max_chars)
            THEN 'model_id is over the size limit (' || format('{:,}', length(model_id))
                 || ' > ' || format('{:,}', max_chars) || ' chars)'
-         WHEN length(messages::VARCHAR) > max_chars
+         WHEN too_long(messages::VARCHAR, max_chars)
            THEN 'request.messages is over the size limit (' || format('{:,}', length(messages::VARCHAR))
                 || ' > ' || format('{:,}', max_chars) || ' chars)'
-         WHEN length(output_text) > max_chars
+         WHEN too_long(output_text, max_chars)
            THEN 'response content is over the size limit (' || format('{:,}', length(output_text))
                 || ' > ' || format('{:,}', max_chars) || ' chars)'
-         WHEN length(r.reference::VARCHAR) > max_chars
+         WHEN too_long(r.reference::VARCHAR, max_chars)
            THEN 'reference is over the size limit (' || format('{:,}', length(r.reference->>'$'))
                 || ' > ' || format('{:,}', max_chars) || ' chars)'
          -- numbers: a look at the text passes the usual row (a short JSON number that starts
@@ -204,7 +209,7 @@ SELECT CASE
                        bad_measure('latency_ms', r.latency_ms),
                        bad_measure('ttft_ms', r.ttft_ms),
                        bad_measure('cost_usd', r.cost_usd))
-         WHEN length(error) > max_chars
+         WHEN too_long(error, max_chars)
            THEN 'error is over the size limit (' || format('{:,}', length(error))
                 || ' > ' || format('{:,}', max_chars) || ' chars)'
        END AS reason,
