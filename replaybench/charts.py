@@ -39,8 +39,7 @@ def frontier(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _plotted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in rows if r.get("pass_rate") is not None
-            and r.get("cost_per_task_usd") is not None]
+    return [r for r in rows if decisions.plottable(r)]
 
 
 def _quality_cost(rows: list[dict[str, Any]], size: tuple[float, float]) -> Figure | None:

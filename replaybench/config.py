@@ -319,6 +319,55 @@ class Email(_Strict):
     enabled: bool = Field(True, description="false: keep the settings but send nothing.")
 
 
+class Report(_Strict):
+    """Where each night's report and the index of runs are published for readers on other
+    machines: a folder a web server serves at `base_url`, an S3-compatible bucket (endpoint and
+    keys from the environment, as for sources), or the http(s) URL `reports_dir` itself is served
+    at (then nothing is copied)."""
+
+    publish_to: str | None = Field(None, description="A folder, s3://bucket/prefix, or the http(s) "
+                                   "URL that reports_dir is served at.")
+    base_url: str | None = Field(None, description="The http(s) URL readers open what publish_to "
+                                 "holds at: required for a folder; for a bucket, by default the "
+                                 "objects' URL at the store's endpoint.")
+
+    @field_validator("publish_to", "base_url")
+    @classmethod
+    def _known_form(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        url = urlparse(v)
+        if url.scheme in ("http", "https") and url.hostname:
+            return v.rstrip("/") + "/"  # a base: pages are named relative to it
+        if url.scheme in ("s3", "s3a") and url.netloc:
+            return v.rstrip("/")
+        if not url.scheme:
+            return v.rstrip("/") or "/"
+        raise ValueError(f"{v!r} is no folder, s3://bucket/prefix or http(s) URL")
+
+    @model_validator(mode="after")
+    def _readers_can_open_it(self) -> Report:
+        kind = self.publish_kind
+        if self.base_url is not None and urlparse(self.base_url).scheme not in ("http", "https"):
+            raise ValueError(f"base_url must be an http(s) URL, not {self.base_url!r}")
+        if self.base_url is not None and kind in (None, "url"):
+            raise ValueError("base_url is where readers open a published folder or bucket: "
+                             + ("set publish_to" if kind is None else
+                                "publish_to is already that URL, leave base_url out"))
+        if kind == "folder" and self.base_url is None:
+            raise ValueError("publish_to is a folder: set base_url, the http(s) URL a web server "
+                             "serves it at (a file path opens on no other machine)")
+        return self
+
+    @property
+    def publish_kind(self) -> Literal["folder", "s3", "url"] | None:
+        """How the reports are published; None: they are not."""
+        if not self.publish_to:
+            return None
+        scheme = urlparse(self.publish_to).scheme
+        return "url" if scheme in ("http", "https") else "s3" if scheme else "folder"
+
+
 class Fleet(_Strict):
     """The local model fleet that `replaybench demo` starts."""
 
@@ -408,6 +457,7 @@ class Settings(_Strict):
     suites: Path = Path("data/suites")
     prices: Path = Path("data/prices.yaml")
     email: Email | None = None
+    report: Report = Report()
     fleet: Fleet = Fleet()
     redact: Redact = Redact()
     runner: Runner = Runner()
@@ -481,7 +531,8 @@ class Settings(_Strict):
 
     def config_hash(self) -> str:
         """A short hash of everything that can change a run's result."""
-        blob = self.model_dump_json(exclude={"email", "source", "fleet", "sources", "freshness"})
+        blob = self.model_dump_json(exclude={"email", "source", "fleet", "sources", "freshness",
+                                             "report"})
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def with_fleet(self, fleet_url: str) -> Settings:
@@ -522,6 +573,8 @@ def _resolve_paths(s: Settings, path: Path) -> Settings:
         update={
             "warehouse": rel(s.warehouse),
             "reports_dir": rel(s.reports_dir),
+            "report": s.report.model_copy(update={"publish_to": str(rel(Path(s.report.publish_to)))})
+            if s.report.publish_kind == "folder" else s.report,
             "logs": [],
             "sources": [_resolve_source(src, root) for src in
                         [*s.sources, *(Source(path=str(p)) for p in s.logs)]],

@@ -2,8 +2,10 @@
 
 The message is `multipart/mixed`: a `multipart/alternative` body (plain text, then HTML inside a
 `multipart/related` with the charts as PNG parts referenced by `cid:`), and the full report as an
-`.html` attachment. The HTML has its CSS inlined (mail clients drop `<style>`) and stays under
-100 KB (Gmail clips at ~102 KB): when it would not, the detail rows are left out and it says so.
+`.html` attachment. When the report was published (`report.publish_to`), both bodies link to its
+page and to the index of runs, where any reader's browser opens them; never to a local file.
+The HTML has its CSS inlined (mail clients drop `<style>`) and stays under 100 KB (Gmail clips at
+~102 KB): when it would not, the detail rows are left out and it says so.
 
 Sending never fails the run: the outcome (`sent`, `failed` with a scrubbed reason, `skipped` when
 no `email:` is configured or it is disabled) is recorded on the run's row.
@@ -27,6 +29,7 @@ from prefect.cache_policies import NO_CACHE
 
 from replaybench.config import Settings
 from replaybench.errors import ConfigError, register_secret, scrub
+from replaybench.report import publish
 from replaybench.warehouse import Warehouse, open_warehouse
 from tasks.report import environment, report_context
 
@@ -80,7 +83,8 @@ def render_bodies(context: dict[str, Any], charts: list[dict[str, str]], report_
     import css_inline
 
     env = environment()
-    values = {**context, "subject": subject(context), "charts": charts, "report_name": report_name}
+    values = {**context, "subject": subject(context), "charts": charts, "report_name": report_name,
+              **publish.links(context["run"])}
     text = env.overlay(autoescape=False).get_template("email.txt.j2").render(**values)
     template = env.get_template("email.html.j2")
     attempts = [

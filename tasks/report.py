@@ -2,18 +2,20 @@
 
 Its first screen carries the decision (per prompt_version: the best candidate, its recommendation,
 and what it would cost); below, a section per prompt_version with the full table and a few failing
-answers next to production's. Everything that came from logs or models is autoescaped.
+answers next to production's. Everything that came from logs or models is autoescaped. The step
+then publishes the report and the index of runs (`replaybench.report.publish`) and links the
+published page from the Prefect UI.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -23,26 +25,18 @@ from replaybench.config import Settings
 from replaybench.decide import drift, evidence
 from replaybench.decide import extras as decisions
 from replaybench.decide.rules import RANK
-from replaybench.decide.scores import outward
 from replaybench.redact import Redactor
+from replaybench.report import publish
+from replaybench.report.index import index_context, render_index
+from replaybench.report.render import environment
 from replaybench.warehouse import Warehouse, open_warehouse
 from tasks.redact import redacted_candidates, redaction_line
 
+log = logging.getLogger(__name__)
+
 FAILURES_PER_MODEL = 3
+REPORT_ARTIFACT = "replaybench-report"  # one key for every night's report: the UI keeps the history
 DIFF_MAX_WORDS = 3000  # beyond this, answers are shown without a diff (SequenceMatcher is quadratic)
-
-
-def environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("replaybench", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(pct=_pct, pts=_pts, usd=_usd, num=_num, ms=_ms, sgn=_sgn,
-                       interval=_interval)
-    return env
 
 
 def best_candidate(rows: list[dict[str, Any]], baseline: str,
@@ -147,7 +141,8 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
         frontier = decisions.pareto_frontier(rows)
         for r in rows:
             past = [h for h in history if h["prompt_version"] == name and h["model"] == r["model"]]
-            r.update(on_frontier=r["model"] in frontier, trend=decisions.trend(past),
+            r.update(on_frontier=r["model"] in frontier if decisions.plottable(r) else None,
+                     trend=decisions.trend(past),
                      projection=decisions.monthly_projection(r, base, volume.get(name)))
             r["canary"] = decisions.litellm_canary(name, pv["production_model"],
                                                    settings.candidate(r["model"])) \
@@ -257,23 +252,15 @@ def render_report(wh: Warehouse, settings: Settings, run_id: str) -> Path:
     return path
 
 
-def render_index(wh: Warehouse, settings: Settings) -> Path:
-    """Write reports/index.html: every run with its day, status and headline, linked."""
-    rows = wh.frame("run_index").to_dicts()
-    for r in rows:
-        report = Path(r["report_path"]) if r["report_path"] else None
-        r["link"] = report.name if report and report.parent == settings.reports_dir else None
-        r["day"] = r["run_date"] - timedelta(days=1)
-    html = environment().get_template("index.html.j2").render(runs=rows,
-                                                              generated_at=datetime.now(UTC))
-    path = settings.reports_dir / "index.html"
-    path.write_text(html, encoding="utf-8")
-    return path
-
-
-def publish_artifacts(wh: Warehouse, run_id: str, path: Path) -> None:
-    """The night's outcome in the Prefect UI: the decision table and a link to the report."""
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+def publish_artifacts(wh: Warehouse, run_id: str, link: str, published: bool) -> None:
+    """The night's outcome in the Prefect UI: the decision table, and the report as a link
+    artifact under one key for every night (the UI keeps its history), to the published page
+    (or, unpublished, the file)."""
+    from prefect.artifacts import (
+        create_link_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
 
     rows = wh.frame("SELECT prompt_version, model, recommendation, reason FROM scores "
                     "WHERE run_id = $r AND recommendation IS NOT NULL "
@@ -281,51 +268,31 @@ def publish_artifacts(wh: Warehouse, run_id: str, path: Path) -> None:
     key = "replaybench-" + run_id.lower()
     create_table_artifact(table=rows, key=f"{key}-decisions",
                           description=f"Recommendations of run {run_id}")
-    create_markdown_artifact(markdown=f"Report of run `{run_id}`: [{path.name}]({path.as_uri()})",
+    where = "published" if published else "not published: a file on the machine that ran it"
+    create_link_artifact(link=link, link_text=f"report of run {run_id}", key=REPORT_ARTIFACT,
+                         description=f"The night's HTML report ({where})")
+    create_markdown_artifact(markdown=f"Report of run `{run_id}`: [{run_id}]({link})",
                              key=f"{key}-report", description="The full HTML report")
+
+
+def report_and_publish(settings: Settings, run_id: str) -> tuple[Path, publish.Published]:
+    """Render the report and the local index, publish both where `report.publish_to` says
+    (without holding the warehouse), and record how that went on the run. A failure to publish
+    is recorded, never raised."""
+    with open_warehouse(settings.warehouse) as wh:
+        path = render_report(wh, settings, run_id)
+        index = index_context(wh)
+    outcome = publish.publish(settings, run_id, path, index)
+    if outcome.status == publish.FAILED:
+        log.warning("report of run %s not published: %s", run_id, outcome.error)
+    with open_warehouse(settings.warehouse) as wh:
+        publish.record(wh, run_id, outcome)
+    return path, outcome
 
 
 @task(name="report", cache_policy=NO_CACHE)
 def report_task(settings: Settings, run_id: str) -> str:
+    path, outcome = report_and_publish(settings, run_id)
     with open_warehouse(settings.warehouse) as wh:
-        path = render_report(wh, settings, run_id)
-        publish_artifacts(wh, run_id, path)
+        publish_artifacts(wh, run_id, outcome.url or path.as_uri(), outcome.url is not None)
     return str(path)
-
-
-# --- formatting filters ------------------------------------------------------------------------
-
-def _pct(x: float | None, digits: int = 1) -> str:
-    return "—" if x is None else f"{x * 100:.{digits}f} %"
-
-
-def _pts(x: float | None) -> str:
-    return "—" if x is None else f"{x * 100:+.1f}"
-
-
-def _interval(row: dict[str, Any]) -> str:
-    """A row's quality interval in points, rounded outwards ("[-3.1, +0.4]"); "" without one."""
-    if row.get("delta_low") is None or row.get("delta_high") is None:
-        return ""
-    low, high = outward(row["delta_low"], row["delta_high"])
-    return f"[{low}, {high}]"
-
-
-def _usd(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"${x:.4f}" if x < 1 else f"${x:,.2f}"
-
-
-def _sgn(x: float | None, digits: int = 0) -> str:
-    return "—" if x is None else f"{x:+,.{digits}f}"
-
-
-def _num(x: float | None, digits: int = 0) -> str:
-    return "—" if x is None else f"{x:,.{digits}f}"
-
-
-def _ms(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"{x:,.0f} ms" if x < 10_000 else f"{x / 1000:,.1f} s"

@@ -4,6 +4,7 @@ a canary routing snippet (drift lives in `decide.drift`) to paste into a gateway
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
@@ -14,13 +15,28 @@ from replaybench.config import Candidate
 TREND_RUNS = 14
 
 
+def plottable(row: dict[str, Any]) -> bool:
+    """Whether a row can be placed on the quality–cost plane (it has both a pass rate and a cost
+    per task); a row that cannot is neither on the frontier nor dominated."""
+    return row.get("pass_rate") is not None and row.get("cost_per_task_usd") is not None
+
+
+def _beats(a: float, b: float) -> bool:
+    """a > b by more than float noise: two sums of the same prices in another order differ in
+    the last bits (production and its own replay: 0.002331742105263158 against
+    0.0023317421052631575), and that is a tie, not a lead."""
+    return a > b and not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
 def pareto_frontier(rows: list[dict[str, Any]]) -> set[str]:
-    """Models no other model beats on both quality (pass rate) and cost per task."""
+    """Models no other model beats on both quality (pass rate) and cost per task: beaten means
+    no worse on either and better on one. A tie on both is no defeat."""
     points = [(r["model"], r["pass_rate"], r["cost_per_task_usd"]) for r in rows
-              if r["pass_rate"] is not None and r["cost_per_task_usd"] is not None]
+              if plottable(r)]
     frontier = set()
     for model, quality, cost in points:
-        dominated = any(q >= quality and c <= cost and (q > quality or c < cost)
+        dominated = any(not _beats(quality, q) and not _beats(c, cost)
+                        and (_beats(q, quality) or _beats(cost, c))
                         for other, q, c in points if other != model)
         if not dominated:
             frontier.add(model)

@@ -28,6 +28,7 @@ from replaybench.providers.base import (
     list_at,
     load_json,
     object_at,
+    output_speed,
     text_at,
 )
 
@@ -118,7 +119,8 @@ class AnthropicMessages(HTTPProvider):
         out = Completion()
         text: list[str] = []
         thinking: list[str] = []
-        async for payload in self.events(resp, start):
+        first = last = None  # when the first and the last piece of the answer arrived
+        async for arrived, payload in self.events(resp, start):
             event = as_object(load_json(payload, "stream event"), "a stream event", required=True)
             kind = event.get("type")
             if kind == "message_start":
@@ -126,6 +128,7 @@ class AnthropicMessages(HTTPProvider):
                 apply_usage(out, message.get("usage"), "message_start.message.usage")
             elif kind == "content_block_delta":
                 delta = object_at(event, "delta", "content_block_delta")
+                first, last = arrived if first is None else first, arrived
                 if out.ttft_ms is None:
                     out.ttft_ms = (time.perf_counter() - start) * 1000
                 if delta.get("type") == "text_delta":
@@ -148,4 +151,5 @@ class AnthropicMessages(HTTPProvider):
             raise Failure(BAD_RESPONSE, "stream ended before message_stop")
         out.output_text = "".join(text)
         out.reasoning_text = "".join(thinking) or None
+        out.output_tps = output_speed(out.output_tokens, first, last)
         return out

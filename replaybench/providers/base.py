@@ -67,7 +67,7 @@ class Completion:
     cached_tokens: int | None = None
     latency_ms: float | None = None    # of the successful attempt
     ttft_ms: float | None = None
-    output_tps: float | None = None    # output tokens per second after the first token
+    output_tps: float | None = None    # output tokens/s, first piece to last (None: at once)
     error: str | None = None
     error_kind: str | None = None
     attempts: int = 0
@@ -330,13 +330,17 @@ def transport_failure(exc: httpx.TransportError, timeout_s: float) -> Failure:
 
 
 async def sse_data(response: httpx.Response, max_bytes: int, stop_at: float,
-                   max_s: float) -> AsyncIterator[bytes]:
-    """The `data:` payloads of a server-sent event stream, as they arrive (raw bytes are split by
-    hand: httpx's text and line decoders cost more CPU than the rest of a request together);
-    stopped as a bad response past `max_bytes` in all, or once perf_counter() passes `stop_at`."""
+                   max_s: float) -> AsyncIterator[tuple[float, bytes]]:
+    """The `data:` payloads of a server-sent event stream as they arrive, each with the
+    perf_counter() time of the read that brought it (payloads read together share it); raw bytes
+    are split by hand: httpx's text and line decoders cost more CPU than the rest of a request
+    together. Stopped as a bad response past `max_bytes` in all, or once perf_counter() passes
+    `stop_at`."""
     pending = b""
     size = 0
+    arrived = time.perf_counter()
     async for chunk in response.aiter_raw():
+        arrived = time.perf_counter()
         size += len(chunk)
         if size > max_bytes:
             raise too_large(max_bytes)
@@ -349,9 +353,18 @@ async def sse_data(response: httpx.Response, max_bytes: int, stop_at: float,
         *lines, pending = pending.split(b"\n")
         for line in lines:
             if line.startswith(b"data:"):
-                yield line[5:].strip()
+                yield arrived, line[5:].strip()
     if pending.startswith(b"data:"):
-        yield pending[5:].strip()
+        yield arrived, pending[5:].strip()
+
+
+def output_speed(tokens: int | None, first: float | None, last: float | None) -> float | None:
+    """Output tokens per second while the answer arrived, from the read that brought its first
+    piece to the read that brought its last (perf_counter() times). An answer that arrived at
+    once, in one piece or in one read, has no measurable speed: None, never tokens / ~0 s."""
+    if not tokens or first is None or last is None or last <= first:
+        return None
+    return tokens / (last - first)
 
 
 @contextmanager
@@ -410,9 +423,9 @@ class HTTPProvider:
         """A whole (non-streamed) body, stopped past the candidate's max_response_bytes."""
         return await read_capped(response, self.candidate.max_response_bytes)
 
-    def events(self, response: httpx.Response, start: float) -> AsyncIterator[bytes]:
-        """The stream's `data:` payloads, stopped past max_response_bytes or max_stream_s after
-        `start` (a perf_counter time)."""
+    def events(self, response: httpx.Response, start: float) -> AsyncIterator[tuple[float, bytes]]:
+        """The stream's `data:` payloads with the time each arrived, stopped past
+        max_response_bytes or max_stream_s after `start` (a perf_counter time)."""
         max_s = self.candidate.max_stream_s or self.candidate.timeout_s
         return sse_data(response, self.candidate.max_response_bytes, start + max_s, max_s)
 
@@ -497,8 +510,4 @@ class HTTPProvider:
         if answer.reasoning_tokens is None and answer.reasoning_text:
             answer.reasoning_tokens = estimate_tokens(answer.reasoning_text)
             answer.reasoning_estimated = True
-        if answer.ttft_ms is not None and answer.output_tokens:
-            generating = (answer.latency_ms - answer.ttft_ms) / 1000
-            if generating > 0:
-                answer.output_tps = answer.output_tokens / generating
         return answer

@@ -34,6 +34,7 @@ from replaybench.providers.base import (
     list_at,
     load_json,
     object_at,
+    output_speed,
     text_at,
 )
 
@@ -142,7 +143,8 @@ class OpenAIChat(HTTPProvider):
         out = Completion(simulated=resp.headers.get(SIM_HEADER) == "true")
         content: list[str] = []
         reasoning: list[str] = []
-        async for payload in self.events(resp, start):
+        first = last = None  # when the first and the last piece of the answer arrived
+        async for arrived, payload in self.events(resp, start):
             if payload == b"[DONE]":
                 break
             chunk = as_object(load_json(payload, "stream chunk"), "a stream chunk", required=True)
@@ -153,8 +155,10 @@ class OpenAIChat(HTTPProvider):
                 delta = object_at(choice, "delta", "stream chunk.choices[]")
                 where = "stream chunk.choices[].delta"
                 piece, thought = text_at(delta, "content", where), reasoning_of(delta, where)
-                if out.ttft_ms is None and (piece or thought):
-                    out.ttft_ms = (time.perf_counter() - start) * 1000
+                if piece or thought:
+                    first, last = arrived if first is None else first, arrived
+                    if out.ttft_ms is None:
+                        out.ttft_ms = (time.perf_counter() - start) * 1000
                 if piece:
                     content.append(piece)
                 if thought:
@@ -168,4 +172,5 @@ class OpenAIChat(HTTPProvider):
             raise Failure(BAD_RESPONSE, "stream ended before [DONE]")
         out.output_text, inline = split_think("".join(content))
         out.reasoning_text = "".join(reasoning) or inline
+        out.output_tps = output_speed(out.output_tokens, first, last)
         return out

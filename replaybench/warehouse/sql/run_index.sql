@@ -10,7 +10,7 @@ WITH best AS (
                                      WHEN 'hold' THEN 2 ELSE 3 END,
                  pass_rate DESC) = 1
 )
-SELECT r.run_id, r.kind, r.run_date, r.status, r.started_at, r.report_path,
+SELECT r.run_id, r.kind, r.run_date, r.status, r.started_at, r.report_path, r.report_url,
        count(b.prompt_version) AS prompt_versions,
        count(*) FILTER (WHERE b.recommendation = 'promote') AS promote,
        count(*) FILTER (WHERE b.recommendation = 'canary') AS canary,
