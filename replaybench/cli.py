@@ -410,16 +410,16 @@ def reopen(prompt_version: str,
 
 @app.command()
 def report(run_id: str, config: ConfigOpt = Path(DEFAULT_CONFIG)):
-    """Re-render the report of a stored run."""
+    """Re-render the report of a stored run (and publish it again where `report.publish_to` says)."""
     from replaybench import runs
     from replaybench.warehouse import open_warehouse
-    from tasks.report import render_report
+    from tasks.report import report_and_publish
 
     settings = _settings(config)
     with open_warehouse(settings.warehouse) as wh:
         runs.get(wh, run_id)
-        path = render_report(wh, settings, run_id)
-    console.print(f"report: {path}")
+    path, published = report_and_publish(settings, run_id)
+    console.print(f"report: {published.url or path}")
 
 
 @app.command()
