@@ -27,7 +27,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from replaybench.config import Settings
+from replaybench.config import Settings, on_this_machine
 from replaybench.errors import ConfigError, register_secret, scrub
 from replaybench.report import publish
 from replaybench.warehouse import Warehouse, open_warehouse
@@ -167,6 +167,11 @@ def _block_server(name: str) -> smtplib.SMTP:
     password = getattr(creds, "password", None)
     if password is not None and hasattr(password, "get_secret_value"):
         register_secret(password.get_secret_value())
+    insecure = str(getattr(creds.smtp_type, "name", creds.smtp_type)).upper() == "INSECURE"
+    if insecure and (creds.username or password) and not on_this_machine(f"smtp://{creds.smtp_server}"):
+        # as for email.smtp: no credentials in clear, except to a relay on this machine
+        raise ConfigError(f"the e-mail block {name!r} would send its credentials without TLS to "
+                          f"{creds.smtp_server}: set its smtp_type to SSL or STARTTLS")
     server = creds.get_server()
     if getattr(server, "sock", None) is not None:
         server.sock.settimeout(TIMEOUT_S)

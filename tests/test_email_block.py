@@ -5,10 +5,11 @@ loopback, and the block's password is registered as a secret."""
 import socket
 from email.message import EmailMessage
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from replaybench.errors import scrub
+from replaybench.errors import ConfigError, scrub
 from tasks.notify import _block_server
 
 from .servers import Keep
@@ -48,3 +49,13 @@ def test_a_saved_block_sends_through_its_server(prefect_harness):
     assert [e.rcpt_tos for e in handler.envelopes] == [["team@example.com"]]
     assert logins == [("night-mailer", "block-password-123")]
     assert "block-password-123" not in scrub("login failed for block-password-123")
+
+
+def test_a_block_that_would_log_in_without_tls_to_another_host_is_refused(prefect_harness):
+    from prefect_email import EmailServerCredentials, SMTPType
+
+    EmailServerCredentials(smtp_server="mail.example.com", smtp_port=25, smtp_type=SMTPType.INSECURE,
+                           username="night-mailer", password="block-password-456").save(
+        "clear-mail", overwrite=True)
+    with pytest.raises(ConfigError, match="without TLS to mail.example.com: set its smtp_type"):
+        _block_server("clear-mail")  # refused before any connection is tried
