@@ -368,6 +368,15 @@ class Report(_Strict):
         return "url" if scheme in ("http", "https") else "s3" if scheme else "folder"
 
 
+class Gx(_Strict):
+    """The Great Expectations project the answers are validated in, and its Data Docs."""
+
+    project: Path = Field(Path("gx"), description="The GX project folder (great_expectations.yml, "
+                          "suites generated from `suites:`); created when missing.")
+    docs_dir: Path | None = Field(None, description="Where the Data Docs site is built; "
+                                  "default <reports_dir>/data-docs.")
+
+
 class Fleet(_Strict):
     """The local model fleet that `replaybench demo` starts."""
 
@@ -458,6 +467,7 @@ class Settings(_Strict):
     prices: Path = Path("data/prices.yaml")
     email: Email | None = None
     report: Report = Report()
+    gx: Gx = Gx()
     fleet: Fleet = Fleet()
     redact: Redact = Redact()
     runner: Runner = Runner()
@@ -578,6 +588,8 @@ def _resolve_paths(s: Settings, path: Path) -> Settings:
             "logs": [],
             "sources": [_resolve_source(src, root) for src in
                         [*s.sources, *(Source(path=str(p)) for p in s.logs)]],
+            "gx": s.gx.model_copy(update={"project": rel(s.gx.project),
+                                          "docs_dir": rel(s.gx.docs_dir) if s.gx.docs_dir else None}),
             "suites": rel(s.suites),
             "prices": rel(s.prices),
             "source": path.resolve(),

@@ -12,15 +12,25 @@ so importing this module is all a suite needs before it names these types:
   matches none of `REFUSAL_PATTERNS` (case-insensitive), nor any extra pattern.
 
 The pair expectations judge nulls themselves (`ignore_row_if` defaults to "neither"): a missing
-value on either side is never within tolerance and never similar.
+value on either side is never within tolerance and never similar. Each kind explains its own
+failures (`@explains`, see `replaybench.checks.reasons`).
+
+GX's own `column_values.match_json_schema` metric is re-registered here with the schema compiled
+once per column: GX calls `jsonschema.validate` for every value, which checks the schema itself
+against its meta-schema each time (70 % of a demo night's validation time). Same verdicts: the
+same validator class (`validator_for(schema)`), no format checking, a value that is not JSON
+still an error.
 
 Importing GX costs seconds: import this module lazily, where the validation runs.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import re
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 import pandas as pd
@@ -30,13 +40,21 @@ from great_expectations.expectations.expectation import (
     ColumnMapExpectation,
     ColumnPairMapExpectation,
 )
+from great_expectations.expectations.metrics.column_map_metrics.column_values_match_json_schema import (  # noqa: E501
+    ColumnValuesMatchJsonSchema,
+)
 from great_expectations.expectations.metrics.map_metric_provider import (
     ColumnMapMetricProvider,
     ColumnPairMapMetricProvider,
     column_condition_partial,
     column_pair_condition_partial,
 )
+from great_expectations.render import LegacyRendererType, RenderedStringTemplateContent
+from great_expectations.render.renderer.renderer import renderer
+from great_expectations.render.util import parse_row_condition_string, substitute_none_for_missing
 from rapidfuzz import fuzz, utils
+
+from replaybench.checks.reasons import explains, show
 
 # A refusal is the model declining to do the task. First-person phrasings only, so a summary that
 # reports what a person said is not one; matched against the opening of the answer, where models
@@ -145,6 +163,21 @@ class ColumnValuesNotRefusal(ColumnMapMetricProvider):
 
 # --- expectations ---------------------------------------------------------------------------
 
+
+def _sentence(template: str, configuration, runtime_configuration, keys: list[str]) -> list:
+    """A prescriptive sentence for Data Docs, "If <row_condition>, then ..." when it has one."""
+    params = substitute_none_for_missing(configuration.kwargs if configuration else {},
+                                         [*keys, "row_condition"])
+    styling = (runtime_configuration or {}).get("styling")
+    if params["row_condition"] is not None:
+        params["condition_content"] = parse_row_condition_string(params["row_condition"])
+        styling = {**(styling or {}), "params": {**(styling or {}).get("params", {}),
+                                                  "condition_content": {"classes": ["badge"]}}}
+        template = "If $condition_content, then " + template[0].lower() + template[1:]
+    return [RenderedStringTemplateContent(
+        content_block_type="string_template",
+        string_template={"template": template, "params": params, "styling": styling})]
+
 _IgnoreRowIf = Literal["both_values_are_missing", "either_value_is_missing", "neither"]
 
 
@@ -159,6 +192,14 @@ class ExpectColumnPairValuesToBeWithinTolerance(ColumnPairMapExpectation):
     map_metric: ClassVar[str] = "column_pair_values.within_tolerance"
     success_keys = ("column_A", "column_B", "ignore_row_if", "rel_tol", "abs_tol", "mostly")
     args_keys = ("column_A", "column_B")
+
+    @classmethod
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(cls, configuration=None, result=None, runtime_configuration=None,
+                               **kwargs):
+        return _sentence("Values in $column_A and $column_B must be equal within a relative "
+                         "$rel_tol or an absolute $abs_tol.", configuration,
+                         runtime_configuration, ["column_A", "column_B", "rel_tol", "abs_tol"])
 
 
 class ExpectColumnPairValuesToBeSimilar(ColumnPairMapExpectation):
@@ -175,6 +216,14 @@ class ExpectColumnPairValuesToBeSimilar(ColumnPairMapExpectation):
                     "mostly")
     args_keys = ("column_A", "column_B")
 
+    @classmethod
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(cls, configuration=None, result=None, runtime_configuration=None,
+                               **kwargs):
+        return _sentence("Values in $column_A must be similar to $column_B: a $scorer score of at "
+                         "least $threshold out of 100.", configuration, runtime_configuration,
+                         ["column_A", "column_B", "scorer", "threshold"])
+
 
 class ExpectColumnValuesToNotBeARefusal(ColumnMapExpectation):
     """Expect the text not to open with a refusal ("I'm sorry, but I cannot...", "As an AI...")."""
@@ -186,6 +235,13 @@ class ExpectColumnValuesToNotBeARefusal(ColumnMapExpectation):
     success_keys = ("extra_patterns", "mostly")
     args_keys = ("column",)
 
+    @classmethod
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(cls, configuration=None, result=None, runtime_configuration=None,
+                               **kwargs):
+        return _sentence("values must not open with a refusal (\"I'm sorry, but I cannot...\", "
+                         "\"As an AI...\").", configuration, runtime_configuration, ["column"])
+
     @pydantic.validator("extra_patterns")
     def _patterns_compile(cls, v: list[str]) -> list[str]:
         for pattern in v:
@@ -194,3 +250,58 @@ class ExpectColumnValuesToNotBeARefusal(ColumnMapExpectation):
             except re.error as exc:
                 raise ValueError(f"extra pattern {pattern!r} is not a valid regex ({exc})") from None
         return v
+
+
+# --- how each kind explains a failure ---------------------------------------------------------
+
+
+@explains("expect_column_pair_values_to_be_within_tolerance")
+def _explain_tolerance(check, values: list[Any]) -> str:
+    kw = check.kwargs
+    tolerance = ", ".join(f"{k} {kw[k]:g}" for k in ("rel_tol", "abs_tol") if kw.get(k))
+    return f"{show(values[0])} != {show(values[1])}" + (f" (beyond {tolerance})" if tolerance else "")
+
+
+@explains("expect_column_pair_values_to_be_similar")
+def _explain_similar(check, values: list[Any]) -> str:
+    kw = check.kwargs
+    scorer, normalize = kw.get("scorer", "token_set_ratio"), kw.get("normalize", True)
+    score = similarity(values[0], values[1], scorer, normalize)
+    return (f"{scorer} {score:.0f} < {kw.get('threshold', 90):g}: {show(values[0])} vs "
+            f"{show(values[1])}")
+
+
+@explains("expect_column_values_to_not_be_a_refusal")
+def _explain_refusal(check, values: list[Any]) -> str:
+    found = refusal(values[0], check.kwargs.get("extra_patterns") or ())
+    return f"refusal {found!r}: {show(values[0])}"
+
+
+# --- GX's JSON-schema metric, with the schema compiled once -----------------------------------
+
+
+@lru_cache(maxsize=64)
+def _schema_validator(schema_json: str):
+    import jsonschema
+
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)  # a bad schema errors the expectation, as jsonschema.validate does
+    return cls(schema)
+
+
+_registry_log = logging.getLogger("great_expectations.expectations.registry")
+_level = _registry_log.level
+_registry_log.setLevel(logging.ERROR)  # replacing GX's pandas provider is the point: no warning
+try:
+
+    class ColumnValuesMatchJsonSchemaCompiled(ColumnValuesMatchJsonSchema):
+        """`column_values.match_json_schema` for pandas, the schema compiled once per column."""
+
+        @column_condition_partial(engine=PandasExecutionEngine)
+        def _pandas(cls, column, json_schema, **kwargs):
+            validator = _schema_validator(json.dumps(json_schema, sort_keys=True))
+            return column.map(lambda value: validator.is_valid(json.loads(value)))
+
+finally:
+    _registry_log.setLevel(_level)

@@ -21,6 +21,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from replaybench import charts, runs
+from replaybench.checks.docs import data_docs_pages
 from replaybench.config import Settings
 from replaybench.decide import drift, evidence
 from replaybench.decide import extras as decisions
@@ -114,6 +115,15 @@ def word_diff(candidate: str | None, production: str | None) -> tuple[Markup, Ma
             _render(b, [(j1, j2) for tag, _, _, j1, j2 in ops if tag != "equal" and j2 > j1]))
 
 
+def _data_docs_links(settings: Settings, run_id: str) -> dict[str, str]:
+    """{prompt_version: its Data Docs page}, relative to the report, where a reader of the report
+    can follow them: beside the local report, or where `reports_dir` is served as it is. A report
+    published to a folder or bucket is copied without the Data Docs site, so it links none."""
+    if settings.report.publish_kind not in (None, "url"):
+        return {}
+    return data_docs_pages(settings, run_id)
+
+
 def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, Any]:
     """Everything the template shows, read from the warehouse (so a stored run re-renders)."""
     run = runs.get(wh, run_id)
@@ -172,6 +182,7 @@ def report_context(wh: Warehouse, settings: Settings, run_id: str) -> dict[str, 
         "window_label": window_label(run, settings),
         "baseline": baseline,
         "sections": sections,
+        "data_docs": _data_docs_links(settings, run_id),
         "totals": totals,
         "candidates": candidates,
         "simulated": any(c["simulated"] for c in candidates),

@@ -6,8 +6,9 @@ import pandas as pd
 import polars as pl
 import pytest
 
+from replaybench.checks.run import run_checks
+from replaybench.checks.suites import load_suites
 from replaybench.expectations import REFUSAL_PATTERNS, refusal, similarity, within_tolerance
-from tasks.validate import load_suites, run_checks
 
 from .conftest import ANSWER_SCHEMA
 
@@ -300,3 +301,81 @@ def test_custom_check_that_errors_fails_with_a_reason(tmp_path):
     passed, reason = result["x"]
     assert passed is False
     assert reason.startswith("check errored:") and "production_ansewr" in reason
+
+
+# --- GX's JSON-schema check, compiled once ---------------------------------------------------
+
+JSON_SCHEMA = {"type": "object", "required": ["total"], "additionalProperties": False,
+          "properties": {"total": {"type": "number"}, "currency": {"enum": ["EUR", "USD"]},
+                         "date": {"type": "string", "format": "date"}}}
+
+
+def test_json_schema_metric_is_ours_and_agrees_with_jsonschema(tmp_path):
+    import json
+
+    import jsonschema
+    from great_expectations.execution_engine import PandasExecutionEngine
+    from great_expectations.expectations.registry import get_metric_provider
+
+    import replaybench.expectations as ours
+
+    provider, _ = get_metric_provider("column_values.match_json_schema.condition",
+                                      PandasExecutionEngine())
+    assert provider is ours.ColumnValuesMatchJsonSchemaCompiled
+    values = ['{"total": 1}', '{"total": "1"}', '{"currency": "EUR"}', '{"total": 1, "x": 2}',
+              '{"total": 2, "currency": "GBP"}', '{"total": 3, "date": "not a date"}', "[]"]
+    entry = ("type: expect_column_values_to_match_json_schema\n"
+             f"    kwargs: {{column: answer_json, json_schema: {json.dumps(JSON_SCHEMA)}}}\n"
+             "    meta: {name: c, description: Matches the schema}")
+    result = check(tmp_path, entry, answers(*[(str(i), v, None, None) for i, v in enumerate(values)]))
+    expected = {}
+    for i, value in enumerate(values):
+        try:
+            jsonschema.validate(json.loads(value), JSON_SCHEMA)  # what GX's own metric calls per row
+            expected[str(i)] = True
+        except jsonschema.ValidationError:
+            expected[str(i)] = False
+    assert {rid: passed for rid, (passed, _) in result.items()} == expected
+    assert result["1"][1] == "does not match the JSON schema ('1' is not of type 'number')"
+
+
+def test_an_invalid_json_schema_is_rejected_when_loading(tmp_path):
+    entry = ("type: expect_column_values_to_match_json_schema\n"
+             "    kwargs: {column: answer_json, json_schema: {type: 12}}\n    meta: {name: c}")
+    (tmp_path / "t.yaml").write_text(f"prompt_version: t@v1\nexpectations:\n  - {entry}\n")
+    with pytest.raises(ValueError, match=r"t\.yaml: expectation #1 \(c\): json_schema is not a valid"):
+        load_suites(tmp_path)
+
+
+# --- how they read in Data Docs ---------------------------------------------------------------
+
+def test_custom_expectations_say_what_they_expect_in_data_docs():
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+    from great_expectations.expectations.row_conditions import Column
+
+    import replaybench.expectations as ours
+
+    def sentence(cls, etype, **kwargs):
+        config = ExpectationConfiguration(type=etype, kwargs=kwargs)
+        (content,) = cls._prescriptive_renderer(configuration=config)
+        template = content.string_template
+        text = template["template"]
+        for key, value in sorted(template["params"].items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(f"${key}", str(value))
+        return text
+
+    assert sentence(ours.ExpectColumnPairValuesToBeWithinTolerance,
+                    "expect_column_pair_values_to_be_within_tolerance", column_A="answer_number",
+                    column_B="reference_number", rel_tol=1e-6) == (
+        "Values in answer_number and reference_number must be equal within a relative 1e-06 "
+        "or an absolute None.")
+    assert sentence(ours.ExpectColumnPairValuesToBeSimilar, "expect_column_pair_values_to_be_similar",
+                    column_A="answer", column_B="production_answer", threshold=60,
+                    scorer="ratio", row_condition=Column("model") != "production") == (
+        "If model != production, then values in answer must be similar to production_answer: a "
+        "ratio score of at least 60 out of 100.")
+    assert sentence(ours.ExpectColumnValuesToNotBeARefusal,
+                    "expect_column_values_to_not_be_a_refusal", column="answer").startswith(
+        "values must not open with a refusal")

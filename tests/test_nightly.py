@@ -2,7 +2,9 @@
 against the local model fleet on a loopback port; asserts on the warehouse and the report."""
 
 import asyncio
+import re
 import socket
+import urllib.parse
 from datetime import date
 from pathlib import Path
 
@@ -210,3 +212,16 @@ def test_the_index_lists_every_run_and_prefect_shows_the_outcome(finished_run):
     keys = {a.key for a in asyncio.run(artifacts())}
     run = result["run_id"].lower()
     assert {f"replaybench-{run}-decisions", f"replaybench-{run}-report"} <= keys
+
+
+def test_the_report_links_each_prompt_version_to_its_data_docs_page(finished_run):
+    settings, _, result = finished_run
+    report = Path(result["report"])
+    html = report.read_text(encoding="utf-8")
+    links = re.findall(r'href="(data-docs/validations/[^"]+)"', html)
+    with open_warehouse(settings.warehouse) as wh:
+        versions = {r[0] for r in wh.execute("SELECT DISTINCT prompt_version FROM samples").fetchall()}
+    assert len(links) == len(versions)
+    for link in links:  # each opens: a page of the Data Docs site beside the report
+        page = report.parent / urllib.parse.unquote(link)
+        assert page.is_file() and "Great Expectations" in page.read_text(encoding="utf-8")

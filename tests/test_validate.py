@@ -1,4 +1,5 @@
-"""tasks/validate.py: real Great Expectations suites over small hand-built answer frames."""
+"""replaybench/checks (suites, run): real Great Expectations suites over small hand-built answer
+frames, in memory; the file project and Data Docs are tests/test_gx_project.py's."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.validate import derive_columns, load_suites, run_checks
+from replaybench.checks.derive import derive_columns
+from replaybench.checks.run import run_checks
+from replaybench.checks.suites import load_suites
 
 from .conftest import ANSWER_SCHEMA
 
@@ -468,3 +471,84 @@ def test_derive_columns():
     assert derived["d"]["answer"] is None and derived["d"]["answer_norm"] is None
     assert derived["d"]["reference_norm"] == '{"a":[1,2],"b":1}'
     assert derived["e"]["answer_norm"] == derived["e"]["reference_norm"]
+
+
+# --- row_condition ---------------------------------------------------------------------------
+
+SHORT = (
+    "prompt_version: c@v1\n"
+    "expectations:\n"
+    "  - type: expect_column_value_lengths_to_be_between\n"
+    "    kwargs: {{column: answer, max_value: 10, row_condition: {condition}}}\n"
+    "    meta: {{name: short, description: Candidates answer in at most 10 characters}}\n"
+)
+
+
+def conditioned(*rows: tuple) -> pl.DataFrame:
+    """Answers of c@v1 from (request_id, model, output_text)."""
+    return pl.DataFrame(
+        [(r, m, "c@v1", out, None, 10, 120.0, None) for r, m, out in rows],
+        schema=ANSWER_SCHEMA, orient="row")
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "'model != \"production\"', condition_parser: pandas",
+        "'model != \"production\"'",  # a string without a parser is a pandas query, as in GX 1.x
+        "'col(\"model\")!=\"production\"', condition_parser: great_expectations",
+        "{type: comparison, column: {name: model}, operator: '!=', parameter: production}",
+    ],
+)
+def test_row_condition_narrows_a_check_to_the_rows_where_it_holds(tmp_path, condition):
+    (tmp_path / "c.yaml").write_text(SHORT.format(condition=condition))
+    result = outcomes(run_checks(
+        conditioned(("p", "production", "a long production answer"),
+                    ("long", "glm-5.2", "a long candidate answer"),
+                    ("ok", "glm-5.2", "billing")),
+        load_suites(tmp_path)))
+    assert "short" not in result["p"]  # outside the condition: no row for the check
+    assert result["long"]["short"] == (False, "length 23 not ≤ 10: 'a long candidate answer'")
+    assert result["ok"]["short"] == (True, None)
+
+
+def test_row_condition_joins_the_implied_scopes(tmp_path):
+    """A condition on a check that reads the reference: rows with a reference where it holds."""
+    (tmp_path / "c.yaml").write_text(
+        "prompt_version: c@v1\n"
+        "expectations:\n"
+        "  - type: expect_column_pair_values_to_be_equal\n"
+        "    kwargs: {column_A: answer_label, column_B: reference_norm,\n"
+        "             row_condition: 'answer_words < 3 or model == \"x\"'}\n"
+        "    meta: {name: label, description: Short answers match the reference}\n")
+    frame = conditioned(("short", "glm-5.2", "Billing"), ("wrong", "glm-5.2", "technical"),
+                        ("long", "glm-5.2", "it is billing"), ("noref", "glm-5.2", "billing"))
+    frame = frame.with_columns(reference=pl.when(pl.col("request_id") == "noref").then(None)
+                               .otherwise(pl.lit("billing")))
+    suites = load_suites(tmp_path)
+    result = outcomes(run_checks(frame, suites))
+    assert result["short"]["label"] == (True, None)
+    assert result["wrong"]["label"] == (False, "'technical' != 'billing'")
+    assert "label" not in result["long"] and "label" not in result["noref"]
+    assert suites["c@v1"].checks[0].scope().pass_through_filter == (
+        '(has_reference == True) and (answer_words < 3 or model == "x")')
+
+
+@pytest.mark.parametrize(
+    "condition, message",
+    [
+        ("'modle != \"production\"'", r"name 'modle' is not defined \(answers have: request_id"),
+        ("'model !!= 1'", "row_condition 'model !!= 1' is not valid"),
+        ("'  '", "is not valid: it is empty"),
+        ("'model == 1', condition_parser: sql", "condition_parser must be one of pandas, "),
+        ("'col(\"model\") ~ 3', condition_parser: great_expectations", "is not valid"),
+        ("{type: comparison, column: {name: model}, operator: '~', parameter: p}", "is not valid"),
+        ("[model]", "write it as a pandas query string or a GX Condition mapping"),
+    ],
+)
+def test_a_bad_row_condition_is_an_error_at_load_naming_suite_and_expectation(
+        tmp_path, condition, message):
+    (tmp_path / "bad.yaml").write_text(SHORT.format(condition=condition))
+    with pytest.raises(ValueError, match=message) as info:
+        load_suites(tmp_path)
+    assert "bad.yaml: expectation #1 (short):" in str(info.value)

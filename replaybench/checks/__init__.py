@@ -1,0 +1,14 @@
+"""Checks: every answer of a night against its prompt_version's expectation suite.
+
+- `suites`: the YAML suites (`data/suites/*.yaml`, GX's own shape), validated with pydantic and GX.
+- `derive`: the columns suites refer to (`answer`, `answer_number`, `answer_norm`, ...).
+- `gx_project`: the file Great Expectations project (`gx/`): suites generated from the YAML,
+  a Checkpoint per run, Data Docs; `gx_plugins`: its store, action and offline page views.
+- `run`: the checks as rows of the `checks` table; `reasons`: how each check kind explains a
+  failure; `judged`: the LLM-as-judge check.
+- `docs`: where the Data Docs pages of a run are, for the report to link to.
+
+Custom expectations (tolerance, similarity, refusal) live in `replaybench.expectations`.
+Great Expectations is imported lazily, inside the functions that run it: importing it costs
+seconds.
+"""
