@@ -257,6 +257,10 @@ class Source(_Strict):
     def _one_kind(self) -> Source:
         if (self.path is None) == (self.langfuse is None):
             raise ValueError("a source has either a path or a langfuse block")
+        from replaybench.ingest.formats import FORMATS  # the registry (it imports no config)
+
+        if self.format != "auto" and self.format not in FORMATS:
+            raise ValueError(f"unknown format {self.format!r}; known: auto, {', '.join(FORMATS)}")
         return self
 
     @property

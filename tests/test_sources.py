@@ -98,6 +98,8 @@ def test_the_legacy_logs_key_is_a_source_and_a_source_is_a_path_or_an_api(tmp_pa
     for bad in ({}, {"path": "x", "langfuse": {"host": "http://127.0.0.1:1"}}):
         with pytest.raises(ConfigError, match="either a path or a langfuse block"):
             load_settings(write_config(tmp_path, sources=[bad]))
+    with pytest.raises(ConfigError, match="unknown format 'langfuse-export'; known: auto, "):
+        load_settings(write_config(tmp_path, sources=[{"path": "x", "format": "langfuse-export"}]))
     with pytest.raises(ConfigError, match="duration"):
         load_settings(write_config(tmp_path, freshness={"wait": "soon"}))
     relative = load_settings(write_config(tmp_path, sources=[{"path": "logs/{date:%Y}/*.jsonl"}],
