@@ -15,7 +15,6 @@ Retry-After, a 500). Every request is kept in `requests`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import math
@@ -26,6 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+
+from replaybench.sim.server import ThreadedApp
 
 V2_GROUPS: dict[str, list[tuple[str, str]]] = {  # group: [(v2 name, stored name)]
     "core": [(k, k) for k in ("id", "traceId", "startTime", "endTime", "projectId",
@@ -78,7 +79,7 @@ def _v2(obs: dict[str, Any], groups: set[str]) -> dict[str, Any]:
     return out
 
 
-class LangfuseServer:
+class LangfuseServer(ThreadedApp):
     """The server on its own event loop in a background thread, on a free port of 127.0.0.1."""
 
     def __init__(self, observations: list[dict[str, Any]] | None = None, *,
@@ -90,10 +91,7 @@ class LangfuseServer:
         self._faults: dict[int, tuple[int, str | None]] = {}
         self._lock = threading.Lock()
         self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="langfuse-server")
-        self._runner: web.AppRunner | None = None
-        self.app = web.Application()
+        super().__init__(web.Application(), name="langfuse-server")
         self.app.router.add_get("/api/public/v2/observations", self._list_v2)
         self.app.router.add_get("/api/public/observations", self._list_v1)
 
@@ -188,22 +186,9 @@ class LangfuseServer:
     # --- running it ---------------------------------------------------------------------------
 
     def __enter__(self) -> LangfuseServer:
-        self._thread.start()
-
-        async def serve() -> web.AppRunner:
-            runner = web.AppRunner(self.app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            return runner
-
-        self._runner = asyncio.run_coroutine_threadsafe(serve(), self._loop).result(timeout=30)
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self.start()
+        self.url = f"http://127.0.0.1:{self.port}"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
-            self._runner = None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        self.stop()

@@ -833,7 +833,35 @@ class Fleet:
             self._process = None
 
 
-class ThreadedFleet:
+class ThreadedApp:
+    """An aiohttp app served on its own event loop in a background thread of this process, on a
+    free port of `host` (the fleet in tests, and the tests' other servers)."""
+
+    def __init__(self, app: web.Application, host: str = "127.0.0.1",
+                 name: str = "replaybench-app") -> None:
+        self.app = app
+        self.host = host
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name=name)
+        self._runner: web.AppRunner | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(_serve(self.host, 0, self.app), self._loop)
+        self._runner = future.result(timeout=30)
+        self.port = _bound_port(self._runner)
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
+            self._runner = None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+class ThreadedFleet(ThreadedApp):
     """The fleet on its own event loop in a background thread of this process (for tests)."""
 
     def __init__(self, time_scale: float = 1.0, seed: int = 0, api_key: str | None = None,
@@ -841,30 +869,17 @@ class ThreadedFleet:
                  host: str = "127.0.0.1",
                  faults: Mapping[str, Mapping[str, Any]] | None = None,
                  fixed_latency_ms: float | None = None) -> None:
-        self.app = make_app(profiles, time_scale, seed, api_key, faults, fixed_latency_ms)
-        self.host = host
+        super().__init__(make_app(profiles, time_scale, seed, api_key, faults, fixed_latency_ms),
+                         host, name="replaybench-sim")
         self.base_url = ""
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="replaybench-sim")
-        self._runner: web.AppRunner | None = None
 
     def __enter__(self) -> ThreadedFleet:
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(_serve(self.host, 0, self.app), self._loop)
-        self._runner = future.result(timeout=30)
-        self.port = _bound_port(self._runner)
+        self.start()
         self.base_url = f"http://{self.host}:{self.port}/v1"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
-            self._runner = None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        self.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
