@@ -206,6 +206,7 @@ def test_the_two_sql_readers_keep_the_same_good_lines(tmp_path):
     src = write(tmp_path / "same.jsonl", mixed_lines())
     kept = {}
     with open_warehouse(tmp_path / "w.duckdb") as wh:
+        wh.run("log_line_macros")
         wh.run("openai_log_lines")
         for fast in (True, False):
             kept[fast] = wh.frame(
@@ -214,6 +215,31 @@ def test_the_two_sql_readers_keep_the_same_good_lines(tmp_path):
                 path=str(src), pv='$."prompt_version"')
     assert len(kept[True]) == 14  # a to h (a twice), ai to am
     assert kept[True].equals(kept[False]), (kept[True], kept[False])
+
+
+@pytest.mark.parametrize("fmt, fixture", [("langfuse", "langfuse_observations.json"),
+                                          ("langfuse_export", "langfuse_export.jsonl"),
+                                          ("litellm", "litellm_payloads.jsonl")])
+def test_a_sql_reader_reads_what_its_tool_writes_itself(tmp_path, fmt, fixture):
+    """The records a tool exports (the fixtures follow the documented shapes) are read by DuckDB,
+    not left to the Python parser: each line comes out `store` (or `skip`, for an observation that
+    is no GENERATION). The Python parser is for the odd line, not the common one."""
+    from replaybench.ingest import formats as logformats
+    from replaybench.ingest.readers import read_records
+
+    fixtures = Path(__file__).parent / "fixtures" / "formats"
+    src = write(tmp_path / "tool.jsonl", [json.dumps(r) for _, r in read_records(fixtures / fixture)])
+    reader = logformats.FORMATS[fmt].sql
+    own = reader.params(logformats.IngestOptions())
+    args = "".join(f", ${name}" for name in own)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        wh.run("log_line_macros")
+        wh.run(reader.macro)
+        for fast in ("true", "false"):
+            lanes = wh.execute(f"SELECT lane FROM {reader.macro}($path, $pv, 1000000, 67108864, "
+                               f"{fast}{args})", {"path": str(src), "pv": '$."prompt_version"', **own}).fetchall()
+            assert lanes and {lane for (lane,) in lanes} <= {"store", "skip"}, lanes
+            assert ("store",) in lanes
 
 
 def test_a_clean_file_with_blank_lines_is_stored_in_one_pass(tmp_path):

@@ -4,13 +4,15 @@ A malformed record never stops the load: it becomes a `rejects` row with its sou
 reason and the raw text (truncated), and the next record is read.
 
 Two paths, one result:
-- `openai` JSONL files (the common case, and the big one) are read by DuckDB itself
-  (`sql/openai_log_lines.sql`): `read_json`, the checks and the insert are one streaming statement
-  on every core, and memory stays flat whatever the file size; a second, line-by-line pass runs
-  only for a file with lines that were not stored, to give each its reason and line number;
+- JSON Lines files of a format with a SQL reader (`openai`, `langfuse`, `langfuse_export`,
+  `litellm`: the common cases, and the big ones) are read by DuckDB itself: `read_json`, the checks
+  and the insert are one streaming statement on every core, and memory stays flat whatever the file
+  size. Only when some lines were not stored does a second, line-by-line pass run, to find those
+  lines: the `openai` reader gives each its reason; the others leave a line they do not read as the
+  parser does (an unusual shape, a bad value) to the Python parser, which reads just those lines;
 - every other format and file type goes record by record through `logformats.parse`, in batches.
-The SQL mirrors the Python checks one for one; a test holds the two to the same rows and reasons.
-The fast path reads `.jsonl`/`.ndjson` files plain, `.gz` or `.zst` (DuckDB decompresses both, every
+Tests hold the two paths to the same rows and reasons, on fuzzed input.
+The SQL path reads `.jsonl`/`.ndjson` files plain, `.gz` or `.zst` (DuckDB decompresses both, every
 zstd frame). A file it cannot take whole goes the record path instead, which reads any file as far
 as it goes and rejects what it cannot use: a gzip or zstd stream cut off or damaged (DuckDB reads a
 zstd file cut off at a frame's end as if it ended there: such a file is found by walking its frame
@@ -26,11 +28,12 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -141,11 +144,16 @@ def ingest_file(wh: Warehouse, path: Path, fmt: str = "auto",
     if fmt != "auto" and fmt not in logformats.FORMATS:
         raise IngestError(f"unknown format {fmt!r}; known: auto, {', '.join(logformats.FORMATS)}")
     name, key = f"ingest {path.name}", f"ingest-{progress.slug(path.name)}"
-    if _fast_path_reads(path) and (fmt == "openai" or (fmt == "auto" and sniff(path, options) == "openai")):
-        with progress.phase(name, path.stat().st_size, key=key, unit="B") as phase:
-            result = ingest_openai_jsonl(wh, path, options, phase, source)
-            phase.advance(phase.total - phase.done)
-            return result
+    if _fast_path_reads(path):
+        named = sniff(path, options) if fmt == "auto" else fmt
+        if named == "openai" or (named in logformats.FORMATS and logformats.FORMATS[named].sql):
+            with progress.phase(name, path.stat().st_size, key=key, unit="B") as phase:
+                if named == "openai":
+                    result = ingest_openai_jsonl(wh, path, options, phase, source)
+                else:  # the lines the SQL leaves to Python are parsed as asked: detected, with auto
+                    result = ingest_json_lines(wh, path, named, options, phase, source, parse_as=fmt)
+                phase.advance(phase.total - phase.done)
+                return result
     with progress.phase(name, key=key, unit="records") as phase:
         return ingest_records(wh, path, fmt, options, phase, source)
 
@@ -194,17 +202,73 @@ def ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions,
     `openai` JSONL file in DuckDB. Only when some lines were not stored does a second pass, line by
     line, say why — and store any good line the first reader could not read. It all commits or
     rolls back as one: a file DuckDB cannot read to the end goes the record path."""
+    return _read_by_duckdb(_ingest_openai_jsonl, wh, path, "openai", options, phase, source)
+
+
+def ingest_json_lines(wh: Warehouse, path: Path, fmt: str, options: IngestOptions,
+                      phase: progress.Phase | None = None, source: str | None = None,
+                      parse_as: str | None = None) -> IngestResult:
+    """A JSON Lines file of a format with a SQL reader (`Format.sql`): one streaming INSERT …
+    SELECT stores the lines the SQL reads as the parser does. Only when some lines were not stored
+    does DuckDB look again: lines that give no row are counted, and the lines left to the parser
+    are found by their text and parsed in Python as `parse_as` (default: `fmt`; `auto` detects
+    each). It all commits or rolls back as one: a file DuckDB cannot read to the end goes the
+    record path."""
+    parse_as = parse_as or fmt
+
+    def read(wh, path, options, phase, source, dedupe):
+        return _ingest_json_lines(wh, path, fmt, parse_as, options, phase, source, dedupe)
+
+    return _read_by_duckdb(read, wh, path, parse_as, options, phase, source)
+
+
+def _read_by_duckdb(read, wh: Warehouse, path: Path, fmt: str, options: IngestOptions,
+                    phase: progress.Phase | None, source: str | None) -> IngestResult:
+    """`read` the file with DuckDB; once more with one line kept per id when the file repeats an
+    id; record by record when DuckDB cannot read it."""
     try:
         if compression(path) == "zstd" and zstd_cut_off(path):
             raise _DuckDBCannotRead("the zstd file ends inside a frame (DuckDB would read it as "
                                     "if it ended at the last whole one)")
         try:
-            return _ingest_openai_jsonl(wh, path, options, phase, source, dedupe=False)
+            return read(wh, path, options, phase, source, dedupe=False)
         except duckdb.ConstraintException:  # the file repeats an id: once more, one line per id
-            return _ingest_openai_jsonl(wh, path, options, None, source, dedupe=True)
+            return read(wh, path, options, None, source, dedupe=True)
     except _DuckDBCannotRead as exc:
         log.info("%s: read record by record, as DuckDB cannot read it: %s", path, exc)
-        return ingest_records(wh, path, "openai", options, source=source)
+        return ingest_records(wh, path, fmt, options, source=source)
+
+
+@contextmanager
+def _duckdb_reading(wh: Warehouse, phase: progress.Phase | None) -> Iterator[None]:
+    """The settings of a streaming read by DuckDB, made outside the transaction (a failed statement
+    leaves it refusing any more), with the phase following DuckDB's own progress, and the temp
+    tables of the line-by-line pass dropped afterwards."""
+    # DuckDB keeps what it wrote in its buffer pool up to its limit (80 % of RAM by default);
+    # a streaming insert needs far less, and memory then stays flat however big the file
+    wh.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    # the query profile says how many lines read_json read (_rows_read_json_read)
+    wh.con.execute("PRAGMA enable_profiling = 'no_output'")
+    try:
+        with _follow(wh, phase):
+            yield
+    finally:
+        wh.con.execute("PRAGMA disable_profiling")
+        for table in ("_staged", "_rb_bad_lines", "_rb_bad_scans"):
+            wh.execute(f"DROP TABLE IF EXISTS {table}")
+        wh.execute("RESET memory_limit")
+
+
+def _count_lines(wh: Warehouse, params: dict, scanned: int | None) -> tuple[int, int]:
+    """(non-blank lines DuckDB can decode, lines it cannot), as read_csv sees them; the file goes
+    the record path when read_json read another number of lines."""
+    lines = wh.run("count_lines", path=params["path"], max_line=params["max_line"]).fetchone()[0]
+    undecodable = wh.execute("SELECT count(*) FROM _rb_bad_lines").fetchone()[0]
+    if scanned is not None and scanned != lines + undecodable:
+        # read_csv also ends a line at a carriage return and cuts it at its \x01 delimiter: the
+        # line by line pass would not see the lines read_json read
+        raise _DuckDBCannotRead(f"read_json read {scanned:,} lines, read_csv {lines + undecodable:,}")
+    return lines, undecodable
 
 
 def _ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions,
@@ -215,75 +279,122 @@ def _ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions,
               "max_chars": options.max_field_chars, "max_line": options.max_line_bytes}
     fast = "openai_log_lines($path, $pv_path, $max_chars, $max_line, true)"
     by_line = "openai_log_lines($path, $pv_path, $max_chars, $max_line, false)"
+    wh.run("log_line_macros")
     wh.run("openai_log_lines")
-    # DuckDB keeps what it wrote in its buffer pool up to its limit (80 % of RAM by default);
-    # a streaming insert needs far less, and memory then stays flat however big the file
-    wh.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-    # settings are made outside the transaction: a failed statement leaves it refusing any more
-    wh.con.execute("PRAGMA enable_profiling = 'no_output'")
-    try:
-        with _follow(wh, phase), wh.transaction():
-            before = wh.execute("SELECT count(*) FROM logs").fetchone()[0]
-            # DuckDB's profile of the insert says how many lines read_json read (one row for each
-            # non-blank line, good or not); when every one of them was stored, the file is done
-            try:
-                scanned = _insert_new(wh, source, fast, params, dedupe)
-            except UNREADABLE_TO_DUCKDB as exc:
-                raise _DuckDBCannotRead(str(exc).split("\n")[0]) from None
-            added = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
-            if scanned == added:
-                return IngestResult(read=added, ingested=added)  # every line new and good
-            lines = wh.run("count_lines", path=params["path"], max_line=params["max_line"]).fetchone()[0]
-            undecodable = wh.execute("SELECT count(*) FROM _rb_bad_lines").fetchone()[0]
-            if scanned is not None and scanned != lines + undecodable:
-                # read_csv also ends a line at a carriage return and cuts it at its \x01
-                # delimiter: the line by line pass would not see the lines read_json read
-                raise _DuckDBCannotRead(f"read_json read {scanned:,} lines, read_csv "
-                                        f"{lines + undecodable:,}")
-            result = IngestResult(read=lines + undecodable, ingested=added)
-            if added == lines and not undecodable:
-                return result
-            # some lines were not stored: rejected, already present, or unreadable to read_json
-            wh.execute(f"""CREATE OR REPLACE TEMP TABLE _staged AS
-                           SELECT reason, md5(line) AS key, strlen(line) AS size FROM {by_line} AS s
-                           WHERE reason IS NOT NULL
-                              OR NOT EXISTS (SELECT 1 FROM logs WHERE logs.request_id = s.request_id)""",
-                       params)
-            if wh.execute("SELECT count(*) FROM _staged WHERE reason IS NULL").fetchone()[0]:
-                _insert_new(wh, source, by_line, params, dedupe)
-                result.ingested = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
-            bad = wh.execute("SELECT count(*) FROM _staged WHERE reason IS NOT NULL").fetchone()[0]
-            rejects = _locate_rejects(wh, path, source, options, undecodable) if bad or undecodable else []
-            if lines - bad - result.ingested < 0:
-                raise _DuckDBCannotRead("its lines do not add up")
-            if rejects:
-                wh.insert("rejects", pl.DataFrame(rejects), "ON CONFLICT DO NOTHING")
-            result.duplicates = lines - bad - result.ingested
-            result.rejected = len(rejects)
-            result.reasons = Counter(r["reason"].split(":")[0] for r in rejects)
+    with _duckdb_reading(wh, phase), wh.transaction():
+        before = wh.execute("SELECT count(*) FROM logs").fetchone()[0]
+        # DuckDB's profile of the insert says how many lines read_json read (one row for each
+        # non-blank line, good or not); when every one of them was stored, the file is done
+        scanned = _insert_new(wh, source, "openai", fast, params, dedupe)
+        added = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
+        if scanned == added:
+            return IngestResult(read=added, ingested=added)  # every line new and good
+        lines, undecodable = _count_lines(wh, params, scanned)
+        result = IngestResult(read=lines + undecodable, ingested=added)
+        if added == lines and not undecodable:
             return result
-    finally:
-        wh.con.execute("PRAGMA disable_profiling")
-        for table in ("_staged", "_rb_bad_lines", "_rb_bad_scans"):
-            wh.execute(f"DROP TABLE IF EXISTS {table}")
-        wh.execute("RESET memory_limit")
+        # some lines were not stored: rejected, already present, or unreadable to read_json
+        wh.execute(f"""CREATE OR REPLACE TEMP TABLE _staged AS
+                       SELECT reason, md5(line) AS key, strlen(line) AS size FROM {by_line} AS s
+                       WHERE reason IS NOT NULL
+                          OR NOT EXISTS (SELECT 1 FROM logs WHERE logs.request_id = s.request_id)""",
+                   params)
+        if wh.execute("SELECT count(*) FROM _staged WHERE reason IS NULL").fetchone()[0]:
+            _insert_new(wh, source, "openai", by_line, params, dedupe)
+            result.ingested = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
+        bad = wh.execute("SELECT count(*) FROM _staged WHERE reason IS NOT NULL").fetchone()[0]
+        rejects = _locate_rejects(wh, path, source, options, undecodable) if bad or undecodable else []
+        if lines - bad - result.ingested < 0:
+            raise _DuckDBCannotRead("its lines do not add up")
+        if rejects:
+            wh.insert("rejects", pl.DataFrame(rejects), "ON CONFLICT DO NOTHING")
+        result.duplicates = lines - bad - result.ingested
+        result.rejected = len(rejects)
+        result.reasons = Counter(r["reason"].split(":")[0] for r in rejects)
+        return result
+
+
+def _ingest_json_lines(wh: Warehouse, path: Path, fmt: str, parse_as: str, options: IngestOptions,
+                       phase: progress.Phase | None, source: str | None, dedupe: bool) -> IngestResult:
+    source = source or str(path)
+    reader = logformats.FORMATS[fmt].sql
+    own = reader.params(options)
+    # an absolute name: DuckDB would expand a leading ~ or read a scheme:// prefix
+    params = {"path": str(path.absolute()), "pv_path": "$." + json.dumps(options.prompt_version_key),
+              "max_chars": options.max_field_chars, "max_line": options.max_line_bytes, **own}
+    args = "$path, $pv_path, $max_chars, $max_line, {fast}" + "".join(f", ${name}" for name in own)
+    fast = f"{reader.macro}({args.format(fast='true')})"
+    by_line = f"{reader.macro}({args.format(fast='false')})"
+    wh.run("log_line_macros")
+    wh.run(reader.macro)
+    with _duckdb_reading(wh, phase), wh.transaction():
+        before = wh.execute("SELECT count(*) FROM logs").fetchone()[0]
+        scanned = _insert_new(wh, source, fmt, fast, params, dedupe, stored="lane = 'store'")
+        added = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
+        if scanned == added:
+            return IngestResult(read=added, ingested=added)  # every line new and stored
+        # some lines were not stored: they give no row, are already present, or are the parser's
+        left, readable = wh.execute(f"SELECT count(*) FILTER (lane = 'python'), count(*) FILTER "
+                                    f"(lane = 'store') FROM {fast}", params).fetchone()
+        if not left and scanned is not None:
+            return IngestResult(read=scanned, ingested=added, duplicates=readable - added)
+        lines, undecodable = _count_lines(wh, params, scanned)
+        wh.execute(f"""CREATE OR REPLACE TEMP TABLE _staged AS
+                       SELECT lane, CASE lane WHEN 'python' THEN md5(line) END AS key,
+                              CASE lane WHEN 'python' THEN strlen(line) END AS size
+                       FROM {by_line} WHERE lane <> 'skip'""", params)
+        readable = wh.execute("SELECT count(*) FROM _staged WHERE lane = 'store'").fetchone()[0]
+        if readable > added:  # lines read_json could not read, and the line by line reader could
+            _insert_new(wh, source, fmt, by_line, params, dedupe, stored="lane = 'store'")
+            added = wh.execute("SELECT count(*) FROM logs").fetchone()[0] - before
+        parsed = _store_records(wh, _found_lines(wh, path, options, undecodable), parse_as, options,
+                                source=source)
+        return IngestResult(read=lines + undecodable, ingested=added + parsed.ingested,
+                            duplicates=readable - added + parsed.duplicates, rejected=parsed.rejected,
+                            reasons=parsed.reasons)
 
 
 def _locate_rejects(wh: Warehouse, path: Path, source: str, options: IngestOptions,
                     undecodable: int) -> list[dict]:
-    """The lines the SQL pass rejected (_staged, known by the md5 and byte length of their text)
-    and the lines it could not decode, found again by reading the file line by line as the record
-    path does: their line numbers, reasons (the record path's own words for bad UTF-8 and bad
-    JSON) and raw text. read_csv also ends a line at a lone carriage return: when what it saw is
-    not found line for line, the file goes the record path (_DuckDBCannotRead)."""
+    """The lines the SQL pass rejected (_staged, with their reasons) and the lines it could not
+    decode, found again by reading the file line by line as the record path does: their line
+    numbers, reasons (the record path's own words for bad UTF-8 and bad JSON) and raw text."""
+    reasons = dict(wh.execute("SELECT DISTINCT key, reason FROM _staged WHERE reason IS NOT NULL").fetchall())
+    found = []
+    for n, key, line in _lines_by_text(wh, path, options, "reason IS NOT NULL", undecodable):
+        if isinstance(line, Unreadable):
+            found.append({"position": n, "reason": line.reason, "raw": line.raw})
+            continue
+        text, reason = line.decode("utf-8", "replace"), reasons[key]
+        if reason == "invalid JSON":  # DuckDB says no more: the record path says why
+            value = json_value(text)
+            reason = value.reason if isinstance(value, Unreadable) else reason
+        found.append({"position": n, "reason": reason, "raw": text})
+    return [{"source": source, "position": r["position"], "item": 0,
+             "reason": _clean(r["reason"], REASON_CHARS), "raw": _clean(r["raw"], RAW_CHARS)}
+            for r in found]
+
+
+def _found_lines(wh: Warehouse, path: Path, options: IngestOptions,
+                 undecodable: int) -> Iterator[tuple[int, Any]]:
+    """The lines a SQL reader left to the parser (_staged) and the lines it could not decode,
+    found again by reading the file line by line: (line number, the record or an Unreadable)."""
+    for n, _, line in _lines_by_text(wh, path, options, "lane = 'python'", undecodable):
+        yield n, line if isinstance(line, Unreadable) else line_value(line)
+
+
+def _lines_by_text(wh: Warehouse, path: Path, options: IngestOptions, which: str,
+                   undecodable: int) -> Iterator[tuple[int, str | None, bytes | Unreadable]]:
+    """The lines of _staged picked by `which` (known by the md5 and byte length of their text),
+    and the lines DuckDB could not decode, read again from the file as the record path reads it:
+    (line number, md5, the line without its line end) or (line number, None, an Unreadable in the
+    record path's words). read_csv also ends a line at a lone carriage return: when what it saw
+    is not found line for line, the file goes the record path (_DuckDBCannotRead)."""
     wanted: Counter = Counter()
-    reasons, sizes = {}, set()
-    for key, reason, size, n in wh.execute("SELECT key, reason, size, count(*) FROM _staged "
-                                           "WHERE reason IS NOT NULL GROUP BY ALL"):
+    sizes = set()
+    for key, size, n in wh.execute(f"SELECT key, size, count(*) FROM _staged WHERE {which} GROUP BY ALL"):
         wanted[key] += n
-        reasons[key] = reason
         sizes.add(size)
-    found: list[dict] = []
     seen: Counter = Counter()
     for n, raw in raw_lines(path, options.max_line_bytes):
         if isinstance(raw, Unreadable):  # DuckDB read the file whole: not expected here
@@ -292,26 +403,18 @@ def _locate_rejects(wh: Warehouse, path: Path, source: str, options: IngestOptio
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError:
-                value = line_value(raw)  # an Unreadable, in the record path's words
                 seen["undecodable"] += 1
-                found.append({"position": n, "reason": value.reason, "raw": value.raw})
+                yield n, None, line_value(raw)  # an Unreadable, in the record path's words
                 continue
         body = raw.rstrip(b"\r\n")
-        if len(body) not in sizes:  # the md5 of only the lines that may be rejects
+        if len(body) not in sizes:  # the md5 of only the lines that may be wanted
             continue
         key = hashlib.md5(body).hexdigest()
-        if key in reasons:
-            text, reason = body.decode("utf-8", "replace"), reasons[key]
-            if reason == "invalid JSON":  # DuckDB says no more: the record path says why
-                value = json_value(text)
-                reason = value.reason if isinstance(value, Unreadable) else reason
+        if key in wanted:
             seen[key] += 1
-            found.append({"position": n, "reason": reason, "raw": text})
+            yield n, key, body
     if seen.pop("undecodable", 0) != undecodable or seen != wanted:
         raise _DuckDBCannotRead("read_csv split its lines otherwise than the file's line ends")
-    return [{"source": source, "position": r["position"], "item": 0,
-             "reason": _clean(r["reason"], REASON_CHARS), "raw": _clean(r["raw"], RAW_CHARS)}
-            for r in found]
 
 
 def _rows_read_json_read(profile: str) -> int | None:
@@ -331,19 +434,24 @@ def _rows_read_json_read(profile: str) -> int | None:
     return None
 
 
-def _insert_new(wh: Warehouse, source: str, lines_sql: str, params: dict, dedupe: bool) -> int | None:
-    """Store the good lines whose request_id is new; return how many rows `read_json` read, when
-    DuckDB's profile of the insert says so (None otherwise). An anti-join, not ON CONFLICT:
-    DuckDB's conflict path costs twice as much. A file that repeats an id inside itself (rare)
-    fails with a ConstraintException, and is stored again with `dedupe`: one line kept per id."""
+def _insert_new(wh: Warehouse, source: str, fmt: str, lines_sql: str, params: dict, dedupe: bool,
+                stored: str = "reason IS NULL") -> int | None:
+    """Store the lines `stored` picks whose request_id is new; return how many rows `read_json`
+    read, when DuckDB's profile of the insert says so (None otherwise). An anti-join, not ON
+    CONFLICT: DuckDB's conflict path costs twice as much. A file that repeats an id inside itself
+    (rare) fails with a ConstraintException, and is stored again with `dedupe`: one line kept per
+    id. A file DuckDB cannot read to the end raises _DuckDBCannotRead."""
     cols = ", ".join(LOG_COLUMNS[:-1])
     insert = f"""INSERT INTO logs ({cols}, source_format, source)
-                 SELECT {cols}, 'openai', $source FROM {lines_sql} AS s
-                 WHERE reason IS NULL
+                 SELECT {cols}, $fmt, $source FROM {lines_sql} AS s
+                 WHERE {stored}
                    AND NOT EXISTS (SELECT 1 FROM logs WHERE logs.request_id = s.request_id)"""
     if dedupe:
         insert += " QUALIFY row_number() OVER (PARTITION BY s.request_id) = 1"
-    wh.execute(insert, {**params, "source": source})  # profiling is on: the caller turns it on
+    try:
+        wh.execute(insert, {**params, "source": source, "fmt": fmt})  # the caller turns profiling on
+    except UNREADABLE_TO_DUCKDB as exc:
+        raise _DuckDBCannotRead(str(exc).split("\n")[0]) from None
     return _rows_read_json_read(wh.con.get_profiling_information(format="json"))
 
 
@@ -378,11 +486,18 @@ def ingest_records(wh: Warehouse, path: Path, fmt: str, options: IngestOptions,
                    phase: progress.Phase | None = None, source: str | None = None) -> IngestResult:
     """The general path: record by record through the format parsers, stored in batches.
     `phase` counts the records read, a batch at a time."""
+    # records pass through their format's join (OTel content in log events meets its spans)
+    records = logformats.join_records(read_records(path, options.max_line_bytes), fmt)
+    return _store_records(wh, records, fmt, options, phase, source or str(path))
+
+
+def _store_records(wh: Warehouse, records: Iterable[tuple[int, Any]], fmt: str, options: IngestOptions,
+                   phase: progress.Phase | None = None, source: str = "") -> IngestResult:
+    """(position, record or Unreadable) pairs parsed and stored in batches, bad ones as rejects."""
     result = IngestResult()
     counted = 0
     rows: list[dict] = []
     rejects: list[dict] = []
-    source = source or str(path)
 
     def flush() -> None:
         nonlocal counted
@@ -409,8 +524,7 @@ def ingest_records(wh: Warehouse, path: Path, fmt: str, options: IngestOptions,
                         "reason": _clean(reason, REASON_CHARS) or "rejected",
                         "raw": _clean(raw, RAW_CHARS)})
 
-    # records pass through their format's join (OTel content in log events meets its spans)
-    for position, record in logformats.join_records(read_records(path, options.max_line_bytes), fmt):
+    for position, record in records:
         result.read += 1
         if isinstance(record, Unreadable):
             reject(position, record.reason, record.raw)

@@ -99,14 +99,30 @@ Join = Callable[[Iterable[tuple[Any, Any]]], Iterator[tuple[Any, Any]]]
 
 
 @dataclass(frozen=True)
+class SqlReader:
+    """A format's reader in SQL, for JSON Lines files: the table macro of the same name in
+    `replaybench/warehouse/sql/<macro>.sql`, called as `macro(path, pv_path, max_chars, max_line,
+    fast, *params)`. It gives every line the `logs` columns and a `lane`: `store` (a row it reads
+    exactly as the parser does), `skip` (a record that gives no row) or `python` (a line it leaves
+    to the parser: an unusual shape, or a bad value the parser rejects with its reason).
+    `params(options)` names the macro's own parameters, in order."""
+
+    macro: str
+    params: Callable[[IngestOptions], dict[str, Any]] = lambda options: {}
+
+
+@dataclass(frozen=True)
 class Format:
-    """A registered log format: its parser, the test that recognises its records, and the pass over
-    a whole file its records may need (a join across records). Calling it parses one record."""
+    """A registered log format: its parser, the test that recognises its records, the pass over
+    a whole file its records may need (a join across records), and its SQL reader, when it has one
+    (DuckDB then reads its JSON Lines files, and the parser only the lines the SQL leaves to it).
+    Calling it parses one record."""
 
     name: str
     parse: Parser
     sniff: Sniff | None = None
     join: Join | None = None
+    sql: SqlReader | None = None
 
     def __call__(self, record: dict[str, Any],
                  options: IngestOptions = DEFAULT_OPTIONS) -> list[Row | Reject]:
@@ -128,12 +144,12 @@ class Format:
 FORMATS: dict[str, Format] = {}
 
 
-def register(name: str, *, sniff: Sniff | None = None,
-             join: Join | None = None) -> Callable[[Parser], Parser]:
+def register(name: str, *, sniff: Sniff | None = None, join: Join | None = None,
+             sql: SqlReader | None = None) -> Callable[[Parser], Parser]:
     """Register the decorated parser as the format `name`, with the sniff that recognises its records
-    (formats registered first are tried first) and its join, if it needs one."""
+    (formats registered first are tried first), its join, if it needs one, and its SQL reader."""
     def wrap(fn: Parser) -> Parser:
-        FORMATS[name] = Format(name, fn, sniff, join)
+        FORMATS[name] = Format(name, fn, sniff, join, sql)
         return fn
 
     return wrap

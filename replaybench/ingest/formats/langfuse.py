@@ -16,6 +16,7 @@ from replaybench.ingest.formats.base import (
     DEFAULT_OPTIONS,
     IngestOptions,
     Row,
+    SqlReader,
     answer_text,
     build_row,
     chat_messages,
@@ -157,7 +158,8 @@ def looks_like_langfuse(record: dict[str, Any]) -> bool:
     return "type" in record and "startTime" in record and ("traceId" in record or "id" in record)
 
 
-@register("langfuse", sniff=looks_like_langfuse)
+@register("langfuse", sniff=looks_like_langfuse,
+          sql=SqlReader("langfuse_log_lines", lambda options: {"export": False, "ms_per_unit": 1000.0}))
 def langfuse_record(rec: dict[str, Any], opts: IngestOptions = DEFAULT_OPTIONS) -> list[Row]:
     """Langfuse observations from the public API or the UI export (GENERATIONs)."""
     return observation_rows(rec, opts, "langfuse", API, _api_seconds)

@@ -20,6 +20,7 @@ from replaybench.ingest.formats.base import (
     IngestOptions,
     Reject,
     Row,
+    SqlReader,
     numeric,
     register,
     timestamp,
@@ -78,7 +79,13 @@ def looks_like_langfuse_export(record: dict[str, Any]) -> bool:
     return "type" in record and "start_time" in record and ("trace_id" in record or "id" in record)
 
 
-@register("langfuse_export", sniff=looks_like_langfuse_export)
+def _sql_params(opts: IngestOptions) -> dict[str, Any]:
+    """The SQL reader reads `latency` in the configured unit; `auto` it leaves to the parser."""
+    return {"export": True, "ms_per_unit": MS_PER_UNIT.get(opts.langfuse_latency_unit)}
+
+
+@register("langfuse_export", sniff=looks_like_langfuse_export,
+          sql=SqlReader("langfuse_log_lines", _sql_params))
 def langfuse_export_record(rec: dict[str, Any], opts: IngestOptions = DEFAULT_OPTIONS) -> list[Row]:
     """Langfuse blob-storage export rows, `observations_v2/` or `observations/` (GENERATIONs)."""
     return observation_rows(rec, opts, "langfuse_export", EXPORT, _ms_per_unit(opts))

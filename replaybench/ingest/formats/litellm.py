@@ -9,6 +9,7 @@ from replaybench.ingest.formats.base import (
     DEFAULT_OPTIONS,
     IngestOptions,
     Row,
+    SqlReader,
     answer_text,
     as_object,
     build_row,
@@ -33,7 +34,8 @@ def looks_like_litellm(record: dict[str, Any]) -> bool:
     return "call_type" in record and any(k in record for k in ("messages", "response", "model_parameters"))
 
 
-@register("litellm", sniff=looks_like_litellm)
+@register("litellm", sniff=looks_like_litellm,
+          sql=SqlReader("litellm_log_lines", lambda options: {"pv_key": options.prompt_version_key}))
 def litellm_record(rec: dict[str, Any], opts: IngestOptions = DEFAULT_OPTIONS) -> list[Row]:
     """LiteLLM's StandardLoggingPayload (custom loggers, S3/GCS/… callbacks)."""
     request_id = ident(rec.get("id"), "id (litellm call id)")

@@ -20,41 +20,7 @@
 -- ignore_errors says: a line over its object size (given half of max_line, it reads lines up to
 -- about max_line bytes), some arrays nested deeper than 128 levels, a gzip stream that is cut
 -- off. The statement then fails, and ingest reads that file record by record instead.
--- json_kind(j): the type of a JSON value from its first character (OBJECT, ARRAY, VARCHAR, NULL,
--- BOOLEAN or NUMBER). DuckDB's JSON text is minified, so this says what json_type says without
--- parsing the whole value again.
-CREATE OR REPLACE TEMP MACRO json_kind(j) AS
-    CASE left(j::VARCHAR, 1) WHEN '{' THEN 'OBJECT' WHEN '[' THEN 'ARRAY' WHEN '"' THEN 'VARCHAR'
-                             WHEN 'n' THEN 'NULL' WHEN 't' THEN 'BOOLEAN' WHEN 'f' THEN 'BOOLEAN'
-                             WHEN '' THEN NULL ELSE CASE WHEN j IS NOT NULL THEN 'NUMBER' END END;
-
--- plain_number(j, digits): true when a JSON value is absent, null or a number that is not
--- negative, has no exponent and fewer than `digits` characters (so it is finite, and a count
--- of fewer than 10 fits the INTEGER token columns).
-CREATE OR REPLACE TEMP MACRO plain_number(j, digits) AS
-    j IS NULL OR (strlen(j::VARCHAR) < digits AND (ord(j::VARCHAR) BETWEEN 48 AND 57 OR j::VARCHAR = 'null')
-                  AND NOT contains(j::VARCHAR, 'e') AND NOT contains(j::VARCHAR, 'E'));
-
--- too_long(text, max_chars): more than max_chars characters. Counting characters reads the whole
--- text; its size in bytes (stored with it) settles almost every row first.
-CREATE OR REPLACE TEMP MACRO too_long(t, max_chars) AS
-    CASE WHEN strlen(t) > max_chars THEN length(t) > max_chars ELSE false END;
-
--- bad_measure(field, v): why a JSON value cannot be a duration or amount, in the words of
--- logformats.measure: first a number that is not finite (1e999, NaN), then bad_number's reasons.
-CREATE OR REPLACE TEMP MACRO bad_measure(field, v) AS
-    CASE WHEN json_kind(v) = 'NUMBER' AND NOT isfinite(v::DOUBLE)
-           THEN field || ' is not a number: ''' || v::DOUBLE::VARCHAR || ''''
-         ELSE bad_number(field, v) END;
-
--- bad_count(field, v): bad_measure, then a count over what the INTEGER token columns hold.
-CREATE OR REPLACE TEMP MACRO bad_count(field, v) AS
-    coalesce(bad_measure(field, v),
-             CASE WHEN json_kind(v) = 'NUMBER' AND v::DOUBLE > 2147483647
-                  THEN field || ' is too large: over 2,147,483,647' END);
-
--- epoch_ok(d): epoch seconds in the years 1 to 9999, which Python's datetime holds.
-CREATE OR REPLACE TEMP MACRO epoch_ok(d) AS d >= -62135596800 AND d < 253402300800;
+-- The macros it shares with the other formats' readers are in log_line_macros.sql.
 
 CREATE OR REPLACE TEMP MACRO openai_log_lines(path, pv_path, max_chars, max_line, fast) AS TABLE
 WITH fields AS (
@@ -97,7 +63,7 @@ parts AS (
            resp.choices[1].message.content AS content,
            CASE json_kind(r.ts) WHEN 'VARCHAR' THEN r.ts->>'$' END AS ts_text,
            CASE WHEN json_kind(r.ts) = 'NUMBER' AND epoch_ok(r.ts::DOUBLE)
-                THEN to_timestamp(r.ts::DOUBLE) END AS ts_epoch,
+                THEN epoch_timestamp(r.ts::DOUBLE) END AS ts_epoch,
            CASE WHEN json_kind(r.metadata) = 'OBJECT' THEN r.metadata ELSE '{}'::JSON END AS metadata0,
            CASE WHEN json_kind(r.prompt_version) = 'VARCHAR' AND r.prompt_version->>'$' <> ''
                   THEN r.prompt_version->>'$'
