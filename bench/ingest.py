@@ -11,9 +11,10 @@ Formats (each file holds `rows` LLM calls, realistic in shape and size):
                 them): the fast path too (target ≤ 2×)
     otel        OTLP/JSON trace exports, one export a line with 10 traces of an HTTP server span
                 and a GenAI client span (an SDK batch): the record path (target ≤ 3×)
-    langfuse    Langfuse observations (GENERATIONs), one a line (a blob-storage export): the record
-                path (target ≤ 3×)
-    litellm     LiteLLM StandardLoggingPayloads, one a line: the record path (target ≤ 3×)
+    langfuse    Langfuse observations (GENERATIONs) of the public API, one a line: its SQL reader
+                (target ≤ 3×)
+    litellm     LiteLLM StandardLoggingPayloads, one a line (~1.6 kB: a whole OpenAI response, the
+                proxy's metadata): its SQL reader (target ≤ 3×)
 
 Each measurement runs in a child process of its own, so its peak memory (max RSS) is its own, and
 the seconds run from the file named to the warehouse closed. Running a quarter-size file too

@@ -57,7 +57,11 @@ export AS (
     WHERE export
 ),
 observations AS (
-    SELECT * FROM api UNION ALL SELECT * FROM export
+    -- the fields an export may give as JSON text, read as JSON (once: the macros name them often)
+    SELECT * REPLACE (as_json(input) AS input, as_json(output) AS output, as_json(params) AS params,
+                      as_json(usage_details) AS usage_details, as_json(cost_details) AS cost_details,
+                      as_json(metadata) AS metadata)
+    FROM (SELECT * FROM api UNION ALL SELECT * FROM export)
 ),
 read AS (
     SELECT line, readable,
@@ -72,15 +76,15 @@ read AS (
            blank(first_token_time) AS no_first_token,
            iso_timestamp(CASE json_kind(first_token_time) WHEN 'VARCHAR'
                          THEN first_token_time->>'$' END) AS first_token_ts,
-           chat_candidate(as_json(input)) AS turns,
-           as_json(output) AS output,
+           chat_candidate(input) AS turns,
+           output,
            list_filter(models, lambda m: NOT blank(m))[1] AS model,
-           sampling_params(as_json(params)) AS params,
-           as_json(usage_details) AS usage_details, usage,
-           list_filter(list_concat([CASE WHEN json_kind(as_json(cost_details)) = 'OBJECT'
-                                         THEN as_json(cost_details)->'$.total' END], costs),
+           sampling_params(params) AS params,
+           usage_details, usage,
+           list_filter(list_concat([CASE WHEN json_kind(cost_details) = 'OBJECT'
+                                         THEN cost_details->'$.total' END], costs),
                        lambda c: NOT blank(c))[1] AS cost,
-           as_json(metadata) AS metadata, level, status_message, prompt_name, prompt_version,
+           metadata, level, status_message, prompt_name, prompt_version,
            latency, ttft, context
     FROM observations
 ),

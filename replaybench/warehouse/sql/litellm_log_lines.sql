@@ -15,7 +15,8 @@
 CREATE OR REPLACE TEMP MACRO litellm_log_lines(path, pv_path, max_chars, max_line, fast, pv_key) AS TABLE
 WITH payloads AS (
     SELECT line, r IS NOT NULL AND (fast OR left(ltrim(line), 1) = '{') AND r.id IS NOT NULL AS readable,
-           r.*, as_json(r.metadata) AS meta, as_json(r.response) AS resp
+           r.*, as_json(r.metadata) AS meta, as_json(r.response) AS resp,
+           as_json(r.messages) AS messages_json, as_json(r.model_parameters) AS params_json
     FROM json_lines(path, max_line, fast, {id: 'JSON', trace_id: 'JSON', call_type: 'JSON', stream: 'JSON',
              response_cost: 'JSON', status: 'JSON', prompt_tokens: 'JSON', completion_tokens: 'JSON',
              startTime: 'JSON', endTime: 'JSON', completionStartTime: 'JSON', model: 'JSON',
@@ -33,8 +34,8 @@ read AS (
            coalesce(stream::VARCHAR = 'true' OR (kind(stream) = 'VARCHAR' AND lower(stream->>'$') = 'true'),
                     false) AS streamed,
            coalesce(kind(status) = 'VARCHAR' AND (status->>'$') = 'failure', false) AS failed,
-           chat_candidate(as_json(messages)) AS turns,
-           sampling_params(as_json(model_parameters)) AS params,
+           chat_candidate(messages_json) AS turns,
+           sampling_params(params_json) AS params,
            model, response_cost, prompt_tokens, completion_tokens, error_str, error_information, resp,
            kind(resp) AS resp_kind,
            -- the answer: the first choice's message (or, without one, its text)
@@ -42,16 +43,24 @@ read AS (
            CASE WHEN json_kind(resp) = 'OBJECT' THEN resp->'$.usage' END AS usage,
            -- metadata: the payload's own without credentials, then the call's fields (a blank
            -- request_tags or end_user is left out, as is any null)
-           CASE WHEN json_kind(meta) = 'OBJECT' THEN try_cast(meta AS MAP(VARCHAR, JSON)) END AS meta_map,
-           map_entries(meta_map) AS meta_entries,
            kind(meta) AS meta_kind, meta,
-           list_filter([meta_map[pv_key], meta_map['requester_metadata']->pv_path,
-                        meta_map['spend_logs_metadata']->pv_path], lambda v: NOT blank(v))[1] AS pv_given,
-           [{'key': 'trace_id', 'value': trace_id}, {'key': 'call_type', 'value': call_type},
-            {'key': 'model_id', 'value': model_id}, {'key': 'model_group', 'value': model_group},
-            {'key': 'api_base', 'value': api_base}, {'key': 'cache_hit', 'value': cache_hit},
-            {'key': 'request_tags', 'value': CASE WHEN truthy(request_tags) THEN request_tags END},
-            {'key': 'end_user', 'value': CASE WHEN truthy(end_user) THEN end_user END}] AS call_fields
+           -- the metadata without its nulls: json_merge_patch drops them at every depth, Python only
+           -- at the top, so a line with one deeper down (or ':null' inside a text) is left to Python
+           CASE WHEN meta_kind = 'OBJECT' THEN json_merge_patch('{}', meta) ELSE '{}'::JSON END AS meta_base,
+           CASE WHEN meta_kind = 'OBJECT'
+                THEN (strlen(meta::VARCHAR) - strlen(replace(meta::VARCHAR, ':null', ''))) // 5
+                     = len(json_keys(meta)) - len(json_keys(meta_base))
+                ELSE true END AS nulls_on_top,
+           -- the prompt version: in the metadata, else in the requester's or the spend logs' metadata
+           json_extract(meta, [pv_path, '$.requester_metadata', '$.spend_logs_metadata']) AS pv_places,
+           list_filter([pv_places[1], json_extract(pv_places[2], pv_path), json_extract(pv_places[3], pv_path)],
+                       lambda v: NOT blank(v))[1] AS pv_given,
+           -- the call's fields as members of the metadata object (none for a missing value)
+           concat_ws(',', member('trace_id', trace_id), member('call_type', call_type),
+                     member('model_id', model_id), member('model_group', model_group),
+                     member('api_base', api_base), member('cache_hit', cache_hit),
+                     member('request_tags', CASE WHEN truthy(request_tags) THEN request_tags END),
+                     member('end_user', CASE WHEN truthy(end_user) THEN end_user END)) AS call_fields
     FROM payloads
 ),
 parts AS (
@@ -68,21 +77,22 @@ parts AS (
            (usage->'$.prompt_tokens') AS usage_prompt, (usage->'$.completion_tokens') AS usage_completion,
            (usage->'$.prompt_tokens_details') AS prompt_details,
            (usage->'$.completion_tokens_details') AS completion_details,
-           -- the payload's own metadata that stays: no credential, no null, none of the keys the
-           -- call's fields set
-           list_filter(meta_entries, lambda e:
-               NOT regexp_matches(e.key, '(^|_)(api_key|key_hash|hash|secret|password|authorization|token)$|^user_api_key$', 'i')
-               AND lower(e.key) NOT IN ('headers', 'api_key') AND e.value::VARCHAR <> 'null'
-               AND e.key NOT IN ('trace_id', 'call_type', 'model_id', 'model_group', 'api_base', 'cache_hit',
-                                 'request_tags', 'end_user', pv_key)) AS kept_entries
+           -- the payload's own metadata that goes: credentials, and the keys the call's fields set
+           list_filter(json_keys(meta_base), lambda k:
+               regexp_matches(k, '(^|_)(api_key|key_hash|hash|secret|password|authorization|token)$|^user_api_key$', 'i')
+               OR lower(k) IN ('headers', 'api_key')
+               OR k IN ('trace_id', 'call_type', 'model_id', 'model_group', 'api_base', 'cache_hit',
+                        'request_tags', 'end_user', pv_key)) AS dropped_keys
     FROM read
 ),
 cleaned AS (
     SELECT *,
-           object_text(list_concat(
-               coalesce(kept_entries, []),
-               list_filter(list_append(call_fields, {'key': pv_key, 'value': pv_given}),
-                           lambda e: NOT absent(e.value)))) AS metadata
+           CASE WHEN len(dropped_keys) = 0 THEN meta_base
+                ELSE json_merge_patch(meta_base, ('{' || array_to_string(list_transform(dropped_keys,
+                         lambda k: to_json(k) || ':null'), ',') || '}')::JSON) END AS meta_kept,
+           -- then the call's fields and the prompt version, as members written after the kept ones
+           ('{' || concat_ws(',', nullif(substr(meta_kept::VARCHAR, 2, length(meta_kept::VARCHAR) - 2), ''),
+                             nullif(call_fields, ''), member(pv_key, pv_given)) || '}')::JSON AS metadata
     FROM parts
 ),
 rows AS (
@@ -127,7 +137,7 @@ SELECT CASE
               OR NOT (absent(response_cost) OR amount(response_cost) IS NOT NULL)
               -- metadata: an object (or nothing) with no credential below its top level, no key
               -- Python's pattern would read otherwise (a line end), a prompt version as text
-              OR (meta_kind = 'OBJECT' AND meta_entries IS NULL)
+              OR NOT nulls_on_top
               OR contains(meta::VARCHAR, '\n')
               -- what is kept holds no key that ends like a credential's (scrub drops them at any depth)
               OR regexp_matches(metadata::VARCHAR, '(?i)(api_key|hash|secret|password|authorization|token|headers)":')

@@ -28,10 +28,12 @@ CREATE OR REPLACE TEMP MACRO truthy(j) AS
 -- nonblank(j): j, or NULL when it is blank.
 CREATE OR REPLACE TEMP MACRO nonblank(j) AS CASE WHEN NOT blank(j) THEN j END;
 
--- all_of(booleans), any_of(booleans): of a list, empty or not (list_bool_and of [] is NULL), a
--- NULL in it counting as false for all_of and as true for any_of (list_bool_and passes over NULLs).
-CREATE OR REPLACE TEMP MACRO all_of(l) AS coalesce(list_bool_and(l), true) AND list_count(l) = len(l);
-CREATE OR REPLACE TEMP MACRO any_of(l) AS coalesce(list_bool_or(l), false) OR list_count(l) < len(l);
+-- all_of(booleans), any_of(booleans): of a list, empty or not (list_bool_and of [] is NULL); a NULL
+-- list is false for all_of, true for any_of. The list is named once: a macro's argument is
+-- copied wherever it is named, and a list_transform would run as often. list_bool_and passes over
+-- NULL elements, so a lambda that fills the list must not give NULL (coalesce it).
+CREATE OR REPLACE TEMP MACRO all_of(l) AS coalesce(list_bool_and(l || [true]), false);
+CREATE OR REPLACE TEMP MACRO any_of(l) AS coalesce(list_bool_or(l || [false]), true);
 
 -- roomy(json_text, max_chars): JSON text well within the field size limit. Python writes JSON
 -- text a little differently (escapes, numbers), so a JSON column close to the limit is left to the
@@ -120,6 +122,10 @@ CREATE OR REPLACE TEMP MACRO object_entries(j) AS
 CREATE OR REPLACE TEMP MACRO object_text(entries) AS
     ('{' || array_to_string(list_transform(entries, lambda e: to_json(e.key) || ':' || e.value), ',') || '}')::JSON;
 
+-- member(key, j): `"key":j`, a member of a JSON object's text; NULL when j is missing or null.
+CREATE OR REPLACE TEMP MACRO member(member_key, member_value) AS
+    CASE WHEN NOT absent(member_value) THEN to_json(member_key) || ':' || member_value END;
+
 -- without_nulls(j): a JSON object without its members whose value is null (the parsers drop them
 -- from metadata); the same object when it has none.
 CREATE OR REPLACE TEMP MACRO without_nulls(j) AS
@@ -159,7 +165,7 @@ CREATE OR REPLACE TEMP MACRO derived_prompt_version(messages) AS
         list_filter(json_extract(messages, '$[*]'), lambda m: json_extract_string(m, '$.role') = 'system'),
         lambda m: coalesce(json_extract_string(m, '$.content'), '')), chr(10))), 10);
 
--- sampling_params(j): logformats.sampling_params of an object: without the request-only keys and
+-- sampling_params(j): (give it a column: it names j often) logformats.sampling_params of an object: without the request-only keys and
 -- null values, a string of digits as the number it is; NULL (the Python parser reads it) for a
 -- string that may be another number, '{}' for a value that is not an object. The usual parameters
 -- (a flat object of numbers and short strings, none to drop) are rewritten as text, at a tenth of
