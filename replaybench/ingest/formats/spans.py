@@ -93,6 +93,17 @@ LOGS = (("resourceLogs", "resource_logs"), ("scopeLogs", "scope_logs", "instrume
         ("logRecords", "log_records"))
 
 
+# the fields of an OTLP span, in OTLP/JSON's and protobuf's spelling: none is a Phoenix
+# `attributes.*` column
+_OTLP_SPAN_FIELDS = frozenset({
+    "traceId", "spanId", "traceState", "parentSpanId", "flags", "name", "kind", "startTimeUnixNano",
+    "endTimeUnixNano", "attributes", "droppedAttributesCount", "events", "droppedEventsCount", "links",
+    "droppedLinksCount", "status",
+    "trace_id", "span_id", "trace_state", "parent_span_id", "start_time_unix_nano", "end_time_unix_nano",
+    "dropped_attributes_count", "dropped_events_count", "dropped_links_count",
+})
+
+
 def otlp_items(record: dict[str, Any], signal: tuple = SPANS) -> Iterator[tuple[dict, dict, list] | Reject]:
     """(resource attributes, item, the list holding it) for every span (or log record) of an OTLP
     export; a part of the export that is not of the shape OTLP gives it is a Reject naming where."""
@@ -140,28 +151,101 @@ def is_span(record: dict[str, Any]) -> bool:
 
 
 class SpanView:
-    """The parts of a span the span formats read, whichever shape it came in."""
+    """The parts of a span the span formats read, whichever shape it came in.
+
+    Each part is read from the span when it is asked for, and the attributes are decoded only
+    then (once): most spans of a trace export are not LLM calls (an HTTP server span beside each
+    GenAI one), and the formats tell them apart by their attributes' names alone."""
 
     def __init__(self, span: dict[str, Any], resource: dict[str, Any] | None = None):
         self.span = span
         self.resource = resource or {}
-        attrs = otlp_attributes(span.get("attributes"))
-        for key, value in span.items():  # Phoenix dataframe rows: `attributes.llm.model_name` columns
-            if key.startswith("attributes."):
-                attrs.update(flatten(value, key.removeprefix("attributes.") + "."))
-        self.attrs = attrs
-        context = as_object(span.get("context"))
-        self.trace_id = first(span.get("traceId"), span.get("trace_id"), context.get("trace_id"),
-                              span.get("context.trace_id"))
-        self.span_id = first(span.get("spanId"), span.get("span_id"), context.get("span_id"),
-                             span.get("context.span_id"))
-        self.name = span.get("name")
-        self.kind = span.get("span_kind")
-        status = as_object(span.get("status"))
-        self.status_code = first(status.get("code"), span.get("status_code"))
-        self.status_message = first(status.get("message"), span.get("status_message"))
-        events = span.get("events")
-        self.events = [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
+        self._attrs: dict[str, Any] | None = None  # decoded when first asked for
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The attributes as a flat `{key: value}` map; a Phoenix dataframe row's from its
+        `attributes.llm.model_name` columns too."""
+        if self._attrs is None:
+            self._attrs = otlp_attributes(self.span.get("attributes"))
+            for key in self._attribute_columns():
+                self._attrs.update(flatten(self.span[key], key.removeprefix("attributes.") + "."))
+        return self._attrs
+
+    @attrs.setter
+    def attrs(self, attrs: dict[str, Any]) -> None:
+        self._attrs = attrs
+
+    def _attribute_columns(self) -> list[str]:
+        """The span's `attributes.*` keys (Phoenix dataframe columns): none when all its fields are
+        OTLP's, as is seen without looking at each."""
+        if self.span.keys() <= _OTLP_SPAN_FIELDS:
+            return []
+        return [key for key in self.span if key.startswith("attributes.")]
+
+    def _undecoded_list(self) -> list[Any] | None:
+        """The span's OTLP attribute list, while `attrs` is not decoded yet: every name in it is a
+        name of `attrs`, found there without decoding a value."""
+        listed = self.span.get("attributes")
+        return listed if self._attrs is None and isinstance(listed, list) else None
+
+    def has_attribute(self, name: str) -> bool:
+        """Whether `name` is a key of `attrs`; told from the names alone when it can be."""
+        listed = self._undecoded_list()
+        if listed is not None:
+            if any(isinstance(item, dict) and item.get("key") == name for item in listed):
+                return True
+            if not self._attribute_columns():  # the list holds every name
+                return False
+        return name in self.attrs
+
+    def has_attribute_prefix(self, prefix: str) -> bool:
+        """Whether a key of `attrs` starts with `prefix` (`gen_ai.`); told from the names alone when
+        it can be."""
+        listed = self._undecoded_list()
+        if listed is not None:
+            for item in listed:
+                key = item.get("key") if isinstance(item, dict) else None
+                if isinstance(key, str) and key.startswith(prefix):
+                    return True
+            if not self._attribute_columns():  # the list holds every name
+                return False
+        return any(name.startswith(prefix) for name in self.attrs)
+
+    @property
+    def trace_id(self) -> Any:
+        context = as_object(self.span.get("context"))
+        return first(self.span.get("traceId"), self.span.get("trace_id"), context.get("trace_id"),
+                     self.span.get("context.trace_id"))
+
+    @property
+    def span_id(self) -> Any:
+        context = as_object(self.span.get("context"))
+        return first(self.span.get("spanId"), self.span.get("span_id"), context.get("span_id"),
+                     self.span.get("context.span_id"))
+
+    @property
+    def name(self) -> Any:
+        return self.span.get("name")
+
+    @property
+    def kind(self) -> Any:
+        """Phoenix's span kind (`LLM`, `CHAIN`, …)."""
+        return self.span.get("span_kind")
+
+    @property
+    def status_code(self) -> Any:
+        return first(as_object(self.span.get("status")).get("code"), self.span.get("status_code"))
+
+    @property
+    def status_message(self) -> Any:
+        return first(as_object(self.span.get("status")).get("message"), self.span.get("status_message"))
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The span's events that are objects."""
+        events = self.span.get("events")
+        return [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
 
     def times(self) -> tuple[datetime, float | None]:
         """Start (UTC) and duration in ms, from unix nanos (OTLP) or ISO strings (Phoenix)."""
