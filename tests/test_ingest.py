@@ -236,8 +236,9 @@ def test_a_sql_reader_reads_what_its_tool_writes_itself(tmp_path, fmt, fixture):
         wh.run("log_line_macros")
         wh.run(reader.macro)
         for fast in ("true", "false"):
+            params = {"path": str(src), "pv": '$."prompt_version"', **own}
             lanes = wh.execute(f"SELECT lane FROM {reader.macro}($path, $pv, 1000000, 67108864, "
-                               f"{fast}{args})", {"path": str(src), "pv": '$."prompt_version"', **own}).fetchall()
+                               f"{fast}{args})", params).fetchall()
             assert lanes and {lane for (lane,) in lanes} <= {"store", "skip"}, lanes
             assert ("store",) in lanes
 
