@@ -421,6 +421,59 @@ def test_fuzz_sql_reader(tmp_path, caplog, fmt):
     assert seen["fast path"] >= seen["record path"], seen
 
 
+# --- the record path on every core against the record path in one process -----------------------
+
+PARALLEL_LINES = 250
+
+
+@pytest.mark.parametrize("fmt", ["otel", "auto"])
+def test_fuzz_record_path_on_every_core(tmp_path, fmt):
+    """Files of mutated records (every format's, with `auto`; OpenTelemetry spans and the log events
+    that carry their content, with `otel`), random bytes and blank lines, parsed by two worker
+    processes in small chunks: the same rows, column for column, the same rejects and the same
+    counts as the record path in one process. The records of the join go back to the main process,
+    so spans and their events in different chunks still meet."""
+    from replaybench.ingest import parallel
+    from replaybench.ingest.load import Store
+
+    fmts = ["otel"] if fmt == "otel" else sorted(FIXTURE_FILES)
+    good = [r for f in fmts for r in bases(f)] + ([] if fmt == "otel" else bases("openai"))
+    events = [r for _, r in read_records(FIXTURES / "otel_events.jsonl")]
+    seen = Counter()
+
+    @settings(FUZZ, max_examples=4, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    @given(lines=st.lists(st.one_of(mutated(good), mutated(good), st.sampled_from(events), noise,
+                                    st.just(b"")), min_size=PARALLEL_LINES, max_size=PARALLEL_LINES))
+    def run(lines):
+        n = next(_serial)
+        path = tmp_path / f"parallel-{n}.jsonl"
+        path.write_bytes(b"\n".join(map(dump, lines)) + b"\n")
+        with open_warehouse(tmp_path / f"parallel-{n}.duckdb") as wh:
+            store = Store(wh, str(path))
+            parallel.ingest_on_every_core(store, path, fmt, OPTIONS, processes=2, chunk_bytes=20_000)
+            check_stored(wh, str(path), store.result, set())
+            rows, rejects = _stored(wh, path)
+        with open_warehouse(tmp_path / f"one-process-{n}.duckdb") as py:
+            assert not parallel.worth_it(path)  # a small file: the record path stays in one process
+            one = ingest_records(py, path, fmt, OPTIONS)
+            py_rows, py_rejects = _stored(py, path)
+        repeated = {i for i, k in Counter(i for line in lines for i in _good_ids(dump(line), fmt)).items()
+                    if k > 1}
+        assert rows.keys() == py_rows.keys(), rows.keys() ^ py_rows.keys()
+        differ = {i: {c: (rows[i][c], v) for c, v in py_rows[i].items() if rows[i][c] != v}
+                  for i in py_rows.keys() - repeated if rows[i] != py_rows[i]}
+        assert not differ, differ  # request id: {column: (on every core, in one process)}
+        assert rejects == py_rejects
+        result = store.result
+        assert (result.read, result.ingested, result.duplicates, result.rejected) == \
+            (one.read, one.ingested, one.duplicates, one.rejected), (result, one)
+        seen["records"] += len(lines)
+        seen["rows"] += len(rows)
+
+    run()
+    assert seen["rows"] > 0, seen
+
+
 # --- the readers: JSON documents, CSV, Parquet --------------------------------------------------
 
 def test_fuzz_json_documents(warehouse):

@@ -42,6 +42,7 @@ from replaybench import progress
 from replaybench.config import Ingest
 from replaybench.errors import IngestError
 from replaybench.ingest import formats as logformats
+from replaybench.ingest import parallel
 from replaybench.ingest.formats import LOG_SCHEMA, IngestOptions, Reject
 from replaybench.ingest.readers import (
     Unreadable,
@@ -484,8 +485,13 @@ def parse_record(record: object, fmt: str, options: IngestOptions) -> list[dict 
 
 def ingest_records(wh: Warehouse, path: Path, fmt: str, options: IngestOptions,
                    phase: progress.Phase | None = None, source: str | None = None) -> IngestResult:
-    """The general path: record by record through the format parsers, stored in batches.
-    `phase` counts the records read, a batch at a time."""
+    """The general path: record by record through the format parsers, stored in batches; a big
+    JSON Lines file's records are parsed on every core (`parallel`). `phase` counts the records
+    read, a batch at a time."""
+    if parallel.worth_it(path):
+        store = Store(wh, source or str(path), phase)
+        parallel.ingest_on_every_core(store, path, fmt, options)
+        return store.result
     # records pass through their format's join (OTel content in log events meets its spans)
     records = logformats.join_records(read_records(path, options.max_line_bytes), fmt)
     return _store_records(wh, records, fmt, options, phase, source or str(path))
@@ -494,51 +500,94 @@ def ingest_records(wh: Warehouse, path: Path, fmt: str, options: IngestOptions,
 def _store_records(wh: Warehouse, records: Iterable[tuple[int, Any]], fmt: str, options: IngestOptions,
                    phase: progress.Phase | None = None, source: str = "") -> IngestResult:
     """(position, record or Unreadable) pairs parsed and stored in batches, bad ones as rejects."""
-    result = IngestResult()
-    counted = 0
-    rows: list[dict] = []
-    rejects: list[dict] = []
-
-    def flush() -> None:
-        nonlocal counted
-        if phase is not None:
-            phase.advance(result.read - counted)
-            counted = result.read
-        if rows:
-            frame = pl.DataFrame(rows, schema=LOG_SCHEMA, orient="row").with_columns(
-                pl.lit(source).alias("source")
-            )
-            unique = frame.unique(subset="request_id", keep="first", maintain_order=True)
-            added = wh.insert("logs", unique, "ON CONFLICT DO NOTHING")
-            result.ingested += added
-            result.duplicates += len(frame) - added
-            rows.clear()
-        if rejects:
-            wh.insert("rejects", pl.DataFrame(rejects), "ON CONFLICT DO NOTHING")
-            rejects.clear()
-
-    def reject(position: int, reason: str, raw: str, item: int = 0) -> None:
-        result.rejected += 1
-        result.reasons[reason.split(":")[0]] += 1
-        rejects.append({"source": source, "position": position, "item": item,
-                        "reason": _clean(reason, REASON_CHARS) or "rejected",
-                        "raw": _clean(raw, RAW_CHARS)})
-
+    store = Store(wh, source, phase)
     for position, record in records:
-        result.read += 1
-        if isinstance(record, Unreadable):
-            reject(position, record.reason, record.raw)
-            continue
-        parsed = parse_record(record, fmt, options)
-        for index, item in enumerate(parsed, 1):  # a record may hold several rows (OTLP spans)
-            if isinstance(item, Reject):
-                reject(position, str(item), _raw(record), item=index if len(parsed) > 1 else 0)
-            else:
-                rows.append(item)
-        if len(rows) >= BATCH_ROWS:
-            flush()
-    flush()
-    return result
+        store.record(position, record, fmt, options)
+    store.flush()
+    return store.result
+
+
+def parsed_rows(position: int, record: Any, fmt: str,
+                options: IngestOptions) -> tuple[list[dict], list[dict]]:
+    """One record (or Unreadable) as its `logs` rows and its reject rows (without their source)."""
+    if isinstance(record, Unreadable):
+        return [], [_reject_row(position, record.reason, record.raw)]
+    rows, rejects = [], []
+    parsed = parse_record(record, fmt, options)
+    for index, item in enumerate(parsed, 1):  # a record may hold several rows (OTLP spans)
+        if isinstance(item, Reject):
+            rejects.append(_reject_row(position, str(item), _raw(record), index if len(parsed) > 1 else 0))
+        else:
+            rows.append(item)
+    return rows, rejects
+
+
+def _reject_row(position: int, reason: str, raw: str, item: int = 0) -> dict:
+    return {"position": position, "item": item, "reason": _clean(reason, REASON_CHARS) or "rejected",
+            "raw": _clean(raw, RAW_CHARS)}
+
+
+class Store:
+    """Rows and rejects of one source, stored in batches of BATCH_ROWS, and counted. `phase`
+    counts the records read, a batch at a time."""
+
+    def __init__(self, wh: Warehouse, source: str, phase: progress.Phase | None = None):
+        self.wh, self.source, self.phase = wh, source, phase
+        self.result = IngestResult()
+        self.rows: list[dict] = []
+        self.rejects: list[dict] = []
+        self._counted = 0
+
+    def record(self, position: int, record: Any, fmt: str, options: IngestOptions) -> None:
+        """Parse one record (or Unreadable) and keep its rows and rejects."""
+        rows, rejects = parsed_rows(position, record, fmt, options)
+        self.add(1, rows, rejects)
+
+    def add(self, read: int, rows: list[dict] | pl.DataFrame, rejects: list[dict], parsed: int = 0) -> None:
+        """Keep the rows and rejects of `read` records: rows as dicts, or as a frame of LOG_SCHEMA
+        with its source, one row per request id, from `parsed` rows (`unique_rows`)."""
+        self.result.read += read
+        for r in rejects:
+            self.result.rejected += 1
+            self.result.reasons[r["reason"].split(":")[0]] += 1
+            self.rejects.append({"source": self.source, **r})
+        if isinstance(rows, pl.DataFrame):
+            self.flush()  # what came before goes first: of two rows with one id, the first stays
+            self._insert(rows, parsed)
+        else:
+            self.rows.extend(rows)
+            if len(self.rows) >= BATCH_ROWS:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.phase is not None:
+            self.phase.advance(self.result.read - self._counted)
+            self._counted = self.result.read
+        if self.rows:
+            self._insert(unique_rows(self.rows, self.source), len(self.rows))
+            self.rows.clear()
+        if self.rejects:
+            self.wh.insert("rejects", pl.DataFrame(self.rejects), "ON CONFLICT DO NOTHING")
+            self.rejects.clear()
+
+    def _insert(self, frame: pl.DataFrame, parsed: int) -> None:
+        """The rows whose request id is new (an anti-join: DuckDB's ON CONFLICT costs half as much again)."""
+        added = 0
+        if not frame.is_empty():
+            cols = ", ".join(f'"{c}"' for c in frame.columns)
+            with self.wh.registered("_incoming", frame):
+                inserted = self.wh.execute(f"""
+                    INSERT INTO logs ({cols}) SELECT {cols} FROM _incoming AS i
+                    WHERE NOT EXISTS (SELECT 1 FROM logs WHERE logs.request_id = i.request_id)""")
+                added = inserted.fetchone()[0]
+        self.result.ingested += added
+        self.result.duplicates += parsed - added
+
+
+def unique_rows(rows: list[dict], source: str) -> pl.DataFrame:
+    """`logs` rows as a frame with their source, the first of those with one request id."""
+    frame = pl.DataFrame(rows, schema=LOG_SCHEMA, orient="row").with_columns(pl.lit(source).alias("source"))
+    return frame.unique(subset="request_id", keep="first", maintain_order=True)
 
 
 def ingest_paths(warehouse: Path, paths: list[Path], fmt: str = "auto",

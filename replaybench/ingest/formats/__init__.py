@@ -126,6 +126,12 @@ def join_records(items: Iterable[tuple[Any, Any]], fmt: str = "auto") -> Iterato
     return iter(items)
 
 
+def in_a_join(record: Any, fmt: str = "auto") -> bool:
+    """Whether `join_records` (for `fmt`) may change the record or take it with others; the records
+    it would not can be parsed apart from the rest of their file."""
+    return any(f.joins is not None and fmt in ("auto", f.name) and f.joins(record) for f in FORMATS.values())
+
+
 def format_table() -> str:
     """The formats as docs/log-formats.md lists them: name, what each reads, and what `--format auto`
     recognises it by, in the order it tries them."""
@@ -136,5 +142,5 @@ def format_table() -> str:
 
 __all__ = ["FORMATS", "ISO_TIMESTAMP", "LOG_SCHEMA", "MAX_FIELD_CHARS", "MAX_TOKENS", "Format",
            "IngestOptions", "Reject", "build_row", "count", "derived_prompt_version", "detect",
-           "format_table", "join_records", "measure", "message_text", "parse", "register", "text",
-           "timestamp"]
+           "format_table", "in_a_join", "join_records", "measure", "message_text", "parse", "register",
+           "text", "timestamp"]

@@ -8,7 +8,9 @@ A format is one module that registers its parser with `register(name, sniff=...,
 - `sniff(record)` says whether a record looks like this format (`--format auto` tries the
   registered formats in order; the package's `__init__` imports them in that order);
 - `join` (optional) is a pass over the (position, record) pairs of one file, for a format whose
-  records need each other (OpenTelemetry spans and the log events that carry their content).
+  records need each other (OpenTelemetry spans and the log events that carry their content), and
+  `joins(record)` says whether a record takes part in it (the others pass it untouched, so they
+  can be parsed anywhere, in any order).
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ class Format:
     sniff: Sniff | None = None
     join: Join | None = None
     sql: SqlReader | None = None
+    joins: Sniff | None = None
 
     def __call__(self, record: dict[str, Any],
                  options: IngestOptions = DEFAULT_OPTIONS) -> list[Row | Reject]:
@@ -145,11 +148,15 @@ FORMATS: dict[str, Format] = {}
 
 
 def register(name: str, *, sniff: Sniff | None = None, join: Join | None = None,
-             sql: SqlReader | None = None) -> Callable[[Parser], Parser]:
+             joins: Sniff | None = None, sql: SqlReader | None = None) -> Callable[[Parser], Parser]:
     """Register the decorated parser as the format `name`, with the sniff that recognises its records
-    (formats registered first are tried first), its join, if it needs one, and its SQL reader."""
+    (formats registered first are tried first), its join and what takes part in it, if it needs
+    one, and its SQL reader."""
+    if (join is None) != (joins is None):
+        raise ValueError(f"format {name}: a join needs `joins`, the test of the records it takes")
+
     def wrap(fn: Parser) -> Parser:
-        FORMATS[name] = Format(name, fn, sniff, join, sql)
+        FORMATS[name] = Format(name, fn, sniff, join, sql, joins)
         return fn
 
     return wrap

@@ -416,7 +416,16 @@ def _millis(attrs: dict[str, Any], key: str) -> float | None:
 
 # --- the format ----------------------------------------------------------------------------
 
-@register("otel", sniff=looks_like_otel, join=join_events)
+def in_the_join(record: Any) -> bool:
+    """The record holds a GenAI span without its content, or a GenAI content log event: the join
+    may move events between it and other records."""
+    try:
+        return _needs(record) is not None
+    except RecursionError:  # join_events passes it through, and the parser rejects it
+        return False
+
+
+@register("otel", sniff=looks_like_otel, join=join_events, joins=in_the_join)
 def otel_record(rec: dict[str, Any], opts: IngestOptions = DEFAULT_OPTIONS) -> list[Row | Reject]:
     """OpenTelemetry GenAI spans (OTLP/JSON), their content on the span or in OTLP log events."""
     views: list[SpanView | Reject] = []
