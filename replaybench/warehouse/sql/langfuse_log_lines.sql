@@ -212,11 +212,8 @@ SELECT CASE
               OR (NOT blank(output) AND output_text IS NULL)
               OR (model IS NOT NULL AND json_kind(model) <> 'VARCHAR')
               OR (status = 'error' AND NOT blank(status_message) AND json_kind(status_message) <> 'VARCHAR')
-              OR too_long(request_id, max_chars) OR too_long(model->>'$', max_chars)
-              OR too_long(pv_found, max_chars) OR too_long(output_text, max_chars)
-              OR too_long(text_of(status_message), max_chars)
-              OR NOT (roomy(messages::VARCHAR, max_chars) AND roomy(params::VARCHAR, max_chars)
-                      AND roomy(metadata_with_context::VARCHAR, max_chars))) IS NOT FALSE
+              OR over_a_limit(max_chars, request_id, model->>'$', pv_found, output_text, text_of(status_message),
+                              messages, params, metadata_with_context)) IS NOT FALSE
            THEN 'python'
          ELSE 'store'
        END AS lane,

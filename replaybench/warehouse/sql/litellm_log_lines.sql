@@ -148,11 +148,8 @@ SELECT CASE
               OR (model IS NOT NULL AND kind(model) NOT IN ('VARCHAR', 'NULL'))
               OR (failed AND NOT (absent(error_str) OR kind(error_str) = 'VARCHAR'))
               OR (failed AND blank(error_str) AND NOT absent(error_information))
-              OR too_long(request_id, max_chars) OR too_long(model->>'$', max_chars)
-              OR too_long(pv_given->>'$', max_chars) OR too_long(answer, max_chars)
-              OR too_long(error_str->>'$', max_chars)
-              OR NOT (roomy(messages::VARCHAR, max_chars) AND roomy(params::VARCHAR, max_chars)
-                      AND roomy(metadata::VARCHAR, max_chars))) IS NOT FALSE
+              OR over_a_limit(max_chars, request_id, model->>'$', pv_given->>'$', answer, error_str->>'$',
+                              messages, params, metadata)) IS NOT FALSE
            THEN 'python'
          ELSE 'store'
        END AS lane,

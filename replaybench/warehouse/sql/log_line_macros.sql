@@ -200,6 +200,15 @@ CREATE OR REPLACE TEMP MACRO params_of(entries) AS
                                            THEN (json_extract_string(e.value, '$'))::BIGINT::VARCHAR::JSON
                                            ELSE e.value END})))::JSON END;
 
+-- over_a_limit(max_chars, ...): a text column over the field size limit, or a JSON column (messages,
+-- params, metadata) not well within it (roomy): the Python parser then says which, and by how much.
+CREATE OR REPLACE TEMP MACRO over_a_limit(max_chars, request_id, model_id, prompt_version, output_text,
+                                          error, messages, params, metadata) AS
+    too_long(request_id, max_chars) OR too_long(model_id, max_chars) OR too_long(prompt_version, max_chars)
+    OR too_long(output_text, max_chars) OR too_long(error, max_chars)
+    OR NOT (roomy(messages::VARCHAR, max_chars) AND roomy(params::VARCHAR, max_chars)
+            AND roomy(metadata::VARCHAR, max_chars));
+
 -- json_lines(path, max_line, fast, fields): a JSON Lines file (gzip or zstd or plain) as rows of
 -- (line, r): r the top-level fields named in `fields` (a struct of name: 'JSON'), each as JSON
 -- text. Two readers:
