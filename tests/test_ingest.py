@@ -243,6 +243,35 @@ def test_a_sql_reader_reads_what_its_tool_writes_itself(tmp_path, fmt, fixture):
             assert ("store",) in lanes
 
 
+def test_epoch_seconds_are_read_to_the_microsecond_as_python_reads_them(tmp_path):
+    """LiteLLM logs times as epoch seconds with a fraction: its SQL reader rounds it to the
+    microsecond as datetime.fromtimestamp does (half to even), where DuckDB's to_timestamp would
+    differ by a microsecond for about one time in eight."""
+    import random
+
+    from replaybench.ingest.formats import IngestOptions
+    from replaybench.ingest.load import ingest_file, ingest_records
+    from replaybench.ingest.readers import read_records
+
+    fixture = ROOT / "tests" / "fixtures" / "formats" / "litellm_payloads.jsonl"
+    base = next(r for _, r in read_records(fixture))
+    rng = random.Random(7)
+    lines = []
+    for i in range(300):
+        start = 1_795_000_000 + rng.random() * 1e6
+        times = {"startTime": start, "endTime": start + rng.random() * 5,
+                 "completionStartTime": start + rng.random()}
+        lines.append(json.dumps({**base, "id": f"call-{i}", **times}))
+    src = write(tmp_path / "litellm.jsonl", lines)
+    seen = {}
+    for name, ingest in (("sql", ingest_file), ("python", ingest_records)):
+        with open_warehouse(tmp_path / f"{name}.duckdb") as wh:
+            ingest(wh, src, "litellm", IngestOptions())
+            seen[name] = wh.frame("SELECT request_id, ts, latency_ms, ttft_ms FROM logs ORDER BY request_id")
+    assert len(seen["sql"]) == 300
+    assert seen["sql"].equals(seen["python"]), seen["sql"].join(seen["python"], on="request_id")
+
+
 def test_a_clean_file_with_blank_lines_is_stored_in_one_pass(tmp_path):
     src = tmp_path / "a.jsonl"
     src.write_text(row("r1") + "\n\n   \n" + row("r2") + "\n")
