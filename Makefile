@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint lock clean
+.PHONY: demo test test-e2e lint lock clean
 
 # the versions the tests ran on (requirements.lock), then replaybench itself on top of them
 $(BIN)/replaybench: pyproject.toml requirements.lock
@@ -16,9 +16,12 @@ $(BIN)/replaybench: pyproject.toml requirements.lock
 demo: $(BIN)/replaybench     ## set up, ingest the demo logs, replay them, print the report's path
 	$(BIN)/replaybench demo
 
-test: $(BIN)/replaybench     ## lint, then the tests (real DuckDB, the local fleet on loopback, Prefect's harness)
+test: $(BIN)/replaybench     ## lint, then the tests (real DuckDB, the local fleet on loopback, Prefect's harness); not the end-to-end nights
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	FUZZ_RECORDS=1000 $(BIN)/python -m pytest -m "not e2e" -n auto --dist loadfile
+
+test-e2e: $(BIN)/replaybench ## the end-to-end nights and backfills, and the fuzz tests at their full budget (CI runs both targets)
+	$(BIN)/python -m pytest -m "e2e or fuzz" -n auto --dist loadfile
 
 lint: $(BIN)/replaybench
 	$(BIN)/ruff check .

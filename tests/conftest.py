@@ -25,6 +25,9 @@ ANSWER_SCHEMA = {
     "latency_ms": pl.Float64,
     "production_text": pl.String,
 }
+# How many generated inputs each property-based fuzz test checks. The full budget (10,000) is what
+# `make test-e2e` (and CI) runs; `make test` runs 1,000 for a quick answer on a newcomer's machine.
+FUZZ_RECORDS = int(os.environ.get("FUZZ_RECORDS", "10000"))
 
 # All local state in a throwaway folder; Prefect and GX quiet and offline.
 os.environ.setdefault("REPLAYBENCH_HOME", tempfile.mkdtemp(prefix="replaybench-test-"))

@@ -85,6 +85,7 @@ def forced(second, first, fleet):
     return rows, completions(fleet) - before
 
 
+@pytest.mark.e2e
 def test_each_day_gets_one_backfill_run_of_that_days_traffic(first):
     settings, _, rows, asked = first
     assert [(r["date"], r["status"], r["reason"]) for r in rows] == [
@@ -102,6 +103,7 @@ def test_each_day_gets_one_backfill_run_of_that_days_traffic(first):
     assert asked > 0
 
 
+@pytest.mark.e2e
 def test_a_second_backfill_skips_both_days_and_asks_the_fleet_nothing(first, second):
     _, _, done, _ = first
     rows, asked = second
@@ -110,6 +112,7 @@ def test_a_second_backfill_skips_both_days_and_asks_the_fleet_nothing(first, sec
     assert asked == 0
 
 
+@pytest.mark.e2e
 def test_force_runs_both_days_again_from_answers_already_paid_for(first, forced):
     settings, _, done, _ = first
     rows, asked = forced
@@ -123,6 +126,7 @@ def test_force_runs_both_days_again_from_answers_already_paid_for(first, forced)
     assert fresh[0] > 0 and fresh[1] == 0
 
 
+@pytest.mark.e2e
 def test_the_summary_is_published_as_a_prefect_artifact(first):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -142,6 +146,7 @@ def test_the_summary_is_published_as_a_prefect_artifact(first):
 
 # --- a day that fails, and resuming -------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_a_failing_day_is_reported_and_the_others_complete_and_resume(tmp_path, prefect_harness,
                                                                      fleet, demo_slice):
     config = write_config(tmp_path, fleet.base_url, sample=SMALL)
@@ -179,6 +184,7 @@ def price_tripling_on_day2(folder: Path) -> Path:
     return prices
 
 
+@pytest.mark.e2e
 def test_each_day_is_costed_at_the_prices_in_force_that_day(tmp_path, prefect_harness, fleet,
                                                             demo_slice):
     prices = price_tripling_on_day2(tmp_path)
@@ -198,6 +204,7 @@ def test_each_day_is_costed_at_the_prices_in_force_that_day(tmp_path, prefect_ha
     assert [v.rsplit("@", 1)[1] for v in versions1 + versions2] == ["2026-09-01", "2026-11-27"]
 
 
+@pytest.mark.e2e
 def test_a_run_over_two_days_costs_each_request_at_its_own_days_prices(tmp_path, prefect_harness,
                                                                       fleet, demo_slice):
     from flows.nightly import nightly
@@ -221,6 +228,7 @@ def test_a_run_over_two_days_costs_each_request_at_its_own_days_prices(tmp_path,
 
 # --- the command line -----------------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_the_command_prints_the_summary_and_exits_non_zero_when_a_day_failed(tmp_path,
                                                                               prefect_harness,
                                                                               fleet, demo_slice):
@@ -260,6 +268,7 @@ def test_bad_dates_exit_non_zero_with_a_one_line_reason(tmp_path):
     assert not (tmp_path / "warehouse.duckdb").exists()  # refused before anything was opened
 
 
+@pytest.mark.e2e
 def test_days_run_side_by_side_never_pay_twice_for_a_prompt_they_share(tmp_path, prefect_harness,
                                                                         demo_slice):
     from replaybench.sim.server import ThreadedFleet

@@ -84,7 +84,7 @@ def _summary(night) -> dict:
 
 # --- run: exit codes and the JSON summary ----------------------------------------------------------
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_gated_outcome_exits_3_and_the_json_matches_the_warehouse(night):
     done, settings = night["done"], night["settings"]
     assert done.returncode == 3, done.stderr[-3000:]
@@ -125,7 +125,7 @@ def test_a_gated_outcome_exits_3_and_the_json_matches_the_warehouse(night):
     assert "gated (--fail-on): reject" in done.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_junit_file_has_a_testcase_per_result_failing_on_the_gated_ones(night):
     summary = _summary(night)
     tree = ET.parse(night["junit"])
@@ -152,7 +152,7 @@ def test_the_junit_file_has_a_testcase_per_result_failing_on_the_gated_ones(nigh
     assert props["run_id"] == run["run_id"] and props["status"] == "completed"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_step_summary_gets_markdown_appended(night):
     summary = _summary(night)
     text = night["step"].read_text()
@@ -168,7 +168,7 @@ def test_the_step_summary_gets_markdown_appended(night):
     assert added.count("❌ reject") == sum(r["gated"] for r in run["results"])
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_completed_day_is_summarised_again_and_gates_alike(night):
     """Rerunning the command for a completed day reads that run: 0 without a gated outcome,
     Markdown on stdout when asked."""
@@ -189,7 +189,7 @@ def test_a_completed_day_is_summarised_again_and_gates_alike(night):
     assert [r["gated"] for r in day["results"]] == [r["gated"] for r in first["results"]]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_failed_run_still_hands_over_its_summary(night, tmp_path):
     """A day without traffic fails the run (exit 2 and a one-line reason, as before); the
     summary and the JUnit file still say so."""
@@ -227,7 +227,7 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/v1"  # nothing listens here once the socket is closed
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_partial_run_exits_1_even_with_a_gated_outcome(tmp_path, demo_slice):
     config = write_config(tmp_path, sample={"per_prompt_version": 3, "seed": 7}, candidates=[
         {"name": "dead-endpoint", "base_url": closed_port_url(), "model": "glm-5.2",
@@ -267,7 +267,7 @@ def _comparable(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort(frame.columns, nulls_last=True)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_export_parquet_reads_back_equal_in_duckdb_and_polars(night, tmp_path):
     run_id = _summary(night)["runs"][0]["run_id"]
     out = tmp_path / "export"
@@ -292,7 +292,7 @@ def test_export_parquet_reads_back_equal_in_duckdb_and_polars(night, tmp_path):
     assert counts["runs"] == 1 and all(counts[t] > 0 for t in TABLES)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_export_csv_reads_back_equal_in_polars_and_an_unknown_run_is_one_line(night, tmp_path):
     run_id = _summary(night)["runs"][0]["run_id"]
     out = tmp_path / "csv"

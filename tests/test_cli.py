@@ -56,7 +56,7 @@ def test_bad_input_exits_non_zero_with_a_one_line_reason(tmp_path):
     assert missing.returncode == 2 and "no run 'no-such-run'" in missing.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_demo_runs_end_to_end_and_prints_the_report_path(tmp_path):
     """The README's first command, on a copy of the bundled config pointed at a temporary folder."""
     config = write_config(tmp_path, "http://127.0.0.1:8400/v1", timezone="Europe/Berlin",

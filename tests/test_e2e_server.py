@@ -43,7 +43,7 @@ from .conftest import ROOT, write_config
 from .prefect_server import Stack
 from .test_events import profiles_with_a_weak_model
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 CANDIDATES = ["deepseek-v4-pro", "glm-5.2", "weak-model"]
 KEY = "sk-e2e-fleet-4f1d9c2b7a-only-in-a-secret-block"

@@ -1,6 +1,6 @@
 """Property-based fuzzing (Hypothesis) of redaction and of the providers' response parsers: 10,000
-generated inputs each, derandomised (the same inputs on every run), and not one may raise anything
-but the classified failure a night records as a row.
+generated inputs each (`FUZZ_RECORDS`; `make test` runs 1,000), derandomised (the same inputs on
+every run), and not one may raise anything but the classified failure a night records as a row.
 
 - redaction: any request body (text, nested JSON, JSON inside strings, deep nesting) is redacted
   without an exception, keeps its shape, and a personal value planted in it is gone;
@@ -16,6 +16,7 @@ import json
 import math
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,8 +24,11 @@ from replaybench.config import Candidate
 from replaybench.providers import provider_class
 from replaybench.providers.base import Completion, Failure
 from replaybench.redact import Redactor
+from tests.conftest import FUZZ_RECORDS
 
-EXAMPLES = 10_000
+pytestmark = pytest.mark.fuzz  # 10,000 inputs a test in `make test-e2e`, 1,000 in `make test`
+
+EXAMPLES = FUZZ_RECORDS
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 REDACTOR = Redactor()

@@ -29,6 +29,8 @@ from replaybench.warehouse import open_warehouse
 
 from .conftest import write_config
 
+pytestmark = pytest.mark.e2e  # a whole night against a hostile endpoint: `make test-e2e`
+
 RUN_DATE = date(2026, 11, 28)  # covers 2026-11-27 of the demo slice
 HOSTILE = {"garbage": 0.05, "huge": 0.05, "endless": 0.05, "absurd_retry_after": 0.05,
            # and a little of what endpoints always did (truncated is cut short on a stream)

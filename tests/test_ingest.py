@@ -9,6 +9,8 @@ import zstandard
 
 from replaybench.errors import IngestError
 from replaybench.ingest import ingest_paths
+from replaybench.ingest.formats import IngestOptions
+from replaybench.ingest.load import ingest_file, ingest_records
 from replaybench.warehouse import open_warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +85,21 @@ def test_a_malformed_line_is_a_reject_with_its_reason(tmp_path, line, reason):
     assert len(rejects) == 1 and rejects[0]["position"] == 2
     assert reason in rejects[0]["reason"]
     assert rejects[0]["raw"]
+
+
+def test_a_record_of_another_format_says_so_on_either_path(tmp_path):
+    """An `openai` file holding an OTLP export: the SQL reader's reject reason names the format
+    the record is in, in the record path's own words."""
+    otlp = json.dumps({"resourceSpans": {}, "note": "exported by mistake"})
+    src = write(tmp_path / "a.jsonl", [row("req_ok_1"), otlp, row("req_ok_2")])
+    with open_warehouse(tmp_path / "sql.duckdb") as wh:
+        assert ingest_file(wh, src, "openai", IngestOptions()).rejected == 1
+        (sql,) = wh.execute("SELECT reason FROM rejects").fetchone()
+    with open_warehouse(tmp_path / "records.duckdb") as wh:
+        assert ingest_records(wh, src, "openai", IngestOptions()).rejected == 1
+        (records,) = wh.execute("SELECT reason FROM rejects").fetchone()
+    assert sql == records == ("missing request_id (the record looks like otel: read it as that "
+                              "format, or auto)")
 
 
 def test_invalid_utf8_is_rejected_and_gzip_is_read(tmp_path):

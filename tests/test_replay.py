@@ -44,6 +44,7 @@ def candidates(fleet, **over) -> list[dict]:
             for name in ("glm-5.2", "minimax-m3")]
 
 
+@pytest.mark.e2e
 def test_a_heavy_fault_mix_ends_in_one_row_per_request_and_nothing_paid_twice(
         tmp_path, prefect_harness, demo_slice):
     with ThreadedFleet(time_scale=0, faults={"*": HEAVY}) as fleet:
@@ -130,7 +131,7 @@ def test_a_journal_left_by_a_killed_attempt_is_loaded_not_resent(tmp_path, demo_
         assert wh.execute("SELECT count(*) FROM replays").fetchone()[0] == len(rows)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_run_killed_with_sigkill_resumes_and_loses_only_what_was_in_flight(tmp_path):
     """`replaybench run` in its own process, killed mid-replay, then run again."""
     with Fleet(fixed_latency_ms=150) as fleet:

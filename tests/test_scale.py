@@ -33,7 +33,7 @@ def completed_by_key(fleet) -> dict:
     return {m: v.get("completed_by_key", {}) for m, v in models.items()}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_replay_fans_out_over_a_dask_cluster_of_two_worker_processes(tmp_path, prefect_harness,
                                                                       demo_slice):
     with ThreadedFleet(time_scale=0) as fleet:
@@ -99,7 +99,7 @@ def test_a_warehouse_busy_for_too_long_is_a_clear_error(tmp_path):
     assert "stayed busy" in out.stdout and f"pid {os.getpid()}" in out.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_nightly_run_and_a_backfill_share_the_warehouse_at_the_same_time(tmp_path, demo_slice):
     """Two processes, one DuckDB file: both complete, each answer stored once."""
     with ThreadedFleet(time_scale=0, fixed_latency_ms=150) as fleet:
@@ -149,6 +149,7 @@ def test_a_nightly_run_and_a_backfill_share_the_warehouse_at_the_same_time(tmp_p
     assert shared > 0
 
 
+@pytest.mark.e2e
 def test_a_day_under_way_in_another_process_is_not_started_twice(tmp_path, demo_slice):
     """This process holds the day's run; `replaybench run` for the same day in another process
     is refused with the holder named, and the run under way is left alone."""

@@ -220,7 +220,7 @@ def night_summary(settings) -> dict:
         }
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_night_with_its_logs_only_in_a_source_is_the_night_of_logs_ingested_by_hand(
         tmp_path, prefect_harness, fleet, demo_slice):
     logs = tmp_path / "logs"
@@ -248,7 +248,7 @@ def test_a_night_with_its_logs_only_in_a_source_is_the_night_of_logs_ingested_by
         assert ledger(wh) == read_once  # the rerun read nothing
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_late_partition_makes_the_night_wait_then_end_partial_with_the_reason(
         tmp_path, prefect_harness, fleet, demo_slice):
     logs = tmp_path / "logs"
@@ -274,7 +274,7 @@ def test_a_late_partition_makes_the_night_wait_then_end_partial_with_the_reason(
     assert again["status"] == "completed" and again["run_id"] != result["run_id"]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_backfill_reads_each_day_s_window_from_the_sources(tmp_path, prefect_harness, fleet, demo_slice):
     logs = tmp_path / "logs"
     for day in DAYS:

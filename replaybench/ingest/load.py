@@ -357,9 +357,10 @@ def _ingest_json_lines(wh: Warehouse, path: Path, fmt: str, parse_as: str, optio
 
 def _locate_rejects(wh: Warehouse, path: Path, source: str, options: IngestOptions,
                     undecodable: int) -> list[dict]:
-    """The lines the SQL pass rejected (_staged, with their reasons) and the lines it could not
-    decode, found again by reading the file line by line as the record path does: their line
-    numbers, reasons (the record path's own words for bad UTF-8 and bad JSON) and raw text."""
+    """The lines the SQL pass of the `openai` reader rejected (_staged, with their reasons) and the
+    lines it could not decode, found again by reading the file line by line as the record path
+    does: their line numbers, reasons (the record path's own words for bad UTF-8, bad JSON and a
+    record of another format) and raw text."""
     reasons = dict(wh.execute("SELECT DISTINCT key, reason FROM _staged WHERE reason IS NOT NULL").fetchall())
     found = []
     for n, key, line in _lines_by_text(wh, path, options, "reason IS NOT NULL", undecodable):
@@ -367,9 +368,11 @@ def _locate_rejects(wh: Warehouse, path: Path, source: str, options: IngestOptio
             found.append({"position": n, "reason": line.reason, "raw": line.raw})
             continue
         text, reason = line.decode("utf-8", "replace"), reasons[key]
+        value = json_value(text)
         if reason == "invalid JSON":  # DuckDB says no more: the record path says why
-            value = json_value(text)
             reason = value.reason if isinstance(value, Unreadable) else reason
+        elif isinstance(value, dict):  # a record of another format says so, as on the record path
+            reason = logformats.hint_other_format(reason, value, "openai")
         found.append({"position": n, "reason": reason, "raw": text})
     return [{"source": source, "position": r["position"], "item": 0,
              "reason": _clean(r["reason"], REASON_CHARS), "raw": _clean(r["raw"], RAW_CHARS)}

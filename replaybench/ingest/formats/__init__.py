@@ -74,6 +74,15 @@ def _recognise(record: dict[str, Any]) -> str | None:
     return next((f.name for f in FORMATS.values() if f.sniff is not None and f.sniff(record)), None)
 
 
+def hint_other_format(reason: str, record: Any, fmt: str) -> str:
+    """A reason the named format `fmt` rejected a record for, saying so when another format
+    recognises the record (the SQL readers' rejects get the same words as the record path's)."""
+    other = _recognise(record) if isinstance(record, dict) else None
+    if other is None or other == fmt:
+        return reason
+    return f"{reason} (the record looks like {other}: read it as that format, or auto)"
+
+
 def _looks_like(record: dict[str, Any]) -> str:
     """A short description of a record no format recognises, to put in the reject reason."""
     if "resourceLogs" in record or "resource_logs" in record:
@@ -108,10 +117,10 @@ def parse(record: Any, fmt: str = "auto", options: IngestOptions | None = None) 
         try:
             return FORMATS[name](record, options or DEFAULT_OPTIONS)
         except Reject as exc:
-            other = _recognise(record) if fmt != "auto" else None
-            if other is None or other == name:
+            hinted = hint_other_format(str(exc), record, name) if fmt != "auto" else str(exc)
+            if hinted == str(exc):
                 raise
-            raise Reject(f"{exc} (the record looks like {other}: read it as that format, or auto)") from None
+            raise Reject(hinted) from None
     except RecursionError:  # the readers stop JSON at MAX_DEPTH; other sources may go deeper
         raise Reject(f"nested too deeply: more than {MAX_DEPTH} levels of arrays and objects") from None
 
