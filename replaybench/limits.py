@@ -23,8 +23,6 @@ import os
 import random
 import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from replaybench.config import Candidate, state_home
@@ -73,21 +71,44 @@ class Limiter:
         fcntl.flock(self._fds[index], fcntl.LOCK_UN)
         self._idle.append(index)
 
-    @asynccontextmanager
-    async def slot(self, tokens: int = 0) -> AsyncIterator[None]:
-        """Hold one of the endpoint's slots (and rate budget) for the duration of a request."""
-        async with self._local:                 # in-process first: no file work while queued
-            await self._wait_cooldown()
+    def slot(self, tokens: int = 0, deadline: float | None = None) -> _Slot:
+        """`async with` it: hold one of the endpoint's slots (and rate budget) for the duration
+        of a request. Waiting for them past `deadline` (a time.monotonic() time) raises
+        TimeoutError."""
+        return _Slot(self, tokens, deadline)
+
+    async def _acquire(self, tokens: int, deadline: float | None) -> int:
+        """The index of the slot taken: at once when nothing is to be waited for (no timer for
+        the deadline then: this is every request's path), else within the deadline."""
+        if (not self._local.locked() and not (self.rpm or self.tpm)
+                and self._resume_at <= time.monotonic()):
+            await self._local.acquire()  # free: returns at once
+            if (index := self._try_slot()) is not None:
+                return index
+            self._local.release()  # other processes hold the other slots: wait below
+        if deadline is None:
+            return await self._wait_for_slot(tokens)
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout_at(loop.time() + deadline - time.monotonic()):
+            return await self._wait_for_slot(tokens)
+
+    async def _wait_for_slot(self, tokens: int) -> int:
+        """Wait for a slot (in this process first: no file work while queued), then the rate
+        budget; the slot's index. Gives the in-process slot back if cancelled while waiting."""
+        await self._local.acquire()
+        try:
+            if self._resume_at > time.monotonic():
+                await self._wait_cooldown()
             if self.rpm or self.tpm:
                 await self._take_budget(tokens)
             wait = _POLL_S
             while (index := self._try_slot()) is None:  # other processes hold the other slots
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, _POLL_MAX_S)
-            try:
-                yield
-            finally:
-                self._release(index)
+        except BaseException:
+            self._local.release()
+            raise
+        return index
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -140,6 +161,24 @@ class Limiter:
         """Correct the token bucket once a request's real usage is known."""
         if self.tpm and actual is not None and actual != estimated:
             self._update_bucket(0, actual - estimated)
+
+
+class _Slot:
+    """One request's hold on a slot (a class, not a generator: it is taken for every request)."""
+
+    __slots__ = ("deadline", "index", "limiter", "tokens")
+
+    def __init__(self, limiter: Limiter, tokens: int, deadline: float | None):
+        self.limiter, self.tokens, self.deadline, self.index = limiter, tokens, deadline, -1
+
+    async def __aenter__(self) -> None:
+        self.index = await self.limiter._acquire(self.tokens, self.deadline)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            self.limiter._release(self.index)
+        finally:
+            self.limiter._local.release()
 
 
 _REGISTRY: dict[tuple[str, str], Limiter] = {}

@@ -1,7 +1,8 @@
 """Replay: ask one candidate every sampled request it has not answered yet in this run.
 
-One task per candidate; inside it, one `httpx.AsyncClient` (on aiohttp's connection pool, which holds
-up at high concurrency where httpcore's does not) with at most `max_concurrency` requests in flight.
+One task per candidate; inside it, one `aiohttp.ClientSession` (the providers speak aiohttp directly:
+its pool holds up at high concurrency where httpcore's does not, and no layer above it costs CPU on
+every request and streamed token) with at most `max_concurrency` requests in flight.
 
 Three steps, so that the warehouse is held only briefly (another run may be waiting for it):
 plan (in the warehouse: what is pending, what the cache already answers), send (no warehouse:
@@ -33,24 +34,28 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
+import gc
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import threading
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
+import orjson
 import polars as pl
-from httpx_aiohttp import AiohttpTransport
+from aiohttp.helpers import get_env_proxy_for_url
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from yarl import URL
 
 from replaybench import progress
 from replaybench.cache import cache_key
@@ -59,6 +64,7 @@ from replaybench.errors import ReplaybenchError
 from replaybench.limits import limiter_for
 from replaybench.pricing import Costing, PriceTable
 from replaybench.providers import Completion, provider_class
+from replaybench.providers.base import loads
 from replaybench.runs import Run
 from replaybench.warehouse import Warehouse, open_warehouse
 
@@ -143,31 +149,41 @@ class RowMaker:
                  tz: tzinfo | None = None):
         self.run, self.candidate, self.prices, self.tz = run, candidate, prices, tz or UTC
         self._costings: dict[tuple[str | None, date], Costing | None] = {}
+        self._days: dict[datetime, date] = {}
 
     def row(self, request: dict[str, Any], answer: Completion, from_cache: bool) -> dict[str, Any]:
-        costing = self.costing(request["send_params"].get("model")
-                               if self.candidate.replays_production else None,
+        params = request["send_params"]
+        production = self.candidate.replays_production
+        costing = self.costing(params.get("model") if production else None,
                                self.day_of(request.get("ts")))
         row = answer.as_row()
-        row.update(
-            run_id=self.run.run_id, request_id=request["request_id"], model=self.candidate.name,
-            prompt_version=request["prompt_version"], provider=self.candidate.provider,
-            base_url=self.candidate.base_url,
-            model_sent=request["send_params"].get("model", self.candidate.model)
-            if self.candidate.replays_production else self.candidate.model,
-            params=json.dumps(request["send_params"]), cache_key=request["cache_key"],
-            from_cache=from_cache,
-            cost_usd=costing.cost(answer.input_tokens, answer.cached_tokens,
-                                  answer.output_tokens) if costing else None,
-            price_version=costing.version if costing else None,
-        )
+        row["run_id"] = self.run.run_id
+        row["request_id"] = request["request_id"]
+        row["model"] = self.candidate.name
+        row["prompt_version"] = request["prompt_version"]
+        row["provider"] = self.candidate.provider
+        row["base_url"] = self.candidate.base_url
+        row["model_sent"] = (params.get("model", self.candidate.model) if production
+                             else self.candidate.model)
+        if (logged := request.get("params_json")) is None:  # `prepare` encodes them once
+            logged = request["params_json"] = json.dumps(params)
+        row["params"] = logged
+        row["cache_key"] = request["cache_key"]
+        row["from_cache"] = from_cache
+        row["cost_usd"] = costing.cost(answer.input_tokens, answer.cached_tokens,
+                                       answer.output_tokens) if costing else None
+        row["price_version"] = costing.version if costing else None
         return row
 
     def day_of(self, ts: datetime | None) -> date:
         """The day a request was logged; without a timestamp, the last day the run covers."""
         if ts is None:
             return self.run.run_date - timedelta(days=1)
-        return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).astimezone(self.tz).date()
+        day = self._days.get(ts)
+        if day is None:  # a sample shares few timestamps' days: remembered by timestamp
+            day = self._days[ts] = (ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+                                    ).astimezone(self.tz).date()
+        return day
 
     def costing(self, model: str | None, day: date) -> Costing | None:
         """The price on `day` for the candidate (or, replaying production, for `model`)."""
@@ -218,7 +234,9 @@ class ReplayWriter:
     def _journal(self, row: dict[str, Any]) -> None:
         """Append one line; after a write cut short (a full disk), end that line first so that
         the next one stays readable."""
-        data = (b"\n" if self._torn else b"") + (json.dumps(row) + "\n").encode()
+        data = journal_line(row)
+        if self._torn:
+            data = b"\n" + data
         self._torn = True
         while data:
             data = data[os.write(self._fd, data):]
@@ -285,14 +303,29 @@ def store(wh: Warehouse, rows: pl.DataFrame, run_id: str) -> int:
     return added
 
 
+def journal_line(row: dict[str, Any]) -> bytes:
+    """A row as one JSON line, read back by `journal_rows` as the row it was. orjson where it
+    writes what json would read back the same; json for what orjson refuses (an integer past
+    64 bits, a lone surrogate) or would write as null (NaN, infinity)."""
+    for value in row.values():
+        if value.__class__ is float and not math.isfinite(value):
+            break
+    else:
+        try:
+            return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+        except orjson.JSONEncodeError:
+            pass
+    return (json.dumps(row) + "\n").encode()
+
+
 def journal_rows(data: bytes) -> list[dict[str, Any]]:
     """The rows of journal lines; a line cut short (being written when its process died) is
     skipped."""
     rows = []
     for line in data.splitlines():
         try:
-            rows.append(json.loads(line))
-        except ValueError:
+            rows.append(loads(line))
+        except (ValueError, RecursionError):
             continue
     return rows
 
@@ -351,12 +384,19 @@ def request_params(logged: str | None, candidate: Candidate,
 
 
 def prepare(pending: pl.DataFrame, candidate: Candidate) -> list[dict[str, Any]]:
-    """Each pending request with its messages, parameters and cache key."""
+    """Each pending request with its messages, parameters (and them as JSON, for its row) and
+    cache key."""
     requests = []
+    encoded: dict[tuple[str | None, str | None], str] = {}  # most requests share their params
     for row in pending.iter_rows(named=True):
-        messages = json.loads(row["messages"])
+        raw = row["messages"]
+        messages = loads(raw.encode()) if isinstance(raw, str) else json.loads(raw)
         params = request_params(row["params"], candidate, row.get("model_id"))
+        same = (row["params"], row.get("model_id") if candidate.replays_production else None)
+        if (params_json := encoded.get(same)) is None:
+            params_json = encoded[same] = json.dumps(params)
         requests.append({**row, "messages": messages, "send_params": params,
+                         "params_json": params_json,
                          "cache_key": cache_key(candidate, messages, params)})
     return requests
 
@@ -370,12 +410,40 @@ def cached_answers(wh: Warehouse, keys: list[str]) -> dict[str, Completion]:
     return {r["cache_key"]: Completion.from_row(r) for r in found.iter_rows(named=True)}
 
 
-def http_client(candidate: Candidate) -> httpx.AsyncClient:
-    """An AsyncClient on aiohttp's pool, sized to the candidate's concurrency."""
-    limits = httpx.Limits(max_connections=candidate.max_concurrency,
-                          max_keepalive_connections=candidate.max_concurrency)
-    timeout = httpx.Timeout(candidate.timeout_s, connect=min(10.0, candidate.timeout_s))
-    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeout)
+_price_tables: dict[tuple[Any, ...], PriceTable] = {}
+
+
+def price_table(settings: Settings) -> PriceTable:
+    """The configured price table, read once per version of its file in this process (it is
+    read by the plan and by each send, and parsing the YAML costs more than a thousand
+    answers' bookkeeping)."""
+    path = Path(settings.prices)
+    try:
+        stat = path.stat()
+    except OSError:
+        return PriceTable.for_settings(settings)
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size,
+           all(c.price is not None for c in settings.candidates))
+    if key not in _price_tables:
+        _price_tables[key] = PriceTable.for_settings(settings)
+    return _price_tables[key]
+
+
+def http_client(candidate: Candidate) -> aiohttp.ClientSession:
+    """An aiohttp session whose pool is sized to the candidate's concurrency.
+
+    No timeout of aiohttp's own but for connecting: each attempt runs under its own (see
+    `HTTPProvider`), and a timer per read would cost CPU on every streamed token. No cookies, no
+    redirects. A proxy from the environment (HTTPS_PROXY, NO_PROXY, ...) is looked up once here,
+    not on every request as aiohttp's `trust_env` would (with a .netrc lookup in a thread each)."""
+    connector = aiohttp.TCPConnector(limit=candidate.max_concurrency)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, candidate.timeout_s))
+    try:
+        proxy, proxy_auth = get_env_proxy_for_url(URL(candidate.base_url))
+    except LookupError:
+        proxy, proxy_auth = None, None
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, proxy=proxy,
+                                 proxy_auth=proxy_auth, cookie_jar=aiohttp.DummyCookieJar())
 
 
 @dataclass
@@ -422,8 +490,8 @@ def plan_replay(settings: Settings, run: Run, candidate: Candidate,
                                     redacted=redacted,
                                     every_sampled=candidate.replays_production), candidate)
         cached = cached_answers(wh, [r["cache_key"] for r in requests]) if use_cache else {}
-        rows = RowMaker(run, candidate, PriceTable.for_settings(settings), settings.tz)
-        reused = [rows.row(r, dataclasses.replace(cached[r["cache_key"]], attempts=0), True)
+        rows = RowMaker(run, candidate, price_table(settings), settings.tz)
+        reused = [rows.row(r, cached[r["cache_key"]].reused(), True)
                   for r in requests if r["cache_key"] in cached]
         if reused:
             store(wh, pl.DataFrame(reused, infer_schema_length=None), run.run_id)
@@ -453,7 +521,7 @@ async def send_plan(plan: ReplayPlan) -> Sent:
     """Ask every pending request of a plan; no warehouse here, only the journal and shards. Runs
     in this process or on a Dask worker."""
     settings, run, candidate = plan.settings, plan.run, plan.candidate
-    rows = RowMaker(run, candidate, PriceTable.for_settings(settings), settings.tz)
+    rows = RowMaker(run, candidate, price_table(settings), settings.tz)
     # the same key every night (no run id), so the Prefect UI keeps each candidate's history
     key = f"replay-{file_stem(candidate.name)}" + (f"-{plan.chunk}" if plan.chunk else "")
     with progress.phase(f"replay {candidate.name}", plan.size, key=progress.slug(key)) as phase:
@@ -492,9 +560,12 @@ class KnownAnswers:
     - Questions in flight: a process asking a question holds a POSIX record lock on one byte of
       `<warehouse>.journal/asking.lock` at an offset given by the cache key, until the answer is
       journaled. Another process wanting it waits for the lock, then finds the answer in the
-      journal. The kernel frees a killed process's locks."""
+      journal. The journals are read after the lock is taken, never only before: a process that
+      asked and let go of the lock a moment earlier has journaled its answer by then. The kernel
+      frees a killed process's locks."""
 
     POLL_S = 0.02
+    RACY_NS = 100_000_000  # a listing this close to the folder's last change may have missed one
 
     def __init__(self, folder: Path, own: Path, stem: str):
         self.folder, self.own, self.stem = folder, own, stem  # stem: `file_stem` of the name
@@ -510,35 +581,41 @@ class KnownAnswers:
         return self.answers.get(cache_key)
 
     async def ask(self, cache_key: str) -> Completion | None:
-        """Take this question's lock, waiting while another process asks it; the answer that
-        process got, if any (the caller then holds the lock and must `done` it)."""
+        """Take this question's lock, waiting while another process asks it; then the answer
+        another process has journaled for it, if any (the caller holds the lock and must `done`
+        it)."""
         offset = int(cache_key[:15], 16)
-        waited = False
         while True:
             try:
                 fcntl.lockf(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
                 break
             except OSError:
-                waited = True
                 await asyncio.sleep(self.POLL_S)
-        return self.get(cache_key) if waited else None
+        try:
+            return self.get(cache_key)
+        except BaseException:
+            self.done(cache_key)
+            raise
 
     def done(self, cache_key: str) -> None:
         fcntl.lockf(self.lock_fd, fcntl.LOCK_UN, 1, int(cache_key[:15], 16))
 
-    def _same_candidate(self, path: Path) -> bool:
+    def _same_candidate(self, name: str) -> bool:
         """`<run_id>--<stem>[--<chunk>].jsonl` names this candidate."""
-        rest = path.name.removesuffix(".jsonl").partition("--")[2]
+        rest = name.removesuffix(".jsonl").partition("--")[2]
         head, _, chunk = rest.rpartition("--")
         return rest == self.stem or (head == self.stem and chunk.isdigit())
 
     def refresh(self) -> None:
         """Read the lines added to the candidate's other journals since the last look."""
         listed = os.stat(self.folder).st_mtime_ns
-        if listed != self.listed:  # a journal came or went
+        # a journal came or went; or it may have, unseen: file times are taken from a coarse
+        # clock, so a journal made within the same tick as the last listing leaves the time as it was
+        if listed != self.listed or time.time_ns() - listed < self.RACY_NS:
             self.listed = listed
-            self.files = [p for p in self.folder.glob("*.jsonl")
-                          if p != self.own and self._same_candidate(p)]
+            self.files = [self.folder / n for n in os.listdir(self.folder)
+                          if n.endswith(".jsonl") and n != self.own.name
+                          and self._same_candidate(n)]
         for path in self.files:
             start = self.offsets.get(path, 0)
             try:
@@ -579,6 +656,27 @@ _in_flight: dict[str, asyncio.Future] = {}
 # the cache rows
 _in_warehouse = threading.Lock()
 
+_frozen = [0]  # sends under way in this process that hold the collector's heap frozen
+_frozen_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def heap_frozen() -> Iterator[None]:
+    """While sending, the objects already alive (Prefect, pydantic, DuckDB, polars: some 200,000)
+    are left out of the cyclic garbage collector's passes: each full pass over them costs
+    ~0.1-0.3 s of CPU and a send makes several, whatever its size. Garbage among them waits for
+    the first pass after the last send of the process ends; nothing else changes."""
+    with _frozen_guard:
+        _frozen[0] += 1
+        gc.freeze()  # also a later send's: what an earlier one allocated is alive for its time
+    try:
+        yield
+    finally:
+        with _frozen_guard:
+            _frozen[0] -= 1
+            if not _frozen[0]:
+                gc.unfreeze()
+
 
 async def replay_candidate(settings: Settings, run: Run, candidate: Candidate,
                            use_cache: bool = True) -> ReplayOutcome:
@@ -597,6 +695,13 @@ async def send_all(candidate: Candidate, api_key: str | None,
     process, is taken instead of being paid for twice."""
     if not requests:
         return
+    with heap_frozen():
+        await _send_all(candidate, api_key, requests, writer, known)
+
+
+async def _send_all(candidate: Candidate, api_key: str | None,
+                    requests: list[list[dict[str, Any]]], writer: ReplayWriter,
+                    known: KnownAnswers | None) -> None:
     async with http_client(candidate) as client:
         provider = provider_class(candidate.provider)(candidate, api_key, client,
                                                       limiter_for(candidate))
@@ -613,56 +718,52 @@ async def send_all(candidate: Candidate, api_key: str | None,
                 await asyncio.wait([other])
                 if not other.cancelled() and other.result().status == "ok":
                     for twin in same:
-                        writer.add(twin, dataclasses.replace(other.result(), attempts=0),
-                                   from_cache=True)
+                        writer.add(twin, other.result().reused(), from_cache=True)
                     return
-            found = known.get(key) if known else None
-            if found is not None:  # another run paid for it and has not stored it yet
-                for twin in same:
-                    writer.add(twin, dataclasses.replace(found, attempts=0), from_cache=True)
-                return
             mine = asyncio.get_running_loop().create_future()
             _in_flight.setdefault(key, mine)
-            locked = False
             try:
-                if known is not None:  # waits while another process asks the same question
-                    found = await known.ask(key)
-                    locked = True
-                answer = found or await ask_once(request)
-                # journaled before the lock is given back: whoever waits finds it there
-                if found is None:
-                    writer.add(request, answer)
-                    for twin in same[1:]:  # the same question again: the same answer, paid once
-                        writer.add(twin, dataclasses.replace(answer, attempts=0),
-                                   from_cache=answer.status == "ok")
-                else:  # another process paid for it: every copy here is a reuse
-                    for twin in same:
-                        writer.add(twin, dataclasses.replace(found, attempts=0), from_cache=True)
+                # at most max_concurrency questions asked, and locked, at once: the kernel walks
+                # a file's record locks on every lock and unlock, so none is held while queued
+                async with gate:
+                    # waits while another process asks the same question; then finds any answer
+                    # another run has paid for and not stored yet
+                    found = await known.ask(key) if known is not None else None
+                    try:
+                        answer = found or await ask_once(request)
+                        # journaled before the lock is given back: whoever waits finds it there
+                        if found is None:
+                            writer.add(request, answer)
+                            for twin in same[1:]:  # the same question again: paid once
+                                writer.add(twin, answer.reused(),
+                                           from_cache=answer.status == "ok")
+                        else:  # another process paid for it: every copy here is a reuse
+                            for twin in same:
+                                writer.add(twin, found.reused(), from_cache=True)
+                    finally:
+                        if known is not None:
+                            known.done(key)
             except BaseException:
                 mine.cancel()
                 raise
             else:
                 mine.set_result(answer)
             finally:
-                if locked:
-                    known.done(key)
                 if _in_flight.get(key) is mine:
                     del _in_flight[key]
 
         async def ask_once(request: dict[str, Any]) -> Completion:
-            async with gate:
-                if len(streak) >= candidate.retry.breaker:
-                    last = streak[-1]
-                    answer = Completion(
-                        status="error", error_kind=last.error_kind, attempts=0,
-                        error=f"not sent: {candidate.name} failed {len(streak)} requests in a "
-                              f"row (last: {last.error})"[:500])
-                else:
-                    answer = await provider.complete(request["messages"], request["send_params"])
-                    if answer.status == "ok":
-                        streak.clear()
-                    else:
-                        streak.append(answer)
+            if len(streak) >= candidate.retry.breaker:
+                last = streak[-1]
+                return Completion(
+                    status="error", error_kind=last.error_kind, attempts=0,
+                    error=f"not sent: {candidate.name} failed {len(streak)} requests in a "
+                          f"row (last: {last.error})"[:500])
+            answer = await provider.complete(request["messages"], request["send_params"])
+            if answer.status == "ok":
+                streak.clear()
+            else:
+                streak.append(answer)
             return answer
 
         await together(ask(r) for r in requests)  # none still running when the client closes

@@ -78,7 +78,7 @@ class AnthropicMessages(HTTPProvider):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.url = self.candidate.base_url.rstrip("/") + "/messages"
-        self.headers = {"anthropic-version": API_VERSION}
+        self.headers = {"anthropic-version": API_VERSION, "Content-Type": "application/json"}
         if self.api_key:
             self.headers["x-api-key"] = self.api_key
 
@@ -91,6 +91,7 @@ class AnthropicMessages(HTTPProvider):
                                        f"{type(exc).__name__}: {exc}") from None
         start = time.perf_counter()
         async with self.post(self.url, body, self.headers) as resp:
+            await self.checked(resp)
             simulated = resp.headers.get(SIM_HEADER) == "true"
             with broken_body_is_bad_response():
                 if self.candidate.stream:

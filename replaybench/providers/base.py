@@ -4,7 +4,9 @@ A provider implements `_attempt(messages, params)`: one HTTP exchange that retur
 raises `Failure`. `complete()` wraps it in the endpoint's limits, a per-attempt timeout, retries
 with exponential backoff and jitter (honouring Retry-After and the providers' reset headers, but
 never past `max_backoff_s` nor the request's deadline), a total deadline, and the final
-bookkeeping (latency, output speed, estimated reasoning tokens).
+bookkeeping (latency, output speed, estimated reasoning tokens). Providers speak aiohttp directly
+(an `aiohttp.ClientSession`, see `tasks.replay.http_client`): each layer between the socket and the
+answer costs CPU on every request and, when streaming, on every token.
 
 Whatever an endpoint sends, and whatever a log holds, ends as a Completion: a body of the wrong
 shape is read through the typed accessors below (`object_at`, `text_at`, `count_at`, ...), a body
@@ -31,14 +33,15 @@ import math
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import asdict, dataclass
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import httpx
+import orjson
 
 from replaybench.config import Candidate
 from replaybench.errors import scrub
@@ -74,13 +77,23 @@ class Completion:
     simulated: bool = False
 
     def as_row(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in COMPLETION_FIELDS}
+
+    def reused(self) -> Completion:
+        """A copy for another row that takes this answer without asking (attempts 0)."""
+        copy = Completion.__new__(Completion)
+        copy.__dict__.update(self.__dict__)
+        copy.attempts = 0
+        return copy
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Completion:
         """The answer held by a stored row (a cache row, a journal line): its fields, the rest
         of the row ignored."""
         return cls(**{k: v for k, v in row.items() if k in cls.__dataclass_fields__})
+
+
+COMPLETION_FIELDS = tuple(f.name for f in fields(Completion))
 
 
 class Failure(Exception):
@@ -124,10 +137,31 @@ def malformed(where: str, value: Any, wanted: str) -> Failure:
     return Failure(BAD_RESPONSE, f"malformed response: {where} is {_shown(value)}, not {wanted}")
 
 
+# for finding a whole number of 19 digits or more (past 64 bits, orjson reads it as a float) by a
+# translate, ten times cheaper than a regex: digits as 0, what continues a number's fraction or
+# exponent as ".", anything else blank; " 000..." is then the start of a long whole number
+_DIGITS = bytes(48 if 48 <= b <= 57 else 46 if b in b".eE+" else 32 for b in range(256))
+_LONG_NUMBER = b"0" * 19
+
+
+def loads(raw: bytes) -> Any:
+    """`json.loads(raw)`, the same result, faster: orjson where it reads exactly what json
+    reads; json where orjson refuses (NaN, Infinity, lone surrogates, a BOM, deep nesting,
+    other encodings) or might round (a whole number past 64 bits: any run of 19 digits that
+    does not continue a fraction or an exponent goes to json). Raises what json raises."""
+    digits = raw.translate(_DIGITS)
+    if b" " + _LONG_NUMBER not in digits and not digits.startswith(_LONG_NUMBER):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
+
+
 def load_json(raw: bytes, what: str) -> Any:
     """Parsed JSON, or a bad response naming `what` could not be read."""
     try:
-        return json.loads(raw)
+        return loads(raw)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         raise Failure(BAD_RESPONSE, f"unreadable {what}: {raw[:200]!r}") from None
 
@@ -186,7 +220,7 @@ def too_large(limit: int, declared: str = "") -> Failure:
                                  "expected)")
 
 
-async def read_capped(response: httpx.Response, limit: int, strict: bool = True) -> bytes:
+async def read_capped(response: aiohttp.ClientResponse, limit: int, strict: bool = True) -> bytes:
     """The (decoded) body, read until `limit` bytes: past it a bad response, or with
     strict=False the first `limit` bytes."""
     declared = response.headers.get("content-length", "")
@@ -194,7 +228,8 @@ async def read_capped(response: httpx.Response, limit: int, strict: bool = True)
         raise too_large(limit, f" (Content-Length: {declared})")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    content = response.content
+    while chunk := await content.readany():  # whatever has arrived, at once
         size += len(chunk)
         if size > limit:
             if strict:
@@ -202,7 +237,14 @@ async def read_capped(response: httpx.Response, limit: int, strict: bool = True)
             chunks.append(chunk[:limit - size])
             break
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def is_decoding_error(exc: BaseException) -> bool:
+    """A body that is not the encoding (gzip, ...) it claims: aiohttp reports it as a payload
+    error caused by a ContentEncodingError."""
+    return isinstance(exc, aiohttp.ClientPayloadError) and isinstance(
+        exc.__cause__, aiohttp.http_exceptions.ContentEncodingError)
 
 
 # --- sending what a log holds ------------------------------------------------------------------
@@ -226,12 +268,14 @@ def unencodable(value: Any, where: str = "") -> str | None:
     return None
 
 
+_REQUEST_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def json_body(body: dict[str, Any]) -> bytes:
     """The request as JSON, as httpx would encode it; a request JSON cannot carry (a logged
     `temperature: inf`, a date in the candidate's params) is a bad request, never sent."""
     try:
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"),
-                          allow_nan=False).encode()
+        return _REQUEST_JSON.encode(body).encode()
     except (TypeError, ValueError, RecursionError) as exc:
         try:
             where = unencodable(body)
@@ -289,8 +333,9 @@ RESET_HEADERS = ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens",
                  "anthropic-ratelimit-input-tokens-reset", "anthropic-ratelimit-output-tokens-reset")
 
 
-def retry_after(headers: httpx.Headers) -> float | None:
-    """How long the endpoint asked us to wait: Retry-After, else the providers' reset headers."""
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """How long the endpoint asked us to wait: Retry-After, else the providers' reset headers
+    (`headers` looked up case-insensitively: aiohttp's or httpx's)."""
     if "retry-after-ms" in headers:
         ms = _seconds(headers["retry-after-ms"])
         return ms / 1000 if ms is not None else None
@@ -300,7 +345,7 @@ def retry_after(headers: httpx.Headers) -> float | None:
     return max(waits) if waits else None
 
 
-def http_failure(response: httpx.Response, body: str) -> Failure:
+def http_failure(status: int, headers: Mapping[str, str], body: str) -> Failure:
     """A failed status as a Failure, keeping the provider's own message."""
     message = body.strip()[:300]
     try:
@@ -309,53 +354,85 @@ def http_failure(response: httpx.Response, body: str) -> Failure:
         message = error.get("message") or message if isinstance(error, dict) else str(error)
     except (ValueError, AttributeError, RecursionError):
         pass
-    return Failure(kind_for_status(response.status_code),
-                   f"HTTP {response.status_code}: {str(message)[:300]}", retry_after(response.headers))
+    return Failure(kind_for_status(status), f"HTTP {status}: {str(message)[:300]}",
+                   retry_after(headers))
 
 
-def is_timeout(exc: httpx.TransportError) -> bool:
-    """A real timeout (the aiohttp transport reports a refused connection as ConnectTimeout)."""
-    cause = exc.__cause__
-    if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(
-            cause, aiohttp.ServerTimeoutError | aiohttp.SocketTimeoutError):
-        return False
-    return isinstance(exc, httpx.TimeoutException)
+# what failed in aiohttp, as the classes above: a timeout of aiohttp's own (connecting) is a
+# timeout; any other connection error (refused, reset, closed, a body cut short) a server error,
+# or, once the status line has arrived, a bad response (`broken_body_is_bad_response`)
+TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
+                    aiohttp.ClientResponseError)
 
 
-def transport_failure(exc: httpx.TransportError, timeout_s: float) -> Failure:
+def is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, aiohttp.ServerTimeoutError | aiohttp.SocketTimeoutError)
+
+
+def transport_failure(exc: BaseException, timeout_s: float) -> Failure:
     if is_timeout(exc):
         return Failure(TIMEOUT, f"no answer within {timeout_s:g} s")
-    cause = exc.__cause__ or exc
-    return Failure(SERVER_ERROR, f"connection failed: {type(cause).__name__}: {cause}")
+    return Failure(SERVER_ERROR, f"connection failed: {type(exc).__name__}: {exc}")
 
 
-async def sse_data(response: httpx.Response, max_bytes: int, stop_at: float,
-                   max_s: float) -> AsyncIterator[tuple[float, bytes]]:
-    """The `data:` payloads of a server-sent event stream as they arrive, each with the
-    perf_counter() time of the read that brought it (payloads read together share it); raw bytes
-    are split by hand: httpx's text and line decoders cost more CPU than the rest of a request
-    together. Stopped as a bad response past `max_bytes` in all, or once perf_counter() passes
-    `stop_at`."""
-    pending = b""
-    size = 0
-    arrived = time.perf_counter()
-    async for chunk in response.aiter_raw():
-        arrived = time.perf_counter()
-        size += len(chunk)
-        if size > max_bytes:
-            raise too_large(max_bytes)
-        if time.perf_counter() > stop_at:
-            raise Failure(BAD_RESPONSE, f"stream longer than {max_s:g} s: stopped reading (raise "
-                                        "the candidate's max_stream_s if such answers are expected)")
-        pending += chunk
-        if b"\n" not in chunk:
-            continue
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.startswith(b"data:"):
-                yield arrived, line[5:].strip()
-    if pending.startswith(b"data:"):
-        yield arrived, pending[5:].strip()
+def body_reader(response: Any) -> Callable[[], Awaitable[bytes]]:
+    """`read()`: the next piece of a response's body as it arrives (b"" at its end): aiohttp's
+    whatever each read brought; an httpx response's raw bytes (tests hand one in)."""
+    if isinstance(response, aiohttp.ClientResponse):
+        return response.content.readany
+    chunks = response.aiter_raw()
+    return lambda: anext(chunks, b"")
+
+
+class SSEData:
+    """The `data:` payloads of a server-sent event stream as they arrive (`async for arrived,
+    payload in ...`), each with the perf_counter() time of the read that brought it (payloads
+    read together share it). Raw bytes are split by hand, which costs less than any line reader;
+    an iterator class, not an async generator: one left at [DONE] needs no finalizer, which would
+    wake the event loop from another thread to close it. Stopped as a bad response past
+    `max_bytes` in all, or once perf_counter() passes `stop_at`."""
+
+    def __init__(self, response: Any, max_bytes: int, stop_at: float, max_s: float):
+        self.read = body_reader(response)
+        self.max_bytes, self.stop_at, self.max_s = max_bytes, stop_at, max_s
+        self.ready: deque[tuple[float, bytes]] = deque()
+        self.pending = b""
+        self.size = 0
+        self.arrived = time.perf_counter()
+        self.ended = False
+
+    def __aiter__(self) -> SSEData:
+        return self
+
+    async def __anext__(self) -> tuple[float, bytes]:
+        ready = self.ready
+        while not ready:
+            if self.ended:
+                raise StopAsyncIteration
+            chunk = await self.read()
+            if not chunk:
+                self.ended = True
+                if self.pending[:5] == b"data:":  # the last line, unended: as its read brought it
+                    ready.append((self.arrived, self.pending[5:].strip()))
+                break
+            self.arrived = arrived = time.perf_counter()
+            self.size += len(chunk)
+            if self.size > self.max_bytes:
+                raise too_large(self.max_bytes)
+            if arrived > self.stop_at:
+                raise Failure(BAD_RESPONSE, f"stream longer than {self.max_s:g} s: stopped "
+                                            "reading (raise the candidate's max_stream_s if such "
+                                            "answers are expected)")
+            if b"\n" not in chunk:
+                self.pending += chunk
+                continue
+            *lines, self.pending = (self.pending + chunk if self.pending else chunk).split(b"\n")
+            for line in lines:
+                if line[:5] == b"data:":
+                    ready.append((arrived, line[5:].strip()))
+        if not ready:
+            raise StopAsyncIteration
+        return ready.popleft()
 
 
 def output_speed(tokens: int | None, first: float | None, last: float | None) -> float | None:
@@ -373,20 +450,20 @@ def broken_body_is_bad_response() -> Iterator[None]:
     so does a body that is not the encoding (gzip, ...) it claims."""
     try:
         yield
-    except httpx.DecodingError as exc:
-        raise Failure(BAD_RESPONSE, f"response body could not be decoded: {exc}") from None
-    except httpx.TransportError as exc:
+    except TRANSPORT_ERRORS as exc:
+        if is_decoding_error(exc):
+            raise Failure(BAD_RESPONSE, "response body could not be decoded: "
+                                        f"{exc.__cause__.message}") from None
         if is_timeout(exc):
             raise
-        cause = exc.__cause__ or exc
-        raise Failure(BAD_RESPONSE, f"response cut off: {type(cause).__name__}: {cause}") from None
+        raise Failure(BAD_RESPONSE, f"response cut off: {type(exc).__name__}: {exc}") from None
 
 
 class HTTPProvider:
     """The retry loop, limits and bookkeeping shared by every HTTP provider."""
 
-    def __init__(self, candidate: Candidate, api_key: str | None, client: httpx.AsyncClient,
-                 limiter: Limiter):
+    def __init__(self, candidate: Candidate, api_key: str | None,
+                 client: aiohttp.ClientSession, limiter: Limiter):
         self.candidate = candidate
         self.api_key = api_key
         self.client = client
@@ -403,31 +480,34 @@ class HTTPProvider:
                                        f"a replay of production (@logged) cannot send it")
         return model
 
-    @asynccontextmanager
-    async def post(self, url: str, body: dict[str, Any],
-                   headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
-        """POST `body` as JSON and hold the response of a successful status; a failed status is a
-        Failure with the provider's own message (from the first ERROR_BODY_BYTES of its body)."""
-        content = json_body(body)
-        async with self.client.stream("POST", url, content=content, headers={
-                **headers, "Content-Type": "application/json"}) as response:
-            if response.status_code >= 400:
-                try:
-                    raw = await read_capped(response, ERROR_BODY_BYTES, strict=False)
-                except httpx.DecodingError:  # the status says enough
-                    raw = b"(a body that could not be decoded)"
-                raise http_failure(response, raw.decode(errors="replace"))
-            yield response
+    def post(self, url: str, body: dict[str, Any],
+             headers: dict[str, str]) -> aiohttp.client._RequestContextManager:
+        """POST `body` as JSON: `async with` it to hold the response (`headers` must carry
+        the Content-Type). Check it with `checked` first."""
+        return self.client.post(url, data=json_body(body), headers=headers,
+                                allow_redirects=False)
 
-    async def read_body(self, response: httpx.Response) -> bytes:
+    async def checked(self, response: aiohttp.ClientResponse) -> None:
+        """A failed status as a Failure with the provider's own message (from the first
+        ERROR_BODY_BYTES of its body)."""
+        if response.status >= 400:
+            try:
+                raw = await read_capped(response, ERROR_BODY_BYTES, strict=False)
+            except aiohttp.ClientPayloadError as exc:
+                if not is_decoding_error(exc):
+                    raise
+                raw = b"(a body that could not be decoded)"  # the status says enough
+            raise http_failure(response.status, response.headers, raw.decode(errors="replace"))
+
+    async def read_body(self, response: aiohttp.ClientResponse) -> bytes:
         """A whole (non-streamed) body, stopped past the candidate's max_response_bytes."""
         return await read_capped(response, self.candidate.max_response_bytes)
 
-    def events(self, response: httpx.Response, start: float) -> AsyncIterator[tuple[float, bytes]]:
+    def events(self, response: Any, start: float) -> SSEData:
         """The stream's `data:` payloads with the time each arrived, stopped past
         max_response_bytes or max_stream_s after `start` (a perf_counter time)."""
         max_s = self.candidate.max_stream_s or self.candidate.timeout_s
-        return sse_data(response, self.candidate.max_response_bytes, start + max_s, max_s)
+        return SSEData(response, self.candidate.max_response_bytes, start + max_s, max_s)
 
     async def _attempt(self, messages: list[dict], params: dict[str, Any]) -> Completion:
         raise NotImplementedError
@@ -435,7 +515,8 @@ class HTTPProvider:
     async def complete(self, messages: list[dict], params: dict[str, Any]) -> Completion:
         """Ask until an answer arrives, a non-retryable error, the last attempt or the deadline."""
         deadline = time.monotonic() + self.retry.deadline_s
-        estimate = request_estimate(messages, params)
+        # the tokens it may use, for a token budget: without one nothing reads them
+        estimate = request_estimate(messages, params) if self.limiter.tpm else 0
         failure = Failure(TIMEOUT, "no attempt made before the deadline")
         attempts = 0
         while attempts < self.retry.max_attempts:
@@ -445,18 +526,16 @@ class HTTPProvider:
             try:
                 # waiting for the endpoint's limits (a 429's pause included) counts against the
                 # deadline; once in the slot, the attempt's own timeout takes over
-                async with asyncio.timeout(remaining) as waiting:
-                    async with self.limiter.slot(estimate):
-                        waiting.reschedule(None)
-                        attempts += 1
-                        start = time.perf_counter()
-                        answer = await self._timed_attempt(messages, params, deadline)
-                        self.limiter.settle(estimate, (answer.input_tokens or 0)
-                                            + (answer.output_tokens or 0))
-                        return self._finish(answer, start, attempts)
+                async with self.limiter.slot(estimate, deadline):
+                    attempts += 1
+                    start = time.perf_counter()
+                    answer = await self._timed_attempt(messages, params, deadline)
+                    self.limiter.settle(estimate, (answer.input_tokens or 0)
+                                        + (answer.output_tokens or 0))
+                    return self._finish(answer, start, attempts)
             except Failure as exc:
                 failure = exc
-            except TimeoutError:  # from `waiting`: the attempt's own timeouts are Failures
+            except TimeoutError:  # from the wait for a slot: the attempt's own timeouts are Failures
                 waited = (f"the request's deadline (retry.deadline_s = {self.retry.deadline_s:g} "
                           "s) passed while it waited for the endpoint's limits (a pause after a "
                           "429, the rate budget, a slot)")
@@ -493,7 +572,7 @@ class HTTPProvider:
             raise Failure(TIMEOUT, f"no answer within {limit:g} s" + (
                 "" if limit == self.candidate.timeout_s else " (the rest of the request's "
                 f"deadline, retry.deadline_s = {self.retry.deadline_s:g} s)")) from None
-        except httpx.TransportError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise transport_failure(exc, self.candidate.timeout_s) from None
 
     def _backoff(self, attempt: int, failure: Failure) -> float:

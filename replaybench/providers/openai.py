@@ -85,7 +85,9 @@ class OpenAIChat(HTTPProvider):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.url = self.candidate.base_url.rstrip("/") + "/chat/completions"
-        self.headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        self.headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            self.headers["Authorization"] = f"Bearer {self.api_key}"
         # the cap field each model wants, learnt from its refusals: per model, since a replay of
         # production (`@logged`) asks several models at once through one provider
         self.cap_fields: dict[str, str] = {}
@@ -118,6 +120,7 @@ class OpenAIChat(HTTPProvider):
     async def _exchange(self, body: dict[str, Any]) -> Completion:
         start = time.perf_counter()
         async with self.post(self.url, body, self.headers) as resp:
+            await self.checked(resp)
             with broken_body_is_bad_response():
                 if self.candidate.stream:
                     return await self._read_stream(resp, start)
@@ -144,17 +147,31 @@ class OpenAIChat(HTTPProvider):
         content: list[str] = []
         reasoning: list[str] = []
         first = last = None  # when the first and the last piece of the answer arrived
+        # once a token: each field is taken as it is when it has the usual type, and read
+        # through its typed accessor (which names what is wrong) when it has not
+        where = "stream chunk.choices[].delta"
         async for arrived, payload in self.events(resp, start):
             if payload == b"[DONE]":
                 break
-            chunk = as_object(load_json(payload, "stream chunk"), "a stream chunk", required=True)
+            chunk = load_json(payload, "stream chunk")
+            if chunk.__class__ is not dict:
+                chunk = as_object(chunk, "a stream chunk", required=True)
             if "error" in chunk:
                 raise Failure(BAD_RESPONSE, f"error in stream: {str(chunk['error'])[:200]}")
-            for choice in list_at(chunk, "choices", "stream chunk"):
-                choice = as_object(choice, "stream chunk.choices[]", required=True)
-                delta = object_at(choice, "delta", "stream chunk.choices[]")
-                where = "stream chunk.choices[].delta"
-                piece, thought = text_at(delta, "content", where), reasoning_of(delta, where)
+            choices = chunk.get("choices")
+            if choices.__class__ is not list:
+                choices = list_at(chunk, "choices", "stream chunk")
+            for choice in choices:
+                if choice.__class__ is not dict:
+                    choice = as_object(choice, "stream chunk.choices[]", required=True)
+                delta = choice.get("delta")
+                if delta.__class__ is not dict:
+                    delta = object_at(choice, "delta", "stream chunk.choices[]")
+                piece = delta.get("content")
+                if piece is not None and piece.__class__ is not str:
+                    piece = text_at(delta, "content", where)
+                thought = (reasoning_of(delta, where) if "reasoning_content" in delta
+                           or "reasoning" in delta or "reasoning_details" in delta else None)
                 if piece or thought:
                     first, last = arrived if first is None else first, arrived
                     if out.ttft_ms is None:
@@ -163,7 +180,9 @@ class OpenAIChat(HTTPProvider):
                     content.append(piece)
                 if thought:
                     reasoning.append(thought)
-                finish = text_at(choice, "finish_reason", "stream chunk.choices[]")
+                finish = choice.get("finish_reason")
+                if finish is not None and finish.__class__ is not str:
+                    finish = text_at(choice, "finish_reason", "stream chunk.choices[]")
                 if finish:
                     out.finish_reason = finish
             if chunk.get("usage"):

@@ -113,7 +113,7 @@ class _State:
 
     def __init__(self, profiles: dict[str, Profile], time_scale: float, seed: int,
                  api_key: str | None, faults: dict[str, CompiledFaults],
-                 fixed_latency_ms: float | None) -> None:
+                 fixed_latency_ms: float | None, answer_tokens: int | None = None) -> None:
         self.profiles = profiles
         self.time_scale = max(0.0, float(time_scale))
         self.seed = int(seed)
@@ -122,6 +122,7 @@ class _State:
         self.created = int(time.time())
         self.faults = faults
         self.fixed_s = None if fixed_latency_ms is None else max(0.0, fixed_latency_ms) / 1000
+        self.answer_tokens = answer_tokens
         self.attempts: dict[str, int] = {}
         self.stats: dict[str, _ModelStats] = {}
         self.stopping: asyncio.Event | None = None
@@ -241,16 +242,19 @@ async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
 def make_app(profiles: dict[str, Profile] | str | Path | None = None, time_scale: float = 1.0,
              seed: int = 0, api_key: str | None = None,
              faults: Mapping[str, Mapping[str, Any]] | None = None,
-             fixed_latency_ms: float | None = None) -> web.Application:
+             fixed_latency_ms: float | None = None,
+             answer_tokens: int | None = None) -> web.Application:
     """The fleet's aiohttp application (profiles: a dict, a YAML path, or None for the default).
 
     faults: {model or "*": fault spec fields} merged over each profile's own `faults`.
-    fixed_latency_ms: every answer takes exactly this long, whatever the profile's timing."""
+    fixed_latency_ms: every answer takes exactly this long, whatever the profile's timing.
+    answer_tokens: every chat completion answers with this many tokens of filler, streamed a
+    token a delta (benchmarks: the long answers of reasoning models)."""
     if not isinstance(profiles, dict):
         profiles = load_profiles(profiles)
     app = web.Application(middlewares=[_simulated_header, _in_flight, _auth])
     state = _State(profiles, time_scale, seed, api_key, effective_faults(profiles, faults),
-                   fixed_latency_ms)
+                   fixed_latency_ms, answer_tokens)
     app[STATE_KEY] = state
 
     async def startup(_: web.Application) -> None:
@@ -406,6 +410,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
     seed = state.seed if request_seed is None else request_seed
     c = profile.respond(messages, seed)
+    if state.answer_tokens:  # a long answer, a token (four characters) a delta
+        c = replace(c, content="and " * state.answer_tokens,
+                    completion_tokens=state.answer_tokens + c.reasoning_tokens)
     ident = "chatcmpl-" + hashlib.sha256(
         f"{profile.name}\x00{seed}\x00{c.content}".encode()).hexdigest()[:24]
     created = int(time.time())
@@ -418,7 +425,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
     if stream:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        head, deltas, tail = _chat_chunks(dialect, split, c, model, ident, created, include_usage)
+        head, deltas, tail = _chat_chunks(dialect, split, c, model, ident, created, include_usage,
+                                          state.answer_tokens or CONTENT_CHUNKS)
         done = await _stream(request, head, deltas, tail, first_s, total_s, fault == "sse_cut")
         if done:
             _completed(stats, key)
@@ -496,7 +504,8 @@ def _chunk_maker(model: str, ident: str, created: int
 
 
 def _chat_chunks(dialect: str, split: bool, c: Completion, model: str, ident: str, created: int,
-                 include_usage: bool) -> tuple[list[bytes], list[bytes], list[bytes]]:
+                 include_usage: bool, content_chunks: int = CONTENT_CHUNKS
+                 ) -> tuple[list[bytes], list[bytes], list[bytes]]:
     chunk = _chunk_maker(model, ident, created)
 
     deltas: list[dict[str, Any]] = []
@@ -507,7 +516,7 @@ def _chat_chunks(dialect: str, split: bool, c: Completion, model: str, ident: st
         deltas += [{"content": piece} for piece in pieces]
     else:
         deltas += [_reasoning_field(dialect, piece, split) for piece in pieces]
-    deltas += [{"content": piece} for piece in _split(c.content, CONTENT_CHUNKS)]
+    deltas += [{"content": piece} for piece in _split(c.content, content_chunks)]
     tail = [chunk({}, "stop")]
     if include_usage:
         usage = json.dumps({"id": ident, "object": "chat.completion.chunk", "created": created,
