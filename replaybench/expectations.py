@@ -75,6 +75,9 @@ REFUSAL_OPENING = 200
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
 _COMPILED = tuple(re.compile(p, re.IGNORECASE) for p in REFUSAL_PATTERNS)
+# Whether any pattern matches, in one pass over the opening (the metric's question; `refusal`
+# names the phrase, for the reason).
+_ANY = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.IGNORECASE)
 
 Scorer = Literal["ratio", "token_set_ratio", "token_sort_ratio", "partial_ratio", "WRatio"]
 _SCORERS = {name: getattr(fuzz, name) for name in Scorer.__args__}
@@ -91,6 +94,13 @@ def refusal(text: str | None, extra_patterns: tuple[str, ...] | list[str] = ()) 
         if hit:
             return hit.group(0)
     return None
+
+
+def is_refusal(text: str, extra: tuple[re.Pattern, ...] = ()) -> bool:
+    """Whether the opening of `text` is a refusal (`refusal` finds one), with `extra` compiled
+    patterns besides REFUSAL_PATTERNS."""
+    opening = str(text)[:REFUSAL_OPENING].translate(_APOSTROPHES)
+    return _ANY.search(opening) is not None or any(p.search(opening) for p in extra)
 
 
 def _missing(value: Any) -> bool:
@@ -158,7 +168,8 @@ class ColumnValuesNotRefusal(ColumnMapMetricProvider):
 
     @column_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column, extra_patterns=(), **kwargs):
-        return column.map(lambda text: refusal(text, extra_patterns or ()) is None).astype(bool)
+        extra = tuple(re.compile(p, re.IGNORECASE) for p in extra_patterns or ())
+        return column.map(lambda text: text is None or not is_refusal(text, extra)).astype(bool)
 
 
 # --- expectations ---------------------------------------------------------------------------
@@ -301,7 +312,15 @@ try:
         @column_condition_partial(engine=PandasExecutionEngine)
         def _pandas(cls, column, json_schema, **kwargs):
             validator = _schema_validator(json.dumps(json_schema, sort_keys=True))
-            return column.map(lambda value: validator.is_valid(json.loads(value)))
+            seen: dict[str, bool] = {}  # a night repeats answers: each distinct one checked once
+
+            def valid(value: str) -> bool:
+                found = seen.get(value)
+                if found is None:
+                    found = seen[value] = validator.is_valid(json.loads(value))
+                return found
+
+            return column.map(valid)
 
 finally:
     _registry_log.setLevel(_level)

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_LOGS = ROOT / "data" / "demo" / "production_logs.jsonl.gz"
-# the columns of the `answers` view that validation reads (see tasks/validate.py)
+# the columns of the `answers` view that validation reads (see warehouse/sql/answer_macros.sql)
 ANSWER_SCHEMA = {
     "request_id": pl.String,
     "model": pl.String,

@@ -4,8 +4,9 @@
 - `derive`: the columns suites refer to (`answer`, `answer_number`, `answer_norm`, ...).
 - `gx_project`: the file Great Expectations project (`gx/`): suites generated from the YAML,
   a Checkpoint per run, Data Docs; `gx_plugins`: its store, action and offline page views.
-- `run`: the checks as rows of the `checks` table; `reasons`: how each check kind explains a
-  failure; `judged`: the LLM-as-judge check.
+- `run`: the checks as rows of the `checks` table (`validate_run`: a night's, stored); `answers`:
+  a night's answers read from the warehouse in chunks; `reasons`: how each check kind explains
+  a failure; `judged`: the LLM-as-judge check.
 - `docs`: where the Data Docs pages of a run are, for the report to link to.
 
 Custom expectations (tolerance, similarity, refusal) live in `replaybench.expectations`.

@@ -103,54 +103,95 @@ def _normal_text(text: str) -> str:
     return " ".join(text.casefold().split()).rstrip(_EDGE_CHARS)
 
 
+_JSON_STARTS = frozenset('{["-0123456789tfnNI')
+"""The characters a JSON text can start with once stripped (`json.loads` also reads NaN and
+Infinity): anything else is not JSON, without parsing it."""
+
+
 def _try_json(text: str) -> tuple[bool, Any]:
+    if not text or text[0] not in _JSON_STARTS and not text[0].isspace():
+        return False, None
     try:
         return True, json.loads(text)
     except (ValueError, RecursionError):
         return False, None
 
 
+class _Deriver:
+    """`derive_row`'s parts, each computed once per distinct text: in a night the same text
+    comes back often (production's answer is every candidate's `production_text`, a label is
+    answered thousands of times, a reference serves every model)."""
+
+    def __init__(self) -> None:
+        self._answers: dict[str, tuple] = {}
+        self._references: dict[str | None, tuple] = {}
+        self._numbers: dict[str, float | None] = {}
+
+    def number(self, answer: str) -> float | None:
+        found = self._numbers.get(answer, _UNSET)
+        if found is _UNSET:
+            found = self._numbers[answer] = answer_number(answer)
+        return found
+
+    def answer(self, output_text: str) -> tuple:
+        """(answer, label, number, words, json text or None, parsed JSON ok, parsed value)."""
+        found = self._answers.get(output_text)
+        if found is None:
+            answer = output_text.strip()
+            ok, value = _try_json(answer)
+            found = self._answers[output_text] = (
+                answer, answer.lower().strip(_EDGE_CHARS), self.number(answer),
+                len(answer.split()), answer if ok else None, ok, value)
+        return found
+
+    def reference(self, reference: str | None) -> tuple:
+        """(reference_number, has_reference, kind, reference_norm): kind json|number|text."""
+        found = self._references.get(reference)
+        if found is None:
+            number = parse_number(reference)
+            kind = norm = None
+            if has_reference(reference):
+                ref_ok, ref_value = _try_json(reference.strip())
+                if ref_ok and isinstance(ref_value, dict | list):
+                    kind, norm = "json", _canonical_json(ref_value)
+                elif number is not None:
+                    kind, norm = "number", _canonical_number(number)
+                else:
+                    kind, norm = "text", _normal_text(reference)
+            found = self._references[reference] = (number, kind is not None, kind, norm)
+        return found
+
+    def row(self, output_text: str | None, reference: str | None,
+            production_text: str | None) -> tuple:
+        """The derived columns of one answer, in DERIVED_SCHEMA's order."""
+        reference_number, has_ref, kind, reference_norm = self.reference(reference)
+        production = production_text.strip() if production_text is not None else None
+        production_number = self.number(production) if production is not None else None
+        if output_text is None:
+            return (None, None, None, None, reference_number, None, None, reference_norm,
+                    production, production_number, has_ref)
+        answer, label, number, words, answer_json, ok, value = self.answer(output_text)
+        answer_norm = None
+        if kind == "json":
+            # No fence stripping: fenced JSON is a format failure, so it must not match.
+            answer_norm = _canonical_json(value) if ok else answer
+        elif kind == "number":
+            # The raw text when there is no number: a failed match then shows what was said.
+            answer_norm = _canonical_number(number) if number is not None else answer
+        elif kind == "text":
+            answer_norm = _normal_text(answer)
+        return (answer, label, number, answer_json, reference_number, words, answer_norm,
+                reference_norm, production, production_number, has_ref)
+
+
+_UNSET = object()
+
+
 def _derive_row(
     output_text: str | None, reference: str | None, production_text: str | None = None
 ) -> dict[str, Any]:
-    answer = output_text.strip() if output_text is not None else None
-    production = production_text.strip() if production_text is not None else None
-    row: dict[str, Any] = {
-        "answer": answer,
-        "answer_label": answer.lower().strip(_EDGE_CHARS) if answer is not None else None,
-        "answer_number": answer_number(answer) if answer is not None else None,
-        "answer_json": None,
-        "reference_number": parse_number(reference),
-        "answer_words": len(answer.split()) if answer is not None else None,
-        "answer_norm": None,
-        "reference_norm": None,
-        "production_answer": production,
-        "production_number": answer_number(production) if production is not None else None,
-        "has_reference": has_reference(reference),
-    }
-    if answer is not None:
-        parsed_ok, _ = _try_json(answer)
-        row["answer_json"] = answer if parsed_ok else None
-    if not row["has_reference"]:
-        return row
-    ref_ok, ref_value = _try_json(reference.strip())
-    if ref_ok and isinstance(ref_value, dict | list):
-        row["reference_norm"] = _canonical_json(ref_value)
-        if answer is not None:
-            # No fence stripping: fenced JSON is a format failure, so it must not match.
-            ans_ok, ans_value = _try_json(answer)
-            row["answer_norm"] = _canonical_json(ans_value) if ans_ok else answer
-    elif row["reference_number"] is not None:
-        row["reference_norm"] = _canonical_number(row["reference_number"])
-        if answer is not None:
-            number = row["answer_number"]
-            # The raw text when there is no number: a failed match then shows what was said.
-            row["answer_norm"] = _canonical_number(number) if number is not None else answer
-    else:
-        row["reference_norm"] = _normal_text(reference)
-        if answer is not None:
-            row["answer_norm"] = _normal_text(answer)
-    return row
+    return dict(zip(DERIVED_SCHEMA, _Deriver().row(output_text, reference, production_text),
+                    strict=True))
 
 
 def derive_columns(frame: pl.DataFrame) -> pl.DataFrame:
@@ -158,8 +199,9 @@ def derive_columns(frame: pl.DataFrame) -> pl.DataFrame:
     `output_text`, `reference` and, optionally, `production_text`."""
     if "production_text" not in frame.columns:
         frame = frame.with_columns(production_text=pl.lit(None, dtype=pl.String))
+    deriver = _Deriver()
     rows = [
-        _derive_row(out, ref, prod)
+        deriver.row(out, ref, prod)
         for out, ref, prod in zip(
             frame.get_column("output_text").to_list(),
             frame.get_column("reference").to_list(),

@@ -37,10 +37,10 @@ from jinja2 import BytecodeCache, ChoiceLoader, FileSystemLoader, pass_context
 from markupsafe import escape
 
 import replaybench.expectations  # noqa: F401 - registers the custom expectations with GX
+from replaybench.checks.gx_project import PER_ROW_LISTS as _PER_ROW_LISTS
+from replaybench.checks.gx_project import without_row_lists
 
 TEMPLATES = Path(__file__).with_name("docs_templates")
-_PER_ROW_LISTS = ("unexpected_list", "unexpected_index_list", "unexpected_index_query",
-                  "unexpected_rows")
 
 
 class RedactedValidationResultsStore(ValidationResultsStore):
@@ -52,7 +52,9 @@ class RedactedValidationResultsStore(ValidationResultsStore):
     def serialize(self, value):
         if self.cloud_mode:
             return super().serialize(value)
-        doc = value.to_json_dict()  # a copy: the caller's result keeps its per-row lists
+        # GX's to_json_dict deep-copies the whole result: drop the per-row lists first (a
+        # shallow copy, so the caller's result keeps them)
+        doc = _without_row_lists(value).to_json_dict()
         parts = []
         for result in doc.get("results") or []:
             outcome = result.get("result") or {}
@@ -71,6 +73,19 @@ class RedactedValidationResultsStore(ValidationResultsStore):
 
             self.redactor = Redactor()
         return self.redactor
+
+
+def _without_row_lists(value):
+    """A suite result whose expectations' results lack the per-row lists, sharing the rest."""
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+    )
+
+    return ExpectationSuiteValidationResult(
+        success=value.success, results=[without_row_lists(r) for r in value.results],
+        suite_name=value.suite_name, suite_parameters=value.suite_parameters,
+        statistics=value.statistics, meta=value.meta, batch_id=value.batch_id,
+        result_url=value.result_url, id=value.id)
 
 
 class UpdateRunDataDocsAction(UpdateDataDocsAction):

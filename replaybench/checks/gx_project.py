@@ -25,11 +25,16 @@ prompt_version with answers and a suite, plus `reference_match` when an answer h
 and the action that updates Data Docs. Each definition validates its own rows (its
 prompt_version's answers; every answer with a reference for `reference_match`): GX's
 `Checkpoint.run` hands every definition the same batch parameters, which for a dataframe asset
-means one frame, so `run` does what it does (each definition's `run` with the Checkpoint's id,
-result format and run id, then the Checkpoint's actions on the result) with a frame for each.
-One frame and a prompt_version row condition on every expectation was the alternative: it made
-GX's validation 1.6-2× slower (a pandas query per metric; see bench/gx.py). A person can do what
-a run does:
+means one frame, so a night (`GxProject.night`, `NightValidation`) does what it does with a
+frame for each: GX's Validator runs each definition's suite on its frame, as the definition's
+`run` does, then each result is stored with the Checkpoint's id, result format and run id, and
+the Checkpoint's actions run on them. A night may come in chunks (a few tens of thousands of
+answers at a time, so that memory does not follow the night's size): each chunk's frames are
+validated as they come, and a suite validated on several is stored as one result, its counts
+added up and formatted by GX's own `_format_map_output` (the same result one frame gives:
+tests/test_validate_batches.py). One frame and a prompt_version row condition on every
+expectation was the alternative to a frame per definition: it made GX's validation 1.6-2×
+slower (a pandas query per metric; see bench/gx.py). A person can do what a run does:
 
 ```python
 import great_expectations as gx
@@ -55,6 +60,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -293,47 +299,18 @@ class GxProject:
         """Validate each suite's pandas frame of answers (with `_row`), as one Checkpoint named
         `run_name`: {suite: {check name: ExpectationValidationResult}}. Results the project
         stored earlier for the same run name are replaced."""
+        with self.night(run_name) as night:
+            return night.validate(frames)
+
+    @contextlib.contextmanager
+    def night(self, run_name: str) -> Iterator[NightValidation]:
+        """A Checkpoint run fed chunk by chunk (`NightValidation.validate`); on a clean exit each
+        suite's results over all its chunks are stored as one validation, and the Checkpoint's
+        actions (Data Docs) run. The project is held for the whole night."""
         with _turn(self.root):
-            return self._run(frames, run_name)
-
-    def _run(self, frames: dict[str, Any], run_name: str) -> dict[str, dict[str, Any]]:
-        import great_expectations as gx
-        from great_expectations.checkpoint.checkpoint import CheckpointResult
-        from great_expectations.core.run_identifier import RunIdentifier
-        from great_expectations.data_context.types.resource_identifiers import (
-            ExpectationSuiteIdentifier,
-            ValidationResultIdentifier,
-        )
-
-        from replaybench.checks.gx_plugins import UpdateRunDataDocsAction
-
-        actions = [UpdateRunDataDocsAction(name="update_data_docs", site_names=[SITE])
-                   ] if self.docs_dir is not None else []
-        checkpoint = self.context.checkpoints.add_or_update(gx.Checkpoint(
-            name=run_name, validation_definitions=[
-                self.context.validation_definitions.get(name) for name in frames],
-            actions=actions, result_format=RESULT_FORMAT))
-        self._forget(run_name)
-        run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.UTC))
-        results = {}
-        for definition in checkpoint.validation_definitions:  # Checkpoint.run, a frame each
-            result = definition.run(
-                checkpoint_id=checkpoint.id, batch_parameters={"dataframe": frames[definition.name]},
-                result_format=checkpoint.result_format, run_id=run_id)
-            result.meta["checkpoint_id"] = checkpoint.id
-            results[ValidationResultIdentifier(
-                expectation_suite_identifier=ExpectationSuiteIdentifier(name=definition.suite.name),
-                run_id=run_id, batch_identifier=result.batch_id)] = result
-        outcome = CheckpointResult(run_id=run_id, run_results=results, checkpoint_config=checkpoint)
-        for action in checkpoint.actions:
-            action._data_context = self.context  # noqa: SLF001 - as Checkpoint.run sets it
-            action.run(checkpoint_result=outcome)
-        if self.docs_dir is not None:  # the build dropped the pages of the results forgotten
-            _prune(self.docs_dir / "validations", run_name)
-        return {
-            result.suite_name: {r.expectation_config.meta.get("name"): r for r in result.results}
-            for result in results.values()
-        }
+            night = NightValidation(self, run_name)
+            yield night
+            night.finish()
 
     def _forget(self, run_name: str) -> None:
         """Remove stored results of an earlier validation of the same run (the next Data Docs
@@ -344,6 +321,250 @@ class GxProject:
         for folder in (self.root / "uncommitted" / "validations").glob(
                 f"**/{glob.escape(run_name)}"):
             shutil.rmtree(folder)
+
+
+class NightValidation:
+    """One Checkpoint run over a night's answers, given chunk by chunk.
+
+    GX's `Checkpoint.run` hands every validation definition the same batch parameters (for a
+    dataframe asset: one frame), so this does what it does with a frame per definition: each
+    chunk's frames are validated by GX (`Validator.validate_expectation_suite`, as
+    `ValidationDefinition.run` does), and `finish` stores one result per suite, with the
+    Checkpoint's id, result format and run id, then runs the Checkpoint's actions. A suite seen
+    in one chunk is stored as GX returned it; one seen in several gets its results added up
+    (`_SuiteTally`): GX's own `_format_map_output` over the summed counts, the first examples
+    and the counts of every unexpected value, so the stored result is the one a single frame
+    would have given (its `batch_markers`, the first chunk's, aside).
+    """
+
+    def __init__(self, project: GxProject, run_name: str) -> None:
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        self.project = project
+        self.run_name = run_name
+        self.run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.UTC))
+        self._definitions: dict[str, Any] = {}
+        self._tallies: dict[str, _SuiteTally] = {}  # in the order the suites were first seen
+        project._forget(run_name)  # noqa: SLF001 - the project's own night
+
+    def validate(self, frames: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Validate one chunk: each suite's pandas frame of answers (with `_row`). Returns this
+        chunk's {suite: {check name: ExpectationValidationResult}} (per-row lists included)."""
+        from great_expectations.validator.v1_validator import Validator
+
+        out: dict[str, dict[str, Any]] = {}
+        for name, frame in frames.items():
+            definition = self._definitions.get(name)
+            if definition is None:
+                definition = self.project.context.validation_definitions.get(name)
+                self._definitions[name] = definition
+            result = Validator(batch_definition=definition.batch_definition,
+                               batch_parameters={"dataframe": frame},
+                               result_format=RESULT_FORMAT).validate_expectation_suite(
+                definition.suite)
+            tally = self._tallies.get(name)
+            if tally is None:
+                self._tallies[name] = _SuiteTally(result)
+            else:
+                tally.add(result)
+            out[name] = {r.expectation_config.meta.get("name"): r for r in result.results}
+        return out
+
+    def finish(self) -> None:
+        """Store each suite's result of the night and run the Checkpoint's actions."""
+        if not self._tallies:
+            return
+        import great_expectations as gx
+        from great_expectations.checkpoint.checkpoint import CheckpointResult
+        from great_expectations.constants import DATAFRAME_REPLACEMENT_STR
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        from replaybench.checks.gx_plugins import UpdateRunDataDocsAction
+
+        project, context = self.project, self.project.context
+        actions = [UpdateRunDataDocsAction(name="update_data_docs", site_names=[SITE])
+                   ] if project.docs_dir is not None else []
+        checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
+            name=self.run_name, validation_definitions=[
+                self._definitions[name] for name in self._tallies],
+            actions=actions, result_format=RESULT_FORMAT))
+        store = context.validation_results_store
+        results = {}
+        for name, tally in self._tallies.items():  # as ValidationDefinition.run stores them
+            result = tally.result()
+            result.meta.update({
+                "validation_id": self._definitions[name].id, "checkpoint_id": checkpoint.id,
+                "run_id": self.run_id, "validation_time": self.run_id.run_time,
+                "batch_parameters": {"dataframe": DATAFRAME_REPLACEMENT_STR}})
+            suite_key = ExpectationSuiteIdentifier(name=result.suite_name)
+            key = ValidationResultIdentifier(expectation_suite_identifier=suite_key,
+                                             run_id=self.run_id, batch_identifier=result.batch_id)
+            store.store_validation_results(suite_validation_result=result,
+                                           suite_validation_result_identifier=key,
+                                           expectation_suite_identifier=suite_key)
+            results[key] = result
+        outcome = CheckpointResult(run_id=self.run_id, run_results=results,
+                                   checkpoint_config=checkpoint)
+        for action in checkpoint.actions:
+            action._data_context = context  # noqa: SLF001 - as Checkpoint.run sets it
+            action.run(checkpoint_result=outcome)
+        if project.docs_dir is not None:  # the build dropped the pages of the results forgotten
+            _prune(project.docs_dir / "validations", self.run_name)
+
+
+class _SuiteTally:
+    """A suite's validation results over the chunks seen so far: the first chunk's result, and
+    per expectation what the chunks add up to, held in a bounded form (counts, the first
+    `partial_unexpected_count` examples, the count of each unexpected value)."""
+
+    def __init__(self, first) -> None:
+        self.first = first
+        self.chunks = 1
+        self.expectations = [_ExpectationTally(r) for r in first.results]
+
+    def add(self, result) -> None:
+        self.chunks += 1
+        for tally, r in zip(self.expectations, result.results, strict=True):
+            tally.add(r)
+
+    def result(self):
+        """The suite's result over every chunk: GX's own when there was only one."""
+        if self.chunks == 1:
+            return self.first
+        from great_expectations.core.expectation_validation_result import (
+            ExpectationSuiteValidationResult,
+        )
+        from great_expectations.validator.validation_statistics import calc_validation_statistics
+
+        results = [t.result() for t in self.expectations]
+        statistics = calc_validation_statistics(results)
+        first = self.first
+        return ExpectationSuiteValidationResult(
+            results=results, success=statistics.success, suite_name=first.suite_name,
+            suite_parameters=first.suite_parameters,
+            statistics={"evaluated_expectations": statistics.evaluated_expectations,
+                        "successful_expectations": statistics.successful_expectations,
+                        "unsuccessful_expectations": statistics.unsuccessful_expectations,
+                        "success_percent": statistics.success_percent},
+            meta=dict(first.meta), batch_id=first.batch_id)
+
+
+class _ExpectationTally:
+    """One expectation's results added up over chunks (see `_SuiteTally`)."""
+
+    def __init__(self, first) -> None:
+        from great_expectations.expectations.expectation_configuration import (
+            parse_result_format,
+        )
+
+        self.format = parse_result_format(RESULT_FORMAT)
+        self.first = first
+        self.errored = first if _errored(first) else None
+        self.counted = _is_map(first.result)
+        self.element_count = self.nonnull_count = self.unexpected_count = 0
+        self.examples: list = []
+        self.example_rows: list = []
+        self.values: Counter | None = Counter()
+        if self.errored is None and self.counted:
+            self._count(first.result)
+            self.first = without_row_lists(first)  # its examples are kept; the lists may go
+
+    def add(self, r) -> None:
+        if self.errored is not None:
+            return
+        if _errored(r):
+            self.errored = r
+        elif self.counted:
+            self._count(r.result)
+
+    def _count(self, result: dict) -> None:
+        element_count = result.get("element_count") or 0
+        self.element_count += element_count
+        self.nonnull_count += element_count - (result.get("missing_count") or 0)
+        self.unexpected_count += result.get("unexpected_count") or 0
+        limit = self.format["partial_unexpected_count"]
+        unexpected = result.get("unexpected_list") or []
+        self.examples += unexpected[:max(0, limit - len(self.examples))]
+        self.example_rows += (result.get("unexpected_index_list") or [])[
+            :max(0, limit - len(self.example_rows))]
+        if self.values is not None and unexpected:
+            hashable = ([tuple(v.values()) for v in unexpected]
+                        if isinstance(unexpected[0], dict) else unexpected)
+            try:
+                self.values.update(hashable)
+            except TypeError:  # as GX: no counts of values it cannot hash
+                self.values = None
+
+    def result(self):
+        """The expectation's result over every chunk, formatted by GX."""
+        if self.errored is not None:
+            return self.errored
+        if not self.counted:
+            return self.first
+        from great_expectations.core.expectation_validation_result import (
+            ExpectationValidationResult,
+        )
+        from great_expectations.expectations.expectation import (
+            _format_map_output,
+            _mostly_success,
+        )
+
+        first = self.first
+        if self.element_count == 0 or self.nonnull_count == 0:
+            success = True  # vacuously, as GX says
+        else:
+            success = _mostly_success(self.nonnull_count, self.unexpected_count,
+                                      first.expectation_config.kwargs.get("mostly", 1.0))
+        formatted = _format_map_output(
+            result_format=self.format, success=success, element_count=self.element_count,
+            nonnull_count=self.nonnull_count, unexpected_count=self.unexpected_count,
+            unexpected_list=self.examples, unexpected_index_list=self.example_rows,
+            unexpected_index_column_names=first.result.get("unexpected_index_column_names"))
+        outcome = formatted["result"]
+        for key in PER_ROW_LISTS:  # the stored results never hold them
+            outcome.pop(key, None)
+        limit = self.format["partial_unexpected_count"]
+        if self.values is None:
+            outcome.pop("partial_unexpected_counts", None)
+        elif "partial_unexpected_counts" in outcome:
+            outcome["partial_unexpected_counts"] = [
+                {"value": key, "count": value} for key, value in
+                sorted(self.values.most_common(limit), key=lambda x: (-x[1], x[0]))]
+        return ExpectationValidationResult(
+            success=formatted["success"], expectation_config=first.expectation_config,
+            result=outcome, meta=first.meta, exception_info=first.exception_info)
+
+
+PER_ROW_LISTS = ("unexpected_list", "unexpected_index_list", "unexpected_index_query",
+                  "unexpected_rows")
+
+
+def _is_map(result: dict) -> bool:
+    return isinstance(result, dict) and "element_count" in result and "unexpected_count" in result
+
+
+def _errored(result) -> bool:
+    info = result.exception_info or {}
+    if info.get("raised_exception"):
+        return True
+    return any(isinstance(v, dict) and v.get("raised_exception") for v in info.values())
+
+
+def without_row_lists(result):
+    """A copy of an expectation's result without its per-row lists (the caller's keeps them),
+    sharing the rest."""
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationValidationResult,
+    )
+
+    return ExpectationValidationResult(
+        success=result.success, expectation_config=result.expectation_config,
+        result={k: v for k, v in (result.result or {}).items() if k not in PER_ROW_LISTS},
+        meta=result.meta, exception_info=result.exception_info,
+        rendered_content=result.rendered_content)
 
 
 @contextlib.contextmanager

@@ -20,18 +20,26 @@ Rules that decide a row's outcome, beyond what GX itself says:
 - An expectation that errors (GX reports success=False with `exception_info`, it does not raise)
   fails every row it applies to, with the exception message as the reason.
 
+`validate_run` does a night: its answers read from the warehouse in chunks
+(`replaybench.checks.answers`), checked, and stored in `checks`.
+
 The GX side is one Checkpoint per call, each suite over its prompt_version's answers (see
 `replaybench.checks.gx_project`): in the configuration's file project for a night
-(`check_answers`), with its Data Docs; in memory otherwise.
+(`check_answers`, `NightChecks`), with its Data Docs; in memory otherwise. The answers may come
+in chunks (`NightChecks.checks`, `run_checks(chunk_rows=...)`), with the outcome all of them at
+once gives: a row's place in the night (`_row`) is kept across chunks, and a check that errors
+in one chunk fails on every row it applies to (`NightChecks.finished`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import polars as pl
 
+from replaybench.checks.answers import answer_chunks
 from replaybench.checks.derive import DERIVED_SCHEMA, derive_columns
 from replaybench.checks.docs import docs_dir, project_dir
 from replaybench.checks.gx_project import REFERENCE_MATCH_CHECK, ROW_KEY, GxProject
@@ -49,6 +57,8 @@ from replaybench.checks.suites import (
 from replaybench.config import Judge, Settings
 from replaybench.errors import scrub
 from replaybench.redact import Redactor
+from replaybench.runs import Run
+from replaybench.warehouse import open_warehouse
 
 NO_ANSWER_REASON = "no answer (call failed)"
 OUTPUT_COLUMNS = ["request_id", "model", "prompt_version", "check", "passed", "reason"]
@@ -68,18 +78,109 @@ def check_answers(settings: Settings, answers: pl.DataFrame, run_id: str) -> pl.
     """A night's checks: the config's suites run as the run's Checkpoint in its GX project
     (created and synced from the YAML suites as needed; Data Docs updated), the judge when the
     config has one; reasons redacted as they will be stored."""
-    suites = load_suites(settings.suites)
-    redactor = Redactor(settings.redact.patterns)
-    project = GxProject.open(project_dir(settings), docs_dir(settings), redactor)
-    project.sync(suites)
-    judge, api_key, judge_redactor = settings.judge, None, None
-    if judge is not None:
-        api_key = settings.api_key(judge)
-        if settings.needs_redaction(judge):
-            judge_redactor = redactor
-    checks = run_checks(answers, suites, judge, judge_api_key=api_key, redactor=judge_redactor,
-                        project=project, run_name=run_id)
-    return redact_reasons(checks, redactor)
+    night = NightChecks.open(settings, run_id)
+    parts = list(night.checks(chunked(answers, CHUNK_ROWS)))
+    return pl.concat([night.finished(p) for p in parts])
+
+
+CHUNK_ROWS = 20_000
+"""Answers validated at a time: a night's memory follows this, not the night's size."""
+
+
+def validate_run(settings: Settings, run: Run, chunk_rows: int = CHUNK_ROWS) -> int:
+    """Check every answer of the run (production's and the candidates'); store one row per
+    answer and check, replacing any from an earlier attempt. Returns the number of check rows.
+
+    The warehouse is held only to read the answers and to write the checks: the checks
+    themselves (and a judge's HTTP calls) run without it, so another run is not kept waiting.
+    Memory does not follow the night's size: the answers are read, checked and stored
+    `chunk_rows` at a time (`answer_chunks`), each chunk's checks committed on their own (a
+    validation that dies part-way leaves some of the run's checks; the run's next attempt
+    validates it afresh)."""
+    night = NightChecks.open(settings, run.run_id)
+    with open_warehouse(settings.warehouse) as wh:
+        wh.execute("DELETE FROM checks WHERE run_id = $r", {"r": run.run_id})
+    stored = 0
+    for part in night.checks(answer_chunks(settings.warehouse, run.run_id, chunk_rows)):
+        part = night.finished(part)
+        with open_warehouse(settings.warehouse) as wh, wh.transaction():
+            wh.insert("checks", part.with_columns(run_id=pl.lit(run.run_id)))
+        stored += part.height
+    if night.errors:  # a check that errored in a later chunk fails in the earlier ones too
+        with open_warehouse(settings.warehouse) as wh, wh.transaction():
+            for (prompt_version, check), why in night.errors.items():
+                wh.execute(
+                    'UPDATE checks SET passed = false, reason = $why WHERE run_id = $r AND '
+                    '"check" = $check AND ($pv IS NULL OR prompt_version = $pv)',
+                    {"why": night.stored_reason(why), "r": run.run_id, "check": check,
+                     "pv": prompt_version})
+    return stored
+
+
+class NightChecks:
+    """A night's checks, chunk by chunk: `checks` yields each chunk's rows as they come, and
+    `finished` makes a part what is stored (a check that errored in any chunk fails on every
+    row it applies to; reasons redacted)."""
+
+    def __init__(self, suites: dict[str, SuiteSpec], project: GxProject | None, run_name: str,
+                 judge: Judge | None = None, judge_api_key: str | None = None,
+                 judge_redactor: Any = None, redactor: Redactor | None = None) -> None:
+        self.suites, self.project, self.run_name = suites, project, run_name
+        self.judge, self.judge_api_key, self.judge_redactor = judge, judge_api_key, judge_redactor
+        self.redactor = redactor
+        self.errors: dict[tuple[str | None, str], str] = {}
+        """(prompt_version, check) -> the reason of a check that errored; prompt_version None
+        for reference_match, which spans them."""
+
+    @classmethod
+    def open(cls, settings: Settings, run_id: str) -> NightChecks:
+        """The configuration's suites, in its GX project (created and synced as needed)."""
+        suites = load_suites(settings.suites)
+        redactor = Redactor(settings.redact.patterns)
+        project = GxProject.open(project_dir(settings), docs_dir(settings), redactor)
+        project.sync(suites)
+        judge, api_key, judge_redactor = settings.judge, None, None
+        if judge is not None:
+            api_key = settings.api_key(judge)
+            if settings.needs_redaction(judge):
+                judge_redactor = redactor
+        return cls(suites, project, run_id, judge, api_key, judge_redactor, redactor)
+
+    def checks(self, chunks: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        """Each chunk's checks (see `run_checks`), as one Checkpoint run over all of them: its
+        results are stored, and Data Docs built, once the last chunk is done."""
+        project = self.project
+        if project is None:
+            project = GxProject.ephemeral()
+            project.sync(self.suites)
+        offset = 0
+        with project.night(self.run_name) as night:
+            for chunk in chunks:
+                yield _chunk_checks(chunk, offset, self.suites, night, self.errors, self.judge,
+                                    self.judge_api_key, self.judge_redactor)
+                offset += chunk.height
+
+    def stored_reason(self, text: str) -> str:
+        """A reason as it is stored (see `redact_reasons`)."""
+        return scrub(self.redactor.redact_text(text)[0]) if self.redactor is not None else text
+
+    def finished(self, part: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
+        """A part as it is stored: the checks that errored anywhere failed with their reason,
+        reasons redacted (when the night has a redactor)."""
+        for (prompt_version, name), why in self.errors.items():
+            hit = pl.col("check") == name
+            if prompt_version is not None:
+                hit &= pl.col("prompt_version") == prompt_version
+            part = part.with_columns(passed=pl.when(hit).then(False).otherwise("passed"),
+                                     reason=pl.when(hit).then(pl.lit(why)).otherwise("reason"))
+        if redact and self.redactor is not None:
+            part = redact_reasons(part, self.redactor)
+        return part
+
+
+def chunked(frame: pl.DataFrame, rows: int) -> Iterator[pl.DataFrame]:
+    """A frame in slices of `rows` rows (one empty slice for an empty frame)."""
+    yield from (frame.slice(i, rows) for i in range(0, max(frame.height, 1), rows))
 
 
 def run_checks(
@@ -91,6 +192,7 @@ def run_checks(
     redactor: Any = None,
     project: GxProject | None = None,
     run_name: str = "replaybench",
+    chunk_rows: int = CHUNK_ROWS,
 ) -> pl.DataFrame:
     """Validate every answer against its prompt_version's suite plus reference_match, and, when a
     `judge` endpoint is given, the suites' judge blocks (see the module docstring).
@@ -98,11 +200,26 @@ def run_checks(
     Returns one row per (answer, check): request_id, model, prompt_version, check, passed, reason.
     `redactor` (a `replaybench.redact.Redactor`) redacts what is sent to the judge. `project`:
     the GX project to run in (its suites synced), as Checkpoint `run_name`; an in-memory one
-    when None.
+    when None. The answers are validated `chunk_rows` at a time, with the same outcome as all at
+    once.
     """
+    if project is None:
+        present = set(frame.get_column("prompt_version").unique().to_list())
+        suites_run = {pv: s for pv, s in suites.items() if pv in present}
+        project = GxProject.ephemeral()
+        project.sync(suites_run)
+    night = NightChecks(suites, project, run_name, judge, judge_api_key, redactor)
+    parts = list(night.checks(chunked(frame, chunk_rows)))
+    return pl.concat([night.finished(p, redact=False) for p in parts])
+
+
+def _chunk_checks(frame: pl.DataFrame, offset: int, suites: dict[str, SuiteSpec], night,
+                  errors: dict, judge: Judge | None, judge_api_key: str | None,
+                  redactor: Any) -> pl.DataFrame:
+    """One chunk's checks; its rows are numbered from `offset` (their place in the night)."""
     if any(column not in frame.columns for column in DERIVED_SCHEMA):
         frame = derive_columns(frame)
-    frame = frame.with_row_index(ROW_KEY)
+    frame = frame.with_row_index(ROW_KEY, offset=offset)
     has_answer = pl.col("output_text").is_not_null()
     parts: list[pl.DataFrame] = [
         frame.select(
@@ -116,28 +233,29 @@ def run_checks(
         )
     ]
     answered = frame.filter(has_answer)
+    groups = [(str(pv), rows) for (pv,), rows in
+              answered.group_by("prompt_version", maintain_order=True)]
     # each suite validates its own rows: its prompt_version's; every answer with a reference
-    frames = {str(pv): rows.to_pandas() for (pv,), rows in
-              answered.group_by("prompt_version", maintain_order=True) if pv in suites}
+    frames = {pv: _gx_frame(rows, suites[pv].checks) for pv, rows in groups if pv in suites}
     with_reference = answered.filter(pl.col("has_reference"))
     if with_reference.height:
-        frames[REFERENCE_SUITE] = with_reference.to_pandas()
-    results: dict[str, dict[str, Any]] = {}
-    if frames:
-        if project is None:
-            project = GxProject.ephemeral()
-            project.sync({pv: suites[pv] for pv in frames if pv in suites})
-        results = project.run(frames, run_name)
+        frames[REFERENCE_SUITE] = _gx_frame(with_reference, [REFERENCE_MATCH_CHECK])
+    results: dict[str, dict[str, Any]] = night.validate(frames) if frames else {}
 
-    for (prompt_version,), rows in answered.group_by("prompt_version", maintain_order=True):
+    for prompt_version, rows in groups:
         suite = suites.get(prompt_version)
         for check in [*(suite.checks if suite else ()), REFERENCE_MATCH_CHECK]:
             in_scope = rows.filter(_scope_mask(check, rows))
             if in_scope.is_empty():
                 continue
-            suite_name = REFERENCE_SUITE if check is REFERENCE_MATCH_CHECK else prompt_version
-            passed, reasons = _outcomes(check, results.get(suite_name, {}).get(check.name),
-                                        in_scope)
+            reference = check is REFERENCE_MATCH_CHECK
+            suite_name = REFERENCE_SUITE if reference else prompt_version
+            result = results.get(suite_name, {}).get(check.name)
+            error = _exception_message(result) if result is not None else None
+            if error is not None:
+                errors.setdefault((None if reference else prompt_version, check.name),
+                                  truncate(f"check errored: {error}", REASON_MAX))
+            passed, reasons = _outcomes(check, result, in_scope)
             parts.append(in_scope.select(
                 ROW_KEY,
                 "request_id",
@@ -158,12 +276,31 @@ def run_checks(
     return out.select(OUTPUT_COLUMNS).cast(OUTPUT_SCHEMA)
 
 
+def _gx_frame(rows: pl.DataFrame, checks: Iterable[CheckSpec]):
+    """The pandas frame a suite is validated on: `_row` and the columns its expectations read
+    or their row conditions name (converting every answer's text to pandas costs)."""
+    wanted = {ROW_KEY}
+    for check in checks:
+        wanted.update(check.columns)
+        for arg in check.kwargs.values():  # a column named under another key, to be safe
+            wanted.update(a for a in (arg if isinstance(arg, list) else [arg])
+                          if isinstance(a, str) and a in rows.columns)
+        scope = check.scope()
+        if scope is not None:
+            text = query_text(scope)
+            wanted.update(c for c in rows.columns if re.search(rf"\b{re.escape(c)}\b", text))
+    return rows.select([c for c in rows.columns if c in wanted]).to_pandas().set_index(ROW_KEY)
+
+
 def redact_reasons(checks: pl.DataFrame, redactor: Redactor) -> pl.DataFrame:
     """A failed check's reason quotes the answer or the reference ("expected 'jane@…'"): the
     stored reason has personal data replaced, as the report and the e-mail show it (and a
     judge's reason is scrubbed of its key), so `checks` holds none."""
-    return checks.with_columns(reason=pl.col("reason").map_elements(
-        lambda text: scrub(redactor.redact_text(text)[0]), return_dtype=pl.String))
+    texts = checks.get_column("reason").drop_nulls().unique().to_list()
+    if not texts:
+        return checks
+    redacted = [scrub(redactor.redact_text(text)[0]) for text in texts]  # each distinct one once
+    return checks.with_columns(reason=pl.col("reason").replace(texts, redacted))
 
 
 def _scope_mask(check: CheckSpec, rows: pl.DataFrame) -> pl.Series:
@@ -192,19 +329,36 @@ def _outcomes(check: CheckSpec, result, rows: pl.DataFrame) -> tuple[list[bool],
     error = _exception_message(result)
     if error is not None:
         return [False] * n, [truncate(f"check errored: {error}", REASON_MAX)] * n
-    values = {c: [scalar(v) for v in rows.get_column(c).to_list()] for c in check.columns}
+    nulls = {c: _nulls(rows.get_column(c)) for c in check.columns}
+    lists: dict[str, list] = {}
+
+    def value(column: str, i: int) -> Any:  # the values are read for the failing rows only
+        if column not in lists:
+            lists[column] = rows.get_column(column).to_list()
+        return scalar(lists[column][i])
+
     passed: list[bool] = [True] * n
     reasons: list[str | None] = [None] * n
-    position = {key: i for i, key in enumerate(rows.get_column(ROW_KEY).to_list())}
-    for item in result.result.get("unexpected_index_list") or []:
-        i = position.get(scalar(item[ROW_KEY]))
-        if i is not None:  # the reference suite's list spans every prompt_version
-            passed[i] = False
-            reasons[i] = reason(check, [values[c][i] for c in check.columns])
-    for i in _skipped_rows(check, values, n):
+    unexpected = result.result.get("unexpected_index_list") or []
+    if unexpected:
+        position = {key: i for i, key in enumerate(rows.get_column(ROW_KEY).to_list())}
+        for item in unexpected:
+            i = position.get(scalar(item[ROW_KEY]))
+            if i is not None:  # the reference suite's list spans every prompt_version
+                passed[i] = False
+                reasons[i] = reason(check, [value(c, i) for c in check.columns])
+    for i in _skipped_rows(check, nulls, n):
         passed[i] = False
-        reasons[i] = no_value(c for c in check.columns if values[c][i] is None)
+        reasons[i] = no_value(c for c in check.columns if nulls[c][i])
     return passed, reasons
+
+
+def _nulls(series: pl.Series) -> list[bool]:
+    """Which values are missing, as GX (pandas) sees them: null, or NaN."""
+    missing = series.is_null()
+    if series.dtype.is_float():
+        missing |= series.is_nan().fill_null(True)
+    return missing.to_list()
 
 
 def _exception_message(result) -> str | None:
@@ -219,16 +373,17 @@ def _exception_message(result) -> str | None:
     return None
 
 
-def _skipped_rows(check: CheckSpec, values: dict[str, list], n: int) -> list[int]:
+def _skipped_rows(check: CheckSpec, nulls: dict[str, list[bool]], n: int) -> list[int]:
     """Rows GX did not evaluate because of nulls: a null never passes a check that needs it."""
     if check.type in _NULL_EXPECTATIONS:
         return []
-    nulls = [[values[c][i] is None for c in check.columns] for i in range(n)]
+    columns = [nulls[c] for c in check.columns]
     rule = check.kwargs.get("ignore_row_if")
-    if len(check.columns) == 1:
-        return [i for i, row in enumerate(nulls) if row[0]]
+    if len(columns) == 1:
+        return [i for i, missing in enumerate(columns[0]) if missing]
+    rows = zip(*columns, strict=True) if columns else iter([()] * n)
     if rule in ("neither", "never"):
         return []
     if rule in (None, "both_values_are_missing", "all_values_are_missing"):
-        return [i for i, row in enumerate(nulls) if all(row)]
-    return [i for i, row in enumerate(nulls) if any(row)]  # either_/any_value_is_missing
+        return [i for i, row in enumerate(rows) if all(row)]
+    return [i for i, row in enumerate(rows) if any(row)]  # either_/any_value_is_missing

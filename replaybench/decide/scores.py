@@ -202,11 +202,29 @@ def with_decisions(scores: pl.DataFrame, decisions: dict[tuple[str, str], dict],
     return pl.DataFrame(rows, schema=scores.schema | DECISION_COLUMNS)
 
 
+EVIDENCE_COLUMNS = ["prompt_version", "model", "request_id", "passed", "status", "error_kind",
+                    "attempts", "cost_usd"]
+"""The outcome columns the decisions' evidence reads (`evidence.record_night`)."""
+
+
 def score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
     """Score tonight, add its pairs to the decisions and look at them; store the run's scores
-    (replacing any from an earlier attempt)."""
-    outcomes = wh.frame("outcomes", run_id=run.run_id)
-    scores = score_outcomes(outcomes, settings.baseline)
+    (replacing any from an earlier attempt). Scores are per prompt_version, so the outcomes
+    are read and scored one prompt_version at a time; the decisions get the few columns they
+    read of all of them."""
+    parts, evidence_rows = [], []
+    for (prompt_version,) in wh.execute(
+            "SELECT DISTINCT prompt_version FROM answers WHERE run_id = $r ORDER BY 1",
+            {"r": run.run_id}):
+        outcomes = wh.frame("outcomes", run_id=run.run_id, prompt_version=prompt_version)
+        parts.append(score_outcomes(outcomes, settings.baseline))
+        evidence_rows.append(outcomes.select(EVIDENCE_COLUMNS))
+    if parts:
+        scores, outcomes = pl.concat(parts), pl.concat(evidence_rows)
+    else:  # nothing answered: the shapes of an empty night
+        outcomes = wh.frame("outcomes", run_id=run.run_id, prompt_version=None)
+        scores = score_outcomes(outcomes, settings.baseline)
+        outcomes = outcomes.select(EVIDENCE_COLUMNS)
     with wh.transaction():
         decisions = evidence.record_night(wh, settings, run, outcomes)
         scores = with_decisions(scores, decisions, settings.baseline, settings.noise_floor)
@@ -219,3 +237,4 @@ def score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
         columns = [c for c in scores.columns if c in stored]
         wh.insert("scores", scores.select(columns).with_columns(run_id=pl.lit(run.run_id)))
     return scores
+

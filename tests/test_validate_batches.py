@@ -1,0 +1,157 @@
+"""A night validated and scored in pieces gives what all of it at once gives: the same `checks`
+rows, the same stored GX validation results (what Data Docs show), the same scores
+(replaybench/checks/answers.py, replaybench/checks/run.py, replaybench/checks/gx_project.py,
+replaybench/decide/scores.py). A real night: demo logs, the local fleet, a DuckDB file; small
+(8 requests per prompt_version), and validated once each way for all the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+
+import polars as pl
+import pytest
+
+from replaybench import runs
+from replaybench.checks.answers import answer_chunks
+from replaybench.checks.docs import project_dir
+from replaybench.checks.run import run_checks
+from replaybench.checks.suites import load_suites
+from replaybench.config import load_settings
+from replaybench.decide.scores import score_outcomes
+from replaybench.ingest.load import ingest_paths
+from replaybench.warehouse import open_warehouse
+from tasks.replay import replay_candidate, together
+from tasks.sample import draw_sample
+from tasks.validate import validate_run
+
+from .conftest import ANSWER_SCHEMA, write_config
+
+SMALL = 7  # answers per chunk: every prompt_version and model is cut into pieces
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory, fleet, demo_slice):
+    """A replayed night of 2026-11-27: 8 requests per prompt_version, three candidates (enough
+    for every prompt_version and model to be cut into pieces, and for a check to fail more
+    often than one chunk holds)."""
+    folder = tmp_path_factory.mktemp("batches")
+    settings = load_settings(write_config(folder, fleet.base_url,
+                                          sample={"per_prompt_version": 8, "seed": 7}))
+    ingest_paths(settings.warehouse, [demo_slice])
+    with open_warehouse(settings.warehouse) as wh:
+        run = runs.begin(wh, settings, date(2026, 11, 28), "test")
+        draw_sample(wh, settings, run)
+
+    async def replay():
+        return await together(replay_candidate(settings, run, c) for c in settings.candidates)
+
+    asyncio.run(replay())
+    return settings, run
+
+
+@pytest.fixture(scope="module")
+def validated(night):
+    """The night validated all at once, then SMALL answers at a time: what each returned and
+    stored (`checks` rows, GX validation results), by chunk size (None: all at once)."""
+    settings, run = night
+
+    def validate(**chunking) -> tuple[int, pl.DataFrame, dict[str, dict]]:
+        count = validate_run(settings, run, **chunking)
+        return count, stored_checks(settings, run), stored_results(settings, run)
+
+    return {None: validate(), SMALL: validate(chunk_rows=SMALL)}
+
+
+def stored_checks(settings, run) -> pl.DataFrame:
+    with open_warehouse(settings.warehouse) as wh:
+        return wh.frame('SELECT request_id, model, prompt_version, "check", passed, reason '
+                        'FROM checks WHERE run_id = $r ORDER BY ALL', r=run.run_id)
+
+
+def stored_results(settings, run) -> dict[str, dict]:
+    """The run's stored validation results by suite, without what differs between two
+    validations of the same answers (times, ids, the batch's load markers)."""
+    found = {}
+    base = project_dir(settings) / "uncommitted" / "validations"
+    for path in base.glob(f"**/{run.run_id}/*/*.json"):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        for key in ("run_id", "validation_time", "batch_markers", "checkpoint_id"):
+            doc["meta"].pop(key, None)
+        assert doc["suite_name"] not in found  # one validation per suite and run
+        found[doc["suite_name"]] = doc
+    return found
+
+
+def test_the_answers_read_in_pieces_are_the_answers_query(night):
+    settings, run = night
+    with open_warehouse(settings.warehouse) as wh:
+        wh.run("answer_macros")
+        whole = wh.frame("answers", run_id=run.run_id)
+    pieces = list(answer_chunks(settings.warehouse, run.run_id, SMALL))
+    assert len(pieces) > len(whole.get_column("prompt_version").unique()) * 4
+    assert all(p.height <= SMALL for p in pieces)
+    assert pl.concat(pieces).equals(whole)
+
+
+def test_a_night_validated_in_chunks_stores_what_one_batch_stores(validated):
+    count, checks, results = validated[None]  # every answer in one chunk
+    assert count > 0
+    chunked_count, chunked_checks, chunked = validated[SMALL]
+    assert chunked_count == checks.height
+    assert chunked_checks.equals(checks)
+    assert sorted(chunked) == sorted(results) and len(results) >= 6
+    for suite, doc in results.items():
+        assert chunked[suite] == doc, suite
+    # the examples Data Docs show come from several chunks, as from one batch
+    examples = [r["result"].get("partial_unexpected_list") or []
+                for doc in results.values() for r in doc["results"]]
+    assert max(len(e) for e in examples) > SMALL
+    counts = [r["result"].get("partial_unexpected_counts") or []
+              for doc in results.values() for r in doc["results"]]
+    assert any(c["count"] > 1 for row in counts for c in row)
+
+
+def test_scores_per_prompt_version_are_the_scores_of_the_whole_night(night, validated):
+    settings, run = night  # validated: the night's checks are stored
+    with open_warehouse(settings.warehouse) as wh:
+        whole = wh.frame("outcomes", run_id=run.run_id, prompt_version=None)
+        pvs = sorted(whole.get_column("prompt_version").unique().to_list())
+        parts = [wh.frame("outcomes", run_id=run.run_id, prompt_version=pv) for pv in pvs]
+    assert len(parts) >= 6 and pl.concat(parts).equals(whole)
+    assert pl.concat([score_outcomes(p, "production") for p in parts]).equals(
+        score_outcomes(whole, "production"))
+
+
+SCHEMA_ON_ANSWER = (
+    "prompt_version: j@v1\n"
+    "expectations:\n"
+    "  - type: expect_column_values_to_match_json_schema\n"
+    "    kwargs: {column: answer, json_schema: {type: object}}\n"
+    "    meta: {name: object}\n"
+    "  - type: expect_column_values_to_be_in_set\n"
+    "    kwargs: {column: answer, value_set: ['{}']}\n"
+    "    meta: {name: empty_object}\n"
+)
+
+
+def test_a_check_that_errors_in_one_chunk_fails_in_every_chunk(tmp_path):
+    # the schema check parses the answer itself: it errors on the batch that holds "not json"
+    (tmp_path / "j.yaml").write_text(SCHEMA_ON_ANSWER)
+    suites = load_suites(tmp_path)
+    answers = ["{}", "[]", "{}", "{}", "not json", "{}", '{"a": 1}', "{}"]
+    frame = pl.DataFrame([(f"r{i}", "glm-5.2", "j@v1", a, None, 5, 10.0, None)
+                          for i, a in enumerate(answers)], schema=ANSWER_SCHEMA, orient="row")
+    whole = run_checks(frame, suites)
+    assert (whole.filter(pl.col("check") == "object").get_column("reason").unique().to_list()
+            == ["check errored: Expecting value: line 1 column 1 (char 0)"])
+    for rows in (1, 2, 3, 5):
+        assert run_checks(frame, suites, chunk_rows=rows).equals(whole), rows
+
+
+def test_the_stored_results_keep_no_per_row_lists_however_chunked(validated):
+    for doc in validated[SMALL][2].values():
+        for result in doc["results"]:
+            assert "unexpected_list" not in result["result"]
+            assert "unexpected_index_list" not in result["result"]
