@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import duckdb
 import orjson
 import polars as pl
 from aiohttp.helpers import get_env_proxy_for_url
@@ -73,6 +74,7 @@ T = TypeVar("T")
 
 FLUSH_ROWS = 200
 FLUSH_SECONDS = 2.0
+JOURNAL_PIECE = 4 << 20  # bytes of a journal read and parsed at a time (whole lines)
 CACHE_COLUMNS = ["cache_key", "provider", "base_url", "model_sent", "params", "output_text",
                  "reasoning_text", "finish_reason", "input_tokens", "output_tokens",
                  "reasoning_tokens", "reasoning_estimated", "cached_tokens", "latency_ms",
@@ -288,19 +290,26 @@ class ReplayWriter:
 
 def store(wh: Warehouse, rows: pl.DataFrame, run_id: str) -> int:
     """Append replay rows, and cache the fresh successful answers, in one transaction."""
-    fresh = rows.filter((pl.col("status") == "ok") & ~pl.col("from_cache"))
     with wh.transaction():
-        added = wh.insert("replays", rows, "ON CONFLICT DO NOTHING")
-        if not fresh.is_empty():
-            wh.insert("response_cache",
-                      fresh.select(CACHE_COLUMNS).with_columns(paid_by_run=pl.lit(run_id)),
-                      "ON CONFLICT (cache_key) DO UPDATE SET output_text = excluded.output_text, "
-                      "reasoning_text = excluded.reasoning_text, input_tokens = excluded.input_tokens, "
-                      "output_tokens = excluded.output_tokens, "
-                      "reasoning_tokens = excluded.reasoning_tokens, "
-                      "cached_tokens = excluded.cached_tokens, latency_ms = excluded.latency_ms, "
-                      "ttft_ms = excluded.ttft_ms, paid_by_run = excluded.paid_by_run")
+        return _store(wh, rows, run_id)
+
+
+def _store(wh: Warehouse, rows: pl.DataFrame, run_id: str) -> int:
+    fresh = rows.filter((pl.col("status") == "ok") & ~pl.col("from_cache"))
+    added = wh.insert("replays", rows, "ON CONFLICT DO NOTHING")
+    if not fresh.is_empty():
+        wh.insert("response_cache",
+                  fresh.select(CACHE_COLUMNS).with_columns(paid_by_run=pl.lit(run_id)),
+                  CACHE_UPSERT)
     return added
+
+
+CACHE_UPSERT = ("ON CONFLICT (cache_key) DO UPDATE SET output_text = excluded.output_text, "
+                "reasoning_text = excluded.reasoning_text, input_tokens = excluded.input_tokens, "
+                "output_tokens = excluded.output_tokens, "
+                "reasoning_tokens = excluded.reasoning_tokens, "
+                "cached_tokens = excluded.cached_tokens, latency_ms = excluded.latency_ms, "
+                "ttft_ms = excluded.ttft_ms, paid_by_run = excluded.paid_by_run")
 
 
 def journal_line(row: dict[str, Any]) -> bytes:
@@ -334,28 +343,85 @@ def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Pa
     """Store what shards and journals hold (each row once, in one transaction); return rows
     added. Shards are then deleted, and a journal only once the warehouse holds every answer in
     it. After a send the shards hold every row; a journal holds more when its writer was killed
-    or a shard was not written, and those rows are taken from it."""
-    frames = [pl.read_parquet(shard) for shard in shards]
-    sharded = {key for frame in frames for key in frame.select("model", "request_id").iter_rows()}
-    journaled = {journal: journal_rows(journal.read_bytes()) for journal in journals}
-    more = [row for rows in journaled.values() for row in rows
-            if (row.get("model"), row.get("request_id")) not in sharded]
-    if more:
-        frames.append(pl.DataFrame(more, infer_schema_length=None))
-    added = 0
-    if frames:
-        rows = pl.concat(frames, how="diagonal_relaxed").unique(
-            ["run_id", "request_id", "model"], keep="first", maintain_order=True)
-        added = store(wh, rows, run_id)
+    or a shard was not written, and those rows are taken from it.
+
+    DuckDB reads the shards itself (streaming, within its own memory limit), and the keys of
+    each journal to find the answers neither the warehouse nor the shards hold; only a journal
+    with such answers (or one DuckDB cannot read: a line cut short) is parsed here, a piece at a
+    time."""
+    unsure = [j for j in journals if lacking(wh, j, shards) != 0]
+    missing: dict[Path, int] = {}
+    with wh.transaction():
+        before = replay_count(wh)
+        if shards:
+            store_shards(wh, run_id, shards)
+        for journal in unsure:
+            missing[journal] = store_journal(wh, run_id, journal)
+        added = replay_count(wh) - before
     for shard in shards:
         shard.unlink(missing_ok=True)
-    for journal, rows in journaled.items():
-        if missing := unstored(wh, run_id, rows):
-            log.warning("kept %s: the warehouse lacks %d of its %d answers", journal, missing,
-                        len(rows))
+    for journal in journals:
+        if missing.get(journal):
+            log.warning("kept %s: the warehouse lacks %d of its answers", journal,
+                        missing[journal])
         else:
             journal.unlink(missing_ok=True)
     return added
+
+
+def replay_count(wh: Warehouse) -> int:
+    """Rows in `replays`, every run's."""
+    return wh.execute("SELECT count(*) FROM replays").fetchone()[0]
+
+
+def lacking(wh: Warehouse, journal: Path, shards: list[Path]) -> int | None:
+    """How many of a journal's answers neither `replays` nor the shards hold, by (run, request,
+    model): DuckDB reads only those keys of each line. None when DuckDB cannot read the journal
+    (a line cut short by a killed writer, a line past its object size): parse it to know."""
+    in_shards = ("AND NOT EXISTS (SELECT 1 FROM read_parquet($shards, union_by_name = true) AS s "
+                 "WHERE s.run_id = j.run_id AND s.request_id = j.request_id "
+                 "AND s.model = j.model)") if shards else ""
+    try:
+        return wh.execute(
+            "SELECT count(*) FROM read_json($journal, format = 'newline_delimited', columns = "
+            "{run_id: 'VARCHAR', request_id: 'VARCHAR', model: 'VARCHAR'}) AS j "
+            "WHERE NOT EXISTS (SELECT 1 FROM replays AS r WHERE r.run_id = j.run_id "
+            f"AND r.request_id = j.request_id AND r.model = j.model) {in_shards}",
+            {"journal": str(journal), **({"shards": [str(s) for s in shards]} if shards else {})},
+        ).fetchone()[0]
+    except duckdb.Error:
+        return None
+
+
+def store_shards(wh: Warehouse, run_id: str, shards: list[Path]) -> None:
+    """Append the shards' rows, and cache their fresh successful answers (no transaction)."""
+    files = {"files": [str(s) for s in shards]}
+    source = "read_parquet($files, union_by_name = true)"
+    columns = ", ".join(f'"{r[0]}"' for r in wh.execute(f"DESCRIBE SELECT * FROM {source}", files))
+    wh.execute(f"INSERT INTO replays ({columns}) SELECT {columns} FROM {source} "
+               "ON CONFLICT DO NOTHING", files)
+    cached = ", ".join(f'"{c}"' for c in CACHE_COLUMNS)
+    wh.execute(f"INSERT INTO response_cache ({cached}, paid_by_run) SELECT {cached}, $run_id "
+               f"FROM {source} WHERE status = 'ok' AND NOT from_cache {CACHE_UPSERT}",
+               {**files, "run_id": run_id})
+
+
+def store_journal(wh: Warehouse, run_id: str, journal: Path) -> int:
+    """Append the journal's rows the warehouse lacks, a piece at a time (no transaction); return
+    how many it still lacks."""
+    missing = 0
+    with journal.open("rb") as fh:
+        rest = b""
+        while True:
+            data = fh.read(JOURNAL_PIECE)
+            whole = rest + data
+            cut = len(whole) if not data else whole.rfind(b"\n") + 1
+            piece, rest = whole[:cut], whole[cut:]  # a line being cut is read with the next piece
+            if rows := journal_rows(piece):
+                _store(wh, pl.DataFrame(rows, infer_schema_length=None), run_id)
+                missing += unstored(wh, run_id, rows)
+            if not data:
+                return missing
 
 
 def unstored(wh: Warehouse, run_id: str, rows: list[dict[str, Any]]) -> int:
@@ -384,21 +450,31 @@ def request_params(logged: str | None, candidate: Candidate,
 
 
 def prepare(pending: pl.DataFrame, candidate: Candidate) -> list[dict[str, Any]]:
-    """Each pending request with its messages, parameters (and them as JSON, for its row) and
-    cache key."""
+    """Each pending request with its messages (as the logged JSON text: a night's parsed
+    messages would be most of replay's memory; `messages_of` parses them just before sending),
+    parameters (and them as JSON, for its row) and cache key."""
     requests = []
-    encoded: dict[tuple[str | None, str | None], str] = {}  # most requests share their params
+    # most requests share their params: one dict and one JSON text for all of them
+    shared: dict[tuple[str | None, str | None], tuple[dict[str, Any], str]] = {}
     for row in pending.iter_rows(named=True):
         raw = row["messages"]
         messages = loads(raw.encode()) if isinstance(raw, str) else json.loads(raw)
-        params = request_params(row["params"], candidate, row.get("model_id"))
         same = (row["params"], row.get("model_id") if candidate.replays_production else None)
-        if (params_json := encoded.get(same)) is None:
-            params_json = encoded[same] = json.dumps(params)
-        requests.append({**row, "messages": messages, "send_params": params,
+        if (known := shared.get(same)) is None:
+            params = request_params(row["params"], candidate, row.get("model_id"))
+            known = shared[same] = (params, json.dumps(params))
+        params, params_json = known
+        requests.append({"request_id": row["request_id"], "prompt_version": row["prompt_version"],
+                         "ts": row.get("ts"), "messages": raw, "send_params": params,
                          "params_json": params_json,
                          "cache_key": cache_key(candidate, messages, params)})
     return requests
+
+
+def messages_of(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """A request's messages, parsed from the JSON text `prepare` keeps."""
+    raw = request["messages"]
+    return loads(raw.encode()) if isinstance(raw, str) else raw
 
 
 def cached_answers(wh: Warehouse, keys: list[str]) -> dict[str, Completion]:
@@ -759,14 +835,24 @@ async def _send_all(candidate: Candidate, api_key: str | None,
                     status="error", error_kind=last.error_kind, attempts=0,
                     error=f"not sent: {candidate.name} failed {len(streak)} requests in a "
                           f"row (last: {last.error})"[:500])
-            answer = await provider.complete(request["messages"], request["send_params"])
+            answer = await provider.complete(messages_of(request), request["send_params"])
             if answer.status == "ok":
                 streak.clear()
             else:
                 streak.append(answer)
             return answer
 
-        await together(ask(r) for r in requests)  # none still running when the client closes
+        # a few workers take the groups in turn, rather than a task per group at once (a night's
+        # worth of waiting tasks held memory); twice the gate, so that those waiting for another
+        # run's answer leave it busy
+        waiting = iter(requests)
+
+        async def worker() -> None:
+            for same in waiting:
+                await ask(same)
+
+        # none still running when the client closes
+        await together(worker() for _ in range(min(len(requests), 2 * candidate.max_concurrency)))
 
 
 async def together(awaitables: Iterable[Awaitable[T]]) -> list[T]:
