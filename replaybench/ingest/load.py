@@ -359,8 +359,7 @@ def _locate_rejects(wh: Warehouse, path: Path, source: str, options: IngestOptio
                     undecodable: int) -> list[dict]:
     """The lines the SQL pass of the `openai` reader rejected (_staged, with their reasons) and the
     lines it could not decode, found again by reading the file line by line as the record path
-    does: their line numbers, reasons (the record path's own words for bad UTF-8, bad JSON and a
-    record of another format) and raw text."""
+    does: their line numbers, reasons (the record path's own words) and raw text."""
     reasons = dict(wh.execute("SELECT DISTINCT key, reason FROM _staged WHERE reason IS NOT NULL").fetchall())
     found = []
     for n, key, line in _lines_by_text(wh, path, options, "reason IS NOT NULL", undecodable):
@@ -371,8 +370,10 @@ def _locate_rejects(wh: Warehouse, path: Path, source: str, options: IngestOptio
         value = json_value(text)
         if reason == "invalid JSON":  # DuckDB says no more: the record path says why
             reason = value.reason if isinstance(value, Unreadable) else reason
-        elif isinstance(value, dict):  # a record of another format says so, as on the record path
-            reason = logformats.hint_other_format(reason, value, "openai")
+        elif isinstance(value, dict):  # in the record path's own words (a size counted as
+            # Python counts it, a record of another format named)
+            reason = next((str(item) for item in parse_record(value, "openai", options)
+                           if isinstance(item, Reject)), reason)
         found.append({"position": n, "reason": reason, "raw": text})
     return [{"source": source, "position": r["position"], "item": 0,
              "reason": _clean(r["reason"], REASON_CHARS), "raw": _clean(r["raw"], RAW_CHARS)}
