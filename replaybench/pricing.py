@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -81,3 +82,21 @@ class PriceTable:
                 return Costing(price, f"{self.source.name}@{self.table.version}:{key}"
                                       f"@{entry.effective_from}")
         return None
+
+
+_price_tables: dict[tuple[Any, ...], PriceTable] = {}
+
+
+def price_table(settings: Settings) -> PriceTable:
+    """`PriceTable.for_settings`, read once per version of its file in this process (replay's
+    plan and each send ask for it, and parsing the YAML costs more than a thousand answers'
+    bookkeeping)."""
+    path = Path(settings.prices)
+    try:
+        stat = path.stat()
+    except OSError:
+        return PriceTable.for_settings(settings)
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)  # a file that exists is read
+    if key not in _price_tables:
+        _price_tables[key] = PriceTable.for_settings(settings)
+    return _price_tables[key]

@@ -62,10 +62,10 @@ from replaybench import progress
 from replaybench.cache import cache_key
 from replaybench.config import Candidate, Settings
 from replaybench.errors import ReplaybenchError
+from replaybench.fastjson import loads
 from replaybench.limits import limiter_for
-from replaybench.pricing import Costing, PriceTable
+from replaybench.pricing import Costing, PriceTable, price_table
 from replaybench.providers import Completion, provider_class
-from replaybench.providers.base import loads
 from replaybench.runs import Run
 from replaybench.warehouse import Warehouse, open_warehouse
 
@@ -484,25 +484,6 @@ def cached_answers(wh: Warehouse, keys: list[str]) -> dict[str, Completion]:
     with wh.registered("_keys", pl.DataFrame({"cache_key": keys})):
         found = wh.frame("cached_answers")
     return {r["cache_key"]: Completion.from_row(r) for r in found.iter_rows(named=True)}
-
-
-_price_tables: dict[tuple[Any, ...], PriceTable] = {}
-
-
-def price_table(settings: Settings) -> PriceTable:
-    """The configured price table, read once per version of its file in this process (it is
-    read by the plan and by each send, and parsing the YAML costs more than a thousand
-    answers' bookkeeping)."""
-    path = Path(settings.prices)
-    try:
-        stat = path.stat()
-    except OSError:
-        return PriceTable.for_settings(settings)
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size,
-           all(c.price is not None for c in settings.candidates))
-    if key not in _price_tables:
-        _price_tables[key] = PriceTable.for_settings(settings)
-    return _price_tables[key]
 
 
 def http_client(candidate: Candidate) -> aiohttp.ClientSession:

@@ -48,6 +48,7 @@ from typing import Any
 import zstandard
 
 from replaybench.errors import IngestError
+from replaybench.fastjson import big_integer
 
 try:  # Prefect's JSON library, so at hand wherever replaybench is
     import orjson
@@ -225,7 +226,6 @@ def _not_compressed(path: Path, exc: Exception) -> IngestError:
 
 # --- JSON ------------------------------------------------------------------------------------
 
-_NUMBER_MARKS = bytes.maketrans(b"123456789[: \t\n\r", b"000000000,,,,,,")
 _NOT_QUOTE_OR_BRACKET = bytes(sorted(set(range(256)) - set(b'"[]{}')))
 _TWO_FOR_OPENING = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -255,21 +255,13 @@ def too_deep(text: str) -> bool:
     return max(map(operator.sub, accumulate(steps), count(1))) > MAX_DEPTH
 
 
-def _big_integer(text: str) -> bool:
-    """Whether text may hold an integer beyond 64 bits, which orjson reads as a float (json.loads
-    as an int): a number of 20 digits, or of 19 after a minus sign. At C speed, as every line asks:
-    digits become 0 and what may come before a number (`[`, `:`, `,`, white space) a comma."""
-    marks = b"," + text.encode("utf-8", "surrogatepass").translate(_NUMBER_MARKS)
-    return b",00000000000000000000" in marks or b",-0000000000000000000" in marks
-
-
 def json_value(text: str) -> Any:
     """One JSON value (a line, an array element) parsed, or `Unreadable` saying why it cannot be.
     Both ingest paths use it, so a line gets the same reason either way. orjson parses what it
     reads exactly as json.loads does (in half the time); json.loads parses the rest."""
     if too_deep(text):
         return Unreadable(f"nested too deeply: more than {MAX_DEPTH} levels of arrays and objects", text)
-    if orjson is not None and not _big_integer(text):
+    if orjson is not None and not big_integer(text.encode("utf-8", "surrogatepass")):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:  # not JSON, or NaN, 1e999, a lone surrogate: json.loads

@@ -41,10 +41,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import orjson
 
 from replaybench.config import Candidate
 from replaybench.errors import scrub
+from replaybench.fastjson import loads
 from replaybench.limits import Limiter
 
 RATE_LIMITED, TIMEOUT, SERVER_ERROR = "rate_limited", "timeout", "server_error"
@@ -135,27 +135,6 @@ def _shown(value: Any) -> str:
 
 def malformed(where: str, value: Any, wanted: str) -> Failure:
     return Failure(BAD_RESPONSE, f"malformed response: {where} is {_shown(value)}, not {wanted}")
-
-
-# for finding a whole number of 19 digits or more (past 64 bits, orjson reads it as a float) by a
-# translate, ten times cheaper than a regex: digits as 0, what continues a number's fraction or
-# exponent as ".", anything else blank; " 000..." is then the start of a long whole number
-_DIGITS = bytes(48 if 48 <= b <= 57 else 46 if b in b".eE+" else 32 for b in range(256))
-_LONG_NUMBER = b"0" * 19
-
-
-def loads(raw: bytes) -> Any:
-    """`json.loads(raw)`, the same result, faster: orjson where it reads exactly what json
-    reads; json where orjson refuses (NaN, Infinity, lone surrogates, a BOM, deep nesting,
-    other encodings) or might round (a whole number past 64 bits: any run of 19 digits that
-    does not continue a fraction or an exponent goes to json). Raises what json raises."""
-    digits = raw.translate(_DIGITS)
-    if b" " + _LONG_NUMBER not in digits and not digits.startswith(_LONG_NUMBER):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(raw)
 
 
 def load_json(raw: bytes, what: str) -> Any:
