@@ -14,7 +14,7 @@ plain logic of the nightly flow's tasks (`flows/nightly.py`), without Prefect's 
 
 - sample: `tasks.sample.draw_sample`, then `tasks.redact.redact_run` (nothing to redact: the
   fleet is trusted);
-- replay: `tasks.replay.replay_candidate` for every candidate at once (`replay_all`'s local path);
+- replay: `replaybench.replay.replay_candidate` for every candidate at once (`replay_all`'s local path);
 - validate: `tasks.validate.validate_run` (the GX Checkpoint, Data Docs, the `checks` rows);
 - score: `replaybench.decide.scores.score_run` and the decisions it looked at (`score_task`
   without the Prefect events and artifacts);
@@ -173,9 +173,10 @@ def one_phase(phase: str, config: str, run_id: str, fleet_url: str, fleet_pid: i
     from replaybench import events, runs
     from replaybench.config import load_settings
     from replaybench.decide.scores import score_run
+    from replaybench.replay import replay_candidate
+    from replaybench.replay.send import together
     from replaybench.warehouse import open_warehouse
     from tasks.redact import redact_run
-    from tasks.replay import replay_candidate, together
     from tasks.report import report_and_publish
     from tasks.sample import draw_sample
     from tasks.validate import validate_run

@@ -8,7 +8,7 @@ bare Python clients, in one run. Prints figures; asserts nothing.
 
 For each concurrency C, against `replaybench sim` in a child process (it shares the machine's
 cores: its CPU per request is printed too):
-- `pipeline`: the code the nightly flow runs (`tasks.replay`: plan, send, load — with its limits,
+- `pipeline`: the code the nightly flow runs (`replaybench.replay`: plan, send, load — with its limits,
   retries, journal, cross-run answer sharing, response cache and DuckDB writes), streamed (the
   default, to measure TTFT) and plain JSON;
 - `bare aiohttp`: an `aiohttp.ClientSession` (connector limit C) and a semaphore, reading an SSE
@@ -58,9 +58,9 @@ import yaml  # noqa: E402
 from replaybench import runs  # noqa: E402
 from replaybench.config import load_settings  # noqa: E402
 from replaybench.ingest.load import ingest_paths  # noqa: E402
+from replaybench.replay import load_replay, plan_replay, send_plan  # noqa: E402
 from replaybench.sim.server import Fleet  # noqa: E402
 from replaybench.warehouse import open_warehouse  # noqa: E402
-from tasks.replay import load_replay, plan_replay, send_plan  # noqa: E402
 from tasks.sample import draw_sample  # noqa: E402
 
 DAY = "2026-11-27"
@@ -113,7 +113,7 @@ class Figures:
 
 
 def pipeline(folder: Path, logs: Path, base_url: str, n: int, c: int, stream: bool) -> Figures:
-    """`tasks.replay.replay_candidate`'s three steps, timed: plan and load in the warehouse, send
+    """`replaybench.replay.replay_candidate`'s three steps, timed: plan and load in the warehouse, send
     between them (use_cache on: the warehouse is new, so nothing is reused, but every request
     goes through the cross-run checks: journals read, a lock per question)."""
     settings = settings_for(folder, base_url, c, stream, n)

@@ -8,6 +8,7 @@ from datetime import date
 
 from prefect import flow, get_run_logger
 
+from flows.replay import replay_all
 from replaybench.config import DEFAULT_CONFIG, load_settings
 from tasks.ingest import fetch_task
 from tasks.lifecycle import (
@@ -20,7 +21,6 @@ from tasks.lifecycle import (
 )
 from tasks.notify import notify_task
 from tasks.redact import Redaction, redact_task
-from tasks.replay import replay_all
 from tasks.report import report_task
 from tasks.sample import sample_task
 from tasks.score import score_task

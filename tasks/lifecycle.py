@@ -15,9 +15,9 @@ from prefect.cache_policies import NO_CACHE
 from replaybench import events, runs
 from replaybench.config import DEFAULT_CONFIG, Settings, load_settings
 from replaybench.errors import scrub
+from replaybench.replay import ReplayOutcome
 from replaybench.runs import Run
 from replaybench.warehouse import open_warehouse
-from tasks.replay import ReplayOutcome
 
 
 def run_status(outcomes: list[ReplayOutcome]) -> str:

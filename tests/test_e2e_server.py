@@ -35,9 +35,9 @@ from replaybench import events
 from replaybench.config import load_settings
 from replaybench.ingest import ingest_paths
 from replaybench.progress import slug
+from replaybench.replay.files import file_stem
 from replaybench.sim.server import ThreadedFleet
 from replaybench.warehouse import open_warehouse
-from tasks.replay import file_stem
 
 from .conftest import ROOT, write_config
 from .prefect_server import Stack

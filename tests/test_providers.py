@@ -17,9 +17,9 @@ from replaybench.limits import Limiter, limiter_for
 from replaybench.providers import provider_class
 from replaybench.providers.base import _seconds, retry_after
 from replaybench.providers.openai import split_think
+from replaybench.replay.send import http_client
 from replaybench.sim import workloads
 from replaybench.sim.server import ThreadedFleet
-from tasks.replay import http_client
 
 FAKE_KEY = "sk-test-RECOGNISABLE-4f9c2a71d0e3b5"
 

@@ -23,8 +23,8 @@ from aiohttp import web
 from replaybench.config import Candidate
 from replaybench.limits import limiter_for
 from replaybench.providers import provider_class
+from replaybench.replay.send import http_client
 from replaybench.sim.server import ThreadedFleet
-from tasks.replay import http_client
 from tests.test_providers import ask, cand, task_messages
 
 Reply = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -17,9 +17,9 @@ from replaybench import redact, runs
 from replaybench.config import Candidate, Settings, load_settings
 from replaybench.errors import ConfigError, ReplaybenchError
 from replaybench.redact import Redactor, describe, iban_ok, luhn_ok, redact_messages
+from replaybench.replay import replay_candidate
 from replaybench.warehouse import open_warehouse
 from tasks.redact import redact_run
-from tasks.replay import replay_candidate
 from tasks.sample import draw_sample
 
 from .conftest import write_config

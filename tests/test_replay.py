@@ -20,9 +20,10 @@ from flows.nightly import nightly
 from replaybench import runs
 from replaybench.config import load_settings
 from replaybench.ingest import ingest_paths
+from replaybench.replay import replay_candidate
+from replaybench.replay.files import journal_path
 from replaybench.sim.server import Fleet, ThreadedFleet
 from replaybench.warehouse import open_warehouse
-from tasks.replay import journal_path, replay_candidate
 from tasks.sample import draw_sample
 
 from .conftest import ROOT, write_config

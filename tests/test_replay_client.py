@@ -15,7 +15,8 @@ from aiohttp import web
 
 from replaybench.config import Candidate
 from replaybench.providers.base import SSEData, loads
-from tasks.replay import KnownAnswers, journal_line, journal_rows
+from replaybench.replay.journal import journal_line, journal_rows
+from replaybench.replay.shared import KnownAnswers
 from tests.test_providers import ask
 from tests.test_providers_robustness import MESSAGES, Scripted, scripted  # noqa: F401
 

@@ -16,27 +16,20 @@ import httpx
 import pytest
 from prefect import flow
 
+from flows.replay import replay_all
 from replaybench import progress, runs
 from replaybench.config import Settings, load_settings
 from replaybench.errors import ConfigError, ReplaybenchError
 from replaybench.ingest import ingest_paths
 from replaybench.pricing import PriceTable
+from replaybench.replay import replay_candidate
+from replaybench.replay.files import file_stem, journal_path, shard_folder
+from replaybench.replay.journal import ReplayWriter, RowMaker, journal_rows
+from replaybench.replay.load import load_replay
+from replaybench.replay.plan import plan_replay
+from replaybench.replay.send import send_all, send_plan
 from replaybench.sim.server import ThreadedFleet
 from replaybench.warehouse import open_warehouse
-from tasks.replay import (
-    ReplayWriter,
-    RowMaker,
-    file_stem,
-    journal_path,
-    journal_rows,
-    load_replay,
-    plan_replay,
-    replay_all,
-    replay_candidate,
-    send_all,
-    send_plan,
-    shard_folder,
-)
 from tasks.sample import draw_sample
 
 from .conftest import write_config
@@ -233,7 +226,7 @@ def test_a_failing_request_cancels_the_others_before_the_client_and_journal_clos
             tmp_path, demo_slice, fleet, [candidate(fleet, "glm-5.2", max_concurrency=4)], 5)
         glm = settings.candidates[0]
         plan = plan_replay(settings, run, glm)
-        assert len(plan.groups) > glm.max_concurrency  # some in flight, more waiting
+        assert len(list(plan.groups())) > glm.max_concurrency  # some in flight, more waiting
 
         async def main() -> tuple[list[asyncio.Task], DiskFullAfter]:
             writer = DiskFullAfter(RowMaker(run, glm, PriceTable.load(settings.prices)),
@@ -241,7 +234,7 @@ def test_a_failing_request_cancels_the_others_before_the_client_and_journal_clos
                                    progress.phase("test", plan.size), n=3)
             try:
                 with pytest.raises(OSError, match="No space left"):
-                    await send_all(glm, None, plan.groups, writer)
+                    await send_all(glm, None, plan.groups(), writer)
                 left = asking(asyncio.all_tasks())
             finally:
                 await writer.close()

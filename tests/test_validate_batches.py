@@ -21,8 +21,9 @@ from replaybench.checks.suites import load_suites
 from replaybench.config import load_settings
 from replaybench.decide.scores import score_outcomes
 from replaybench.ingest.load import ingest_paths
+from replaybench.replay import replay_candidate
+from replaybench.replay.send import together
 from replaybench.warehouse import open_warehouse
-from tasks.replay import replay_candidate, together
 from tasks.sample import draw_sample
 from tasks.validate import validate_run
 

@@ -198,8 +198,11 @@ class WarehouseLock:
 
 
 @contextmanager
-def open_warehouse(path: str | Path, *, read_only: bool = False) -> Iterator[Warehouse]:
-    """Open (and migrate) the warehouse file, waiting for another process's turn to end."""
+def open_warehouse(path: str | Path, *, read_only: bool = False,
+                   memory_limit: str | None = None) -> Iterator[Warehouse]:
+    """Open (and migrate) the warehouse file, waiting for another process's turn to end.
+    `memory_limit` caps what DuckDB holds (its cache of the blocks it read and wrote, first),
+    e.g. "128MB"; beyond it DuckDB evicts and spills to disk. None: DuckDB's default."""
     path = Path(path)
     if read_only and not path.exists():
         raise WarehouseError(f"no warehouse at {path}: ingest logs or run the demo first")
@@ -215,6 +218,10 @@ def open_warehouse(path: str | Path, *, read_only: bool = False) -> Iterator[War
                 ) from None
             raise WarehouseError(f"cannot open the warehouse {path}: {exc}") from None
         con.execute("SET TimeZone = 'UTC'")
+        if memory_limit:
+            if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", memory_limit):
+                raise WarehouseError(f"not a memory size: {memory_limit!r} (e.g. 128MB, 2GiB)")
+            con.execute(f"SET memory_limit = '{memory_limit}'")
         wh = Warehouse(con, path)
         try:
             if not read_only:

@@ -1,0 +1,211 @@
+"""Load: store what a send wrote — its Parquet shards, and any journal line they lack — in the
+warehouse, a few thousand rows a transaction, and cache the fresh successful answers. Shards are
+then deleted, and a journal only once the warehouse holds every answer in it. After a whole send
+the shards hold every row; a journal holds more when its writer was killed or a shard was not
+written, and those rows are taken from it. Loading twice stores each row once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import polars as pl
+import pyarrow.parquet as pq
+
+from replaybench.config import Candidate, Settings
+from replaybench.replay import journal as journals_
+from replaybench.replay.files import leftovers
+from replaybench.runs import Run
+from replaybench.warehouse import Warehouse, open_warehouse
+
+if TYPE_CHECKING:
+    from replaybench.replay.plan import ReplayPlan
+    from replaybench.replay.send import Sent
+
+log = logging.getLogger(__name__)
+
+JOURNAL_PIECE = 4 << 20  # bytes of a journal read and parsed at a time (whole lines)
+LOAD_ROWS = 20_000  # rows of shards stored per transaction
+CACHE_COLUMNS = ["cache_key", "provider", "base_url", "model_sent", "params", "output_text",
+                 "reasoning_text", "finish_reason", "input_tokens", "output_tokens",
+                 "reasoning_tokens", "reasoning_estimated", "cached_tokens", "latency_ms",
+                 "ttft_ms", "output_tps", "attempts", "simulated"]
+
+# what DuckDB may hold while a replay plans or loads: its cache of the blocks it read and wrote
+# would otherwise grow with the night (it evicts, and spills, beyond this)
+WAREHOUSE_MEMORY = "128MB"
+
+# one plan or load at a time in a process: DuckDB connections of one process registering frames
+# at once race in its catalog ("python_arrow_scan does not exist"), and two loads would race on
+# the cache rows
+warehouse_turn = threading.Lock()
+
+
+@dataclass
+class ReplayOutcome:
+    """What one candidate's replay did in this run."""
+
+    model: str
+    requested: int
+    ok: int
+    failed: int
+    from_cache: int = 0
+    from_journal: int = 0
+    senders: list[int] = field(default_factory=list)  # the processes that sent
+
+    @property
+    def dead(self) -> bool:
+        """Every request failed: the endpoint is down, misconfigured, or refuses us."""
+        return self.requested > 0 and self.ok == 0
+
+
+def store(wh: Warehouse, rows: pl.DataFrame, run_id: str) -> int:
+    """Append replay rows, and cache the fresh successful answers, in one transaction."""
+    with wh.transaction():
+        return _store(wh, rows, run_id)
+
+
+def _store(wh: Warehouse, rows: pl.DataFrame, run_id: str) -> int:
+    fresh = rows.filter((pl.col("status") == "ok") & ~pl.col("from_cache"))
+    added = wh.insert("replays", rows, "ON CONFLICT DO NOTHING")
+    if not fresh.is_empty():
+        wh.insert("response_cache",
+                  fresh.select(CACHE_COLUMNS).with_columns(paid_by_run=pl.lit(run_id)),
+                  CACHE_UPSERT)
+    return added
+
+
+CACHE_UPSERT = ("ON CONFLICT (cache_key) DO UPDATE SET output_text = excluded.output_text, "
+                "reasoning_text = excluded.reasoning_text, input_tokens = excluded.input_tokens, "
+                "output_tokens = excluded.output_tokens, "
+                "reasoning_tokens = excluded.reasoning_tokens, "
+                "cached_tokens = excluded.cached_tokens, latency_ms = excluded.latency_ms, "
+                "ttft_ms = excluded.ttft_ms, paid_by_run = excluded.paid_by_run")
+
+
+def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Path]) -> int:
+    """Store what shards and journals hold (each row once); return rows added. DuckDB reads the
+    shards itself, `LOAD_ROWS` rows a transaction (a transaction holds its rows in memory until
+    it commits), and each shard is deleted once stored; it reads only the keys of each journal
+    to find the answers neither the warehouse nor the shards hold. Only a journal with such
+    answers (or one DuckDB cannot read: a line cut short) is parsed here, a piece at a time."""
+    unsure = [j for j in journals if lacking(wh, j, shards) != 0]
+    before = replay_count(wh)
+    for batch in by_rows(shards, LOAD_ROWS):
+        with wh.transaction():
+            store_shards(wh, run_id, batch)
+        for shard in batch:
+            shard.unlink(missing_ok=True)
+    missing: dict[Path, int] = {}
+    for path in unsure:
+        with wh.transaction():
+            missing[path] = store_journal(wh, run_id, path)
+    added = replay_count(wh) - before
+    for path in journals:
+        if missing.get(path):
+            log.warning("kept %s: the warehouse lacks %d of its answers", path, missing[path])
+        else:
+            path.unlink(missing_ok=True)
+    return added
+
+
+def by_rows(shards: list[Path], rows: int) -> Iterator[list[Path]]:
+    """The shards in runs of about `rows` rows (from each file's footer)."""
+    batch: list[Path] = []
+    held = 0
+    for shard in shards:
+        batch.append(shard)
+        held += pq.read_metadata(shard).num_rows
+        if held >= rows:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
+
+
+def replay_count(wh: Warehouse) -> int:
+    """Rows in `replays`, every run's."""
+    return wh.execute("SELECT count(*) FROM replays").fetchone()[0]
+
+
+def lacking(wh: Warehouse, journal: Path, shards: list[Path]) -> int | None:
+    """How many of a journal's answers neither `replays` nor the shards hold, by (run, request,
+    model): DuckDB reads only those keys of each line. None when DuckDB cannot read the journal
+    (a line cut short by a killed writer, a line past its object size): parse it to know."""
+    in_shards = ("AND NOT EXISTS (SELECT 1 FROM read_parquet($shards, union_by_name = true) AS s "
+                 "WHERE s.run_id = j.run_id AND s.request_id = j.request_id "
+                 "AND s.model = j.model)") if shards else ""
+    try:
+        return wh.execute(
+            "SELECT count(*) FROM read_json($journal, format = 'newline_delimited', columns = "
+            "{run_id: 'VARCHAR', request_id: 'VARCHAR', model: 'VARCHAR'}) AS j "
+            "WHERE NOT EXISTS (SELECT 1 FROM replays AS r WHERE r.run_id = j.run_id "
+            f"AND r.request_id = j.request_id AND r.model = j.model) {in_shards}",
+            {"journal": str(journal), **({"shards": [str(s) for s in shards]} if shards else {})},
+        ).fetchone()[0]
+    except duckdb.Error:
+        return None
+
+
+def store_shards(wh: Warehouse, run_id: str, shards: list[Path]) -> None:
+    """Append the shards' rows, and cache their fresh successful answers (no transaction)."""
+    files = {"files": [str(s) for s in shards]}
+    source = "read_parquet($files, union_by_name = true)"
+    columns = ", ".join(f'"{r[0]}"' for r in wh.execute(f"DESCRIBE SELECT * FROM {source}", files))
+    wh.execute(f"INSERT INTO replays ({columns}) SELECT {columns} FROM {source} "
+               "ON CONFLICT DO NOTHING", files)
+    cached = ", ".join(f'"{c}"' for c in CACHE_COLUMNS)
+    wh.execute(f"INSERT INTO response_cache ({cached}, paid_by_run) SELECT {cached}, $run_id "
+               f"FROM {source} WHERE status = 'ok' AND NOT from_cache {CACHE_UPSERT}",
+               {**files, "run_id": run_id})
+
+
+def store_journal(wh: Warehouse, run_id: str, journal: Path) -> int:
+    """Append the journal's rows the warehouse lacks, a piece at a time (no transaction); return
+    how many it still lacks."""
+    missing = 0
+    with journal.open("rb") as fh:
+        rest = b""
+        while True:
+            data = fh.read(JOURNAL_PIECE)
+            whole = rest + data
+            cut = len(whole) if not data else whole.rfind(b"\n") + 1
+            piece, rest = whole[:cut], whole[cut:]  # a line being cut is read with the next piece
+            if rows := journals_.journal_rows(piece):
+                _store(wh, pl.DataFrame(rows, infer_schema_length=None), run_id)
+                missing += unstored(wh, run_id, rows)
+            if not data:
+                return missing
+
+
+def unstored(wh: Warehouse, run_id: str, rows: list[dict[str, Any]]) -> int:
+    """How many of these journal rows have no row in `replays` (by run, request and model)."""
+    if not rows:
+        return 0
+    keys = pl.DataFrame({"request_id": [r.get("request_id") for r in rows],
+                         "model": [r.get("model") for r in rows]},
+                        schema={"request_id": pl.String, "model": pl.String})
+    with wh.registered("_journaled", keys):
+        return wh.execute("SELECT count(*) FROM _journaled AS j WHERE NOT EXISTS ("
+                          "SELECT 1 FROM replays AS r WHERE r.run_id = $run_id "
+                          "AND r.request_id = j.request_id AND r.model = j.model)",
+                          {"run_id": run_id}).fetchone()[0]
+
+
+def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: ReplayPlan,
+                sent: list[Sent]) -> ReplayOutcome:
+    """In the warehouse, briefly: store the shards the sending wrote (and any journal row they
+    lack); each journal is deleted once the warehouse holds its answers."""
+    with warehouse_turn, open_warehouse(settings.warehouse, memory_limit=WAREHOUSE_MEMORY) as wh:
+        load_files(wh, run.run_id, *leftovers(settings, run, candidate))
+    plan.discard()
+    ok = sum(s.ok for s in sent) + plan.recovered + plan.reused
+    failed = sum(s.failed for s in sent)
+    return ReplayOutcome(candidate.name, plan.requested, ok, failed,
+                         from_cache=plan.reused + sum(s.reused for s in sent),
+                         from_journal=plan.recovered, senders=sorted({s.pid for s in sent}))
