@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,7 @@ class PlanWriter:
             stale.unlink(missing_ok=True)
 
     def add(self, batch: pa.RecordBatch) -> None:
-        requests = self.prepare(batch.to_pylist())
+        requests = self.prepare(dicts(batch))
         self.requested += len(requests)
         cached = self.cached([r["cache_key"] for r in requests])
         first: list[dict[str, Any]] = []
@@ -153,7 +153,7 @@ class PlanWriter:
             pl.DataFrame(reused, infer_schema_length=None).write_parquet(shard)
             self.reused_files.append(shard)
 
-    def prepare(self, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def prepare(self, pending: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each pending request with its parameters as JSON and its cache key; its messages stay
         the logged JSON text (`messages_of` parses them just before sending)."""
         requests = []
@@ -208,8 +208,11 @@ class PlanWriter:
         return self.written, self.requested, self.reused
 
     def abandon(self) -> None:
+        """Close and delete what was written (planning failed)."""
         for file in self.files.values():
             file.close()
+        if self.lookup is not None:
+            self.lookup.close()
         for path in [*self.files, *self.reused_files]:
             path.unlink(missing_ok=True)
 
@@ -261,12 +264,17 @@ def _rows(path: Path, start: int = 0, stop: int | None = None,
                                        columns=columns):
             lo, hi = max(start - at, 0), min(stop - at, batch.num_rows)
             at += batch.num_rows
-            for request in batch.slice(lo, max(hi - lo, 0)).to_pylist():
+            for request in dicts(batch.slice(lo, max(hi - lo, 0))):
                 text = request["params_json"]
                 if (sent := params.get(text)) is None:
                     sent = params[text] = json.loads(text)
                 request["send_params"] = sent
                 yield request
+
+
+def dicts(batch: pa.RecordBatch) -> Iterator[dict[str, Any]]:
+    """A batch's rows as dicts, through Polars (pyarrow's `to_pylist` costs ~6× more)."""
+    return pl.from_arrow(batch).iter_rows(named=True)
 
 
 def chunks(plan: ReplayPlan, size: int) -> list[ReplayPlan]:
