@@ -36,10 +36,6 @@ CACHE_COLUMNS = ["cache_key", "provider", "base_url", "model_sent", "params", "o
                  "reasoning_tokens", "reasoning_estimated", "cached_tokens", "latency_ms",
                  "ttft_ms", "output_tps", "attempts", "simulated"]
 
-# what DuckDB may hold while a replay plans or loads: its cache of the blocks it read and wrote
-# would otherwise grow with the night (it evicts, and spills, beyond this)
-WAREHOUSE_MEMORY = "128MB"
-
 # one plan or load at a time in a process: DuckDB connections of one process registering frames
 # at once race in its catalog ("python_arrow_scan does not exist"), and two loads would race on
 # the cache rows
@@ -201,7 +197,7 @@ def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: Replay
                 sent: list[Sent]) -> ReplayOutcome:
     """In the warehouse, briefly: store the shards the sending wrote (and any journal row they
     lack); each journal is deleted once the warehouse holds its answers."""
-    with warehouse_turn, open_warehouse(settings.warehouse, memory_limit=WAREHOUSE_MEMORY) as wh:
+    with warehouse_turn, open_warehouse(settings.warehouse) as wh:
         load_files(wh, run.run_id, *leftovers(settings, run, candidate))
     plan.discard()
     ok = sum(s.ok for s in sent) + plan.recovered + plan.reused

@@ -30,7 +30,7 @@ from replaybench.pricing import price_table
 from replaybench.providers import Completion
 from replaybench.replay.files import leftovers, plan_path, shard_folder
 from replaybench.replay.journal import RowMaker
-from replaybench.replay.load import WAREHOUSE_MEMORY, load_files, store_shards, warehouse_turn
+from replaybench.replay.load import load_files, store_shards, warehouse_turn
 from replaybench.runs import Run
 from replaybench.warehouse import Warehouse, open_warehouse, sql_text
 
@@ -84,8 +84,7 @@ def plan_replay(settings: Settings, run: Run, candidate: Candidate,
     the plan's files, and store at once those the response cache already answers."""
     redacted = settings.needs_redaction(candidate)
     path = plan_path(settings, run, candidate)
-    with (warehouse_turn,
-          open_warehouse(settings.warehouse, memory_limit=WAREHOUSE_MEMORY) as wh):
+    with warehouse_turn, open_warehouse(settings.warehouse) as wh:
         if redacted and wh.run("unredacted_samples", run_id=run.run_id):
             raise ReplaybenchError(f"{candidate.name} gets redacted requests, but run {run.run_id} "
                                    "has sampled requests not redacted yet: run the redact step first")
