@@ -118,8 +118,8 @@ def main() -> None:
     lazy = "import sys, tasks.validate\nassert 'great_expectations' not in sys.modules"
     table(["what", "s"], [
         ["import great_expectations", f"{fresh_process('import great_expectations', args.repeat):.2f}"],
-        ["import replaybench.expectations (GX + the custom ones)",
-         f"{fresh_process('import replaybench.expectations', args.repeat):.2f}"],
+        ["import replaybench.checks.kinds.refusal (GX + a custom one)",
+         f"{fresh_process('import replaybench.checks.kinds.refusal', args.repeat):.2f}"],
         ["import tasks.validate (what the flow imports; GX stays unloaded)",
          f"{fresh_process(lazy, args.repeat):.2f}"],
     ])
@@ -225,7 +225,7 @@ def main() -> None:
         table(["1,000 invoice answers", "µs/value", "×"], [
             [f"jsonschema.validate per value (GX {gx.__version__}'s metric)", f"{t_gx * 1000:.0f}",
              f"{t_gx / t_ours:.0f}"],
-            ["schema compiled once (replaybench.expectations)", f"{t_ours * 1000:.0f}", "1"],
+            ["schema compiled once (replaybench.checks.kinds.json_answers)", f"{t_ours * 1000:.0f}", "1"],
         ])
 
         print(f"## A night: {answers.height:,} answers, {len(suites)} suites + reference_match\n")

@@ -9,16 +9,16 @@ Each size runs in a child process of its own (a fresh interpreter, so neither si
 other's memory): demo logs of N requests over the 14 demo days
 (`replaybench.sim.demo_logs`) are ingested into a new warehouse (not measured), then the night
 runs with every request of the window sampled, against the bundled config's four candidates on the
-local model fleet at zero latency (`Fleet(time_scale=0)`, a child process). The phases call the
+local model fleet at zero latency (`ProcessFleet(time_scale=0)`, a child process). The phases call the
 plain logic of the nightly flow's tasks (`flows/nightly.py`), without Prefect's task machinery:
 
-- sample: `tasks.sample.draw_sample`, then `tasks.redact.redact_run` (nothing to redact: the
-  fleet is trusted);
+- sample: `replaybench.sample.draw_sample`, then `replaybench.redact.requests.redact_run` (nothing to
+  redact: the fleet is trusted);
 - replay: `replaybench.replay.replay_candidate` for every candidate at once (`replay_all`'s local path);
 - validate: `tasks.validate.validate_run` (the GX Checkpoint, Data Docs, the `checks` rows);
 - score: `replaybench.decide.scores.score_run` and the decisions it looked at (`score_task`
   without the Prefect events and artifacts);
-- report: `runs.finish`, then `tasks.report.report_and_publish` (the HTML report and the index).
+- report: `runs.finish`, then `replaybench.report.page.report_and_publish` (the HTML report and the index).
 
 Each phase runs in a fresh child process of its own, its modules imported before the clock
 starts (Great Expectations too, before validate: the flow imports it there, about 3 s), so that
@@ -118,11 +118,11 @@ def one_night(requests: int, compare: str | None = None) -> dict:
 
     prepare_environment()
 
-    from replaybench import runs
+    from replaybench import locks, runs
     from replaybench.config import load_settings
     from replaybench.ingest.load import ingest_paths
     from replaybench.sim import demo_logs
-    from replaybench.sim.server import Fleet
+    from replaybench.sim.server import ProcessFleet
     from replaybench.warehouse import open_warehouse
 
     figures: dict = {"requests": requests}
@@ -137,7 +137,7 @@ def one_night(requests: int, compare: str | None = None) -> dict:
         with open_warehouse(settings.warehouse) as wh:
             run = runs.begin(wh, settings, RUN_DATE, "bench")
         assert run is not None
-        runs.release_lease(settings.warehouse, RUN_DATE)  # the phases' processes run it
+        locks.release_day(settings.warehouse, RUN_DATE)  # the phases' processes run it
         figures["setup_s"] = time.perf_counter() - t
         print(f"  setup: {figures['setup_s']:.1f} s ({ingested.ingested:,} log rows)",
               file=sys.stderr, flush=True)
@@ -147,7 +147,7 @@ def one_night(requests: int, compare: str | None = None) -> dict:
             # score opens the decisions, which the second finds done)
             at = PHASES.index("score") + 1
             steps[at:at] = [("validate", compare), ("score", compare)]
-        with Fleet(time_scale=0) as fleet:
+        with ProcessFleet(time_scale=0) as fleet:
             for phase, tree in steps:
                 child = subprocess.run(
                     [sys.executable, __file__, "--phase", phase, "--config", str(config),
@@ -169,16 +169,16 @@ def one_phase(phase: str, config: str, run_id: str, fleet_url: str, fleet_pid: i
     prepare_environment()
 
     if phase == "validate":  # GX's import (seconds) is not the checks' cost
-        import replaybench.expectations  # noqa: F401
+        import replaybench.checks.kinds.refusal  # noqa: F401
     from replaybench import events, runs
     from replaybench.config import load_settings
     from replaybench.decide.scores import score_run
+    from replaybench.redact.requests import redact_run
     from replaybench.replay import replay_candidate
     from replaybench.replay.send import together
+    from replaybench.report.page import report_and_publish
+    from replaybench.sample import draw_sample
     from replaybench.warehouse import open_warehouse
-    from tasks.redact import redact_run
-    from tasks.report import report_and_publish
-    from tasks.sample import draw_sample
     from tasks.validate import validate_run
 
     settings = load_settings(config).with_fleet(fleet_url)

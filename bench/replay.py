@@ -60,13 +60,13 @@ from replaybench import runs  # noqa: E402
 from replaybench.config import load_settings  # noqa: E402
 from replaybench.ingest.load import ingest_paths  # noqa: E402
 
-try:
+if (CODE / "replaybench" / "replay").is_dir():
     from replaybench.replay import load_replay, plan_replay, send_plan  # noqa: E402
-except ImportError:  # --code of a checkout from before replaybench/replay/
+else:  # --code of a checkout from before replaybench/replay/
     from tasks.replay import load_replay, plan_replay, send_plan  # noqa: E402
-from replaybench.sim.server import Fleet  # noqa: E402
+from replaybench.sample import draw_sample  # noqa: E402
+from replaybench.sim.server import ProcessFleet  # noqa: E402
 from replaybench.warehouse import open_warehouse  # noqa: E402
-from tasks.sample import draw_sample  # noqa: E402
 
 DAY = "2026-11-27"
 MODEL = "minimax-m3"
@@ -246,7 +246,7 @@ class LongFleet:
 def serve_long(tokens: int, latency_ms: float) -> None:
     from aiohttp import web
 
-    from replaybench.sim.server import make_app
+    from replaybench.sim.app import make_app
 
     async def main() -> None:
         app = make_app(fixed_latency_ms=latency_ms, answer_tokens=tokens)
@@ -273,7 +273,7 @@ def overhead(args: argparse.Namespace, folder: Path) -> None:
     n, latency = args.n, args.latency_ms
     logs = folder / "bench.jsonl"
     write_logs(logs, n)
-    with Fleet(fixed_latency_ms=latency) as fleet:
+    with ProcessFleet(fixed_latency_ms=latency) as fleet:
         print(f"N={n} requests, fixed latency {latency:g} ms, fleet at {fleet.base_url}")
         print(f"{'C':>4}  {'client':<24} {'wall s':>7} {'ideal':>7} {'ratio':>6} "
               f"{'CPU ms/req':>10} {'send':>4} {'server':>7}  pipeline CPU / bare loop's")

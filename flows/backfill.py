@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
 
 from flows.nightly import nightly
-from replaybench.config import DEFAULT_CONFIG, load_settings
+from replaybench.config import DEFAULT_CONFIG, ConfigParam, as_settings
 from replaybench.errors import ReplaybenchError
 from replaybench.runs import COMPLETED, FAILED, PARTIAL, stored_run
 
@@ -47,7 +47,7 @@ def summary_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 @flow(name="replaybench-backfill")
-async def backfill(start_date: date, end_date: date, config: str = DEFAULT_CONFIG,
+async def backfill(start_date: date, end_date: date, config: ConfigParam = DEFAULT_CONFIG,
                    force: bool = False, parallel: int = 1, fleet_url: str | None = None,
                    use_cache: bool = True) -> list[dict[str, Any]]:
     """One nightly run for each day from `start_date` to `end_date` (inclusive), `parallel` at a time.
@@ -55,13 +55,14 @@ async def backfill(start_date: date, end_date: date, config: str = DEFAULT_CONFI
     A day means that day's traffic, midnight to midnight in the configured timezone: the day D is
     run as `replaybench run --date D+1` would run it (`run_date` = D + 1, kind `backfill`), so
     backfilling 2026-11-26..2026-11-27 gives the runs that the nights of the 27th and 28th would
-    have. A completed day is skipped unless `force`; a day whose run died is resumed under its
+    have. `config` is the configuration file, or the settings a caller already parsed from it.
+    A completed day is skipped unless `force`; a day whose run died is resumed under its
     run id; a day that fails is reported and does not stop the others. Returns one dict per day:
     date, status (completed, partial, failed, skipped), run_id, report, reason.
     """
     if parallel < 1:
         raise ReplaybenchError(f"parallel must be at least 1, not {parallel}")
-    settings = load_settings(config)
+    settings = as_settings(config)  # parsed once, handed to every day
     days = days_between(start_date, end_date, settings.default_date())
     logger = get_run_logger()
     gate = asyncio.Semaphore(parallel)
@@ -73,7 +74,7 @@ async def backfill(start_date: date, end_date: date, config: str = DEFAULT_CONFI
         async with gate:
             try:
                 result = await nightly.with_options(flow_run_name=f"backfill-{day}")(
-                    run_date=run_date, config=config, force=force, kind="backfill",
+                    run_date=run_date, config=settings, force=force, kind="backfill",
                     fleet_url=fleet_url, use_cache=use_cache)
             except Exception as exc:  # one bad day must not stop the others
                 reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]

@@ -4,11 +4,14 @@ exits non-zero with a one-line reason on bad input."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,7 +19,10 @@ from rich.table import Table
 
 from replaybench.config import DEFAULT_CONFIG, Settings, load_settings, prepare_environment
 from replaybench.errors import ReplaybenchError
-from replaybench.ingest.formats import FORMATS as PARSERS
+from replaybench.ingest.formats import FORMATS
+
+if TYPE_CHECKING:
+    from replaybench.warehouse import Warehouse
 
 prepare_environment()  # before anything imports Prefect: its settings are read at import
 
@@ -42,12 +48,18 @@ JunitOpt = Annotated[Path | None, typer.Option(
 StepSummaryOpt = Annotated[Path | None, typer.Option(
     "--step-summary", metavar="PATH", envvar="GITHUB_STEP_SUMMARY",
     help="Append a Markdown summary to this file (GitHub Actions sets GITHUB_STEP_SUMMARY).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Ask every request afresh, even if "
+                                           "its answer was paid for before.")]
 SUMMARY_FORMATS = ("text", "json", "markdown")
-FORMATS = ["auto", *PARSERS]  # the registry of log formats
+FORMAT_CHOICES = ["auto", *FORMATS]  # --format: the registry of log formats, or sniff each file
 
 
-def _settings(config: Path) -> Settings:
-    return load_settings(config)
+def _table(*columns: str, title: str | None = None) -> Table:
+    """A table with these columns, whose long cells fold."""
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    return table
 
 
 def _parse_date(value: str | None, option: str) -> date | None:
@@ -59,25 +71,22 @@ def _parse_date(value: str | None, option: str) -> date | None:
         raise ReplaybenchError(f"{option} must be a date like 2026-11-28, not {value!r}") from None
 
 
-def _run_flow(settings: Settings, config: Path, run_date: date | None, force: bool, kind: str,
+def _run_flow(settings: Settings, run_date: date | None, force: bool, kind: str,
               fleet_url: str | None = None, use_cache: bool = True) -> dict | None:
     from flows.nightly import nightly
 
-    return asyncio.run(nightly(run_date=run_date, config=str(config), force=force, kind=kind,
+    return asyncio.run(nightly(run_date=run_date, config=settings, force=force, kind=kind,
                                fleet_url=fleet_url, use_cache=use_cache))
 
 
-def _print_decisions(settings: Settings, run_id: str, out: Console = console) -> None:
+def _print_decisions(wh: Warehouse, settings: Settings, run_id: str,
+                     out: Console = console) -> None:
     from replaybench import runs
-    from replaybench.warehouse import open_warehouse
-    from tasks.report import best_candidate, others_line, standing_rows
+    from replaybench.report.context import best_candidate, others_line, standing_rows
 
-    with open_warehouse(settings.warehouse) as wh:
-        scores = wh.frame("SELECT * FROM scores WHERE run_id = $r", r=run_id).to_dicts()
-        scores += standing_rows(wh, runs.get(wh, run_id), scores)
-    table = Table(title=f"run {run_id}", show_lines=False)
-    for col in ("prompt_version", "best candidate", "decision", "why"):
-        table.add_column(col, overflow="fold")
+    scores = runs.scores(wh, run_id)
+    scores += standing_rows(wh, runs.get(wh, run_id), scores)
+    table = _table("prompt_version", "best candidate", "decision", "why", title=f"run {run_id}")
     for pv in sorted({s["prompt_version"] for s in scores}):
         rows = [s for s in scores if s["prompt_version"] == pv]
         best = best_candidate(rows, settings.baseline, settings.noise_floor)
@@ -98,30 +107,31 @@ def demo(config: ConfigOpt = Path(DEFAULT_CONFIG),
                                              "night.")] = 4):
     """Ingest the bundled demo logs, start the local model fleet, run the nightly flow for the
     last few days of traffic."""
+    from replaybench import runs
     from replaybench.ingest import sources
     from replaybench.progress import console_bars
-    from replaybench.sim.server import Fleet
+    from replaybench.sim.server import ProcessFleet
     from replaybench.warehouse import open_warehouse
 
     if nights < 1:
         raise ReplaybenchError(f"--nights must be at least 1, not {nights}")
-    settings = _settings(config)
+    settings = load_settings(config)
     console.print(f"reading {', '.join(s.name for s in settings.sources) or 'no sources'}")
     with console_bars(), open_warehouse(settings.warehouse) as wh:
         # all the sources hold: the nights then find it read already, in the ledger
         fetched = sources.fetch(wh, settings, datetime.min.replace(tzinfo=UTC),
                                 datetime.max.replace(tzinfo=UTC))
         console.print("  " + fetched.summary())
-        last_day = wh.run("last_full_day", tz=settings.timezone).fetchone()[0]
+        last_day = runs.last_full_day(wh, settings.timezone)
     if last_day is None:
         raise ReplaybenchError("the demo logs are empty: nothing to replay")
     days = [last_day - timedelta(days=i) for i in reversed(range(nights))]
-    with Fleet(time_scale=settings.fleet.time_scale) as fleet:
+    with ProcessFleet(time_scale=settings.fleet.time_scale) as fleet:
         console.print(f"local model fleet on {fleet.base_url} (simulated models)")
         for day in days:
             console.print(f"running the nightly flow for {day} …")
             with console_bars():
-                result = _run_flow(settings, config, day + timedelta(days=1), force, "demo",
+                result = _run_flow(settings, day + timedelta(days=1), force, "demo",
                                    fleet.base_url)
             if day != days[-1] and result is not None and result["status"] != "completed":
                 console.print(f"  {day}: {result['status']}")
@@ -157,6 +167,29 @@ def _outputs(fail_on: list[str] | None, summary: str, junit: Path | None,
         raise ReplaybenchError(f"--summary must be one of {', '.join(SUMMARY_FORMATS)}, "
                                f"not {summary!r}")
     return _Outputs(parse_fail_on(fail_on), summary, junit, step_summary)
+
+
+_CI_OPTIONS = {"fail_on": (FailOnOpt, None), "summary": (SummaryOpt, "text"),
+               "junit": (JunitOpt, None), "step_summary": (StepSummaryOpt, None)}
+
+
+def _with_ci_outputs(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the options a CI job passes (--fail-on, --summary, --junit,
+    --step-summary), listed before its --config; it receives them checked, as `outputs`."""
+    own = inspect.signature(command, eval_str=True).parameters
+    ci = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation,
+                            default=default) for name, (annotation, default) in _CI_OPTIONS.items()]
+    params = [p for name, p in own.items() if name not in ("outputs", "config")] + ci + [own["config"]]
+
+    @functools.wraps(command)
+    def with_outputs(*args: Any, fail_on: list[str] | None = None, summary: str = "text",
+                     junit: Path | None = None, step_summary: Path | None = None,
+                     **kwargs: Any) -> None:
+        command(*args, outputs=_outputs(fail_on, summary, junit, step_summary), **kwargs)
+
+    with_outputs.__signature__ = inspect.Signature(params)  # what typer reads the options from
+    with_outputs.__annotations__ = {p.name: p.annotation for p in params}
+    return with_outputs
 
 
 def _hand_over(settings: Settings, command: str, days: list[dict], outputs: _Outputs,
@@ -205,23 +238,22 @@ def _hand_over_failed(settings: Settings, run_date: date, outputs: _Outputs,
 
 def _finish(settings: Settings, result: dict | None, run_date: date,
             outputs: _Outputs = _Outputs(), command: str = "run") -> None:
+    from replaybench import runs
     from replaybench.warehouse import open_warehouse
 
     out = outputs.out
-    if result is None:
-        with open_warehouse(settings.warehouse) as wh:
-            row = wh.execute("SELECT run_id, report_path FROM runs WHERE run_date = $d AND "
-                             "status = 'completed' ORDER BY started_at DESC LIMIT 1",
-                             {"d": run_date}).fetchone()
-        out.print(f"{run_date - timedelta(days=1)} was already completed "
-                  f"(run {row[0]}); pass --force to run it again")
-        out.print(f"report: {row[1]}")
-        days = [{"run_id": row[0], "status": "completed", "skipped": True}]
-    else:
-        _print_decisions(settings, result["run_id"], out)
-        out.print(f"run {result['run_id']}: {result['status']}")
-        out.print(f"report: {result['report']}")
-        days = [{"run_id": result["run_id"], "status": result["status"]}]
+    with open_warehouse(settings.warehouse) as wh:
+        if result is None:
+            done = runs.latest(wh, run_date, runs.COMPLETED)
+            out.print(f"{run_date - timedelta(days=1)} was already completed "
+                      f"(run {done['run_id']}); pass --force to run it again")
+            out.print(f"report: {done['report_path']}")
+            days = [{"run_id": done["run_id"], "status": runs.COMPLETED, "skipped": True}]
+        else:
+            _print_decisions(wh, settings, result["run_id"], out)
+            out.print(f"run {result['run_id']}: {result['status']}")
+            out.print(f"report: {result['report']}")
+            days = [{"run_id": result["run_id"], "status": result["status"]}]
     code = _hand_over(settings, command, days, outputs)
     if code:
         raise typer.Exit(code)
@@ -230,15 +262,16 @@ def _finish(settings: Settings, result: dict | None, run_date: date,
 @app.command()
 def ingest(paths: Annotated[list[Path], typer.Argument(help="Log files: JSONL, JSON, Parquet, "
                                                             "CSV (.gz or .zst too).")],
-           format: Annotated[str, typer.Option("--format", help="|".join(FORMATS))] = "auto",
+           format: Annotated[str, typer.Option("--format", help="|".join(FORMAT_CHOICES))] = "auto",
            config: ConfigOpt = Path(DEFAULT_CONFIG)):
     """Load production log files into the warehouse's `logs` table."""
     from replaybench.ingest import ingest_paths
     from replaybench.progress import console_bars
 
-    if format not in FORMATS:
-        raise ReplaybenchError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
-    settings = _settings(config)
+    if format not in FORMAT_CHOICES:
+        raise ReplaybenchError(f"--format must be one of {', '.join(FORMAT_CHOICES)}, "
+                               f"not {format!r}")
+    settings = load_settings(config)
     with console_bars():
         result = ingest_paths(settings.warehouse, paths, format, settings.ingest)
     console.print(result.summary())
@@ -247,27 +280,21 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Log files: JSONL, J
 
 
 @app.command()
+@_with_ci_outputs
 def run(date_: Annotated[str | None, typer.Option("--date", help="Run for the day before this "
                                                   "date (YYYY-MM-DD); default: yesterday.")] = None,
         force: Annotated[bool, typer.Option(help="Run even if that day is completed.")] = False,
-        no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask every request afresh, "
-                                               "even if its answer was paid for before.")] = False,
-        fail_on: FailOnOpt = None,
-        summary: SummaryOpt = "text",
-        junit: JunitOpt = None,
-        step_summary: StepSummaryOpt = None,
-        config: ConfigOpt = Path(DEFAULT_CONFIG)):
+        no_cache: NoCacheOpt = False,
+        config: ConfigOpt = Path(DEFAULT_CONFIG), *, outputs: _Outputs):
     """The nightly regression for the day before --date. Exits 0 when it completed, 1 when it
     failed or is partial, 2 on bad input, 3 when an outcome named by --fail-on occurred."""
     from replaybench.progress import console_bars
 
-    outputs = _outputs(fail_on, summary, junit, step_summary)
-    settings = _settings(config)
+    settings = load_settings(config)
     run_date = _parse_date(date_, "--date") or settings.default_date()
     with console_bars():
         try:
-            result = _run_flow(settings, config, run_date, force, "nightly",
-                               use_cache=not no_cache)
+            result = _run_flow(settings, run_date, force, "nightly", use_cache=not no_cache)
         except Exception as exc:
             _hand_over_failed(settings, run_date, outputs, exc)
             raise
@@ -275,6 +302,7 @@ def run(date_: Annotated[str | None, typer.Option("--date", help="Run for the da
 
 
 @app.command()
+@_with_ci_outputs
 def backfill(start: Annotated[str, typer.Option("--start", help="First day of traffic "
                                                 "(YYYY-MM-DD).")],
              end: Annotated[str, typer.Option("--end", help="Last day of traffic, inclusive.")],
@@ -282,17 +310,11 @@ def backfill(start: Annotated[str, typer.Option("--start", help="First day of tr
              parallel: Annotated[int, typer.Option(help="Days run at once (1: in date order, "
                                                    "as decisions accumulate night after "
                                                    "night).")] = 1,
-             no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask every request afresh, "
-                                                    "even if its answer was paid for before.")] = False,
-             fail_on: FailOnOpt = None,
-             summary: SummaryOpt = "text",
-             junit: JunitOpt = None,
-             step_summary: StepSummaryOpt = None,
-             config: ConfigOpt = Path(DEFAULT_CONFIG)):
+             no_cache: NoCacheOpt = False,
+             config: ConfigOpt = Path(DEFAULT_CONFIG), *, outputs: _Outputs):
     """One run per day of traffic from --start to --end; completed days are skipped. Exits 1
     when a day failed or is partial, 3 when an outcome named by --fail-on occurred."""
-    outputs = _outputs(fail_on, summary, junit, step_summary)
-    settings = _settings(config)
+    settings = load_settings(config)
     start_date, end_date = _parse_date(start, "--start"), _parse_date(end, "--end")
     if parallel < 1:
         raise ReplaybenchError(f"--parallel must be at least 1, not {parallel}")
@@ -303,11 +325,10 @@ def backfill(start: Annotated[str, typer.Option("--start", help="First day of tr
     days_between(start_date, end_date, settings.default_date())  # bad input fails before a run
     with console_bars():
         rows = asyncio.run(backfill_flow(start_date=start_date, end_date=end_date,
-                                         config=str(config), force=force, parallel=parallel,
+                                         config=settings, force=force, parallel=parallel,
                                          use_cache=not no_cache))
-    table = Table(title=f"backfill {start_date} → {end_date}")
-    for col in ("day", "status", "run", "report", "reason"):
-        table.add_column(col, overflow="fold")
+    table = _table("day", "status", "run", "report", "reason",
+                   title=f"backfill {start_date} → {end_date}")
     for r in rows:
         table.add_row(r["date"], r["status"], r["run_id"] or "—", r["report"] or "—", r["reason"] or "")
     outputs.out.print(table)
@@ -321,15 +342,13 @@ def backfill(start: Annotated[str, typer.Option("--start", help="First day of tr
 @app.command("runs")
 def list_runs(config: ConfigOpt = Path(DEFAULT_CONFIG)):
     """List the runs in the warehouse, newest first."""
+    from replaybench import runs
     from replaybench.warehouse import open_warehouse
 
-    settings = _settings(config)
+    settings = load_settings(config)
     with open_warehouse(settings.warehouse) as wh:
-        rows = wh.frame("SELECT run_id, kind, window_start, window_end, status, started_at, "
-                        "finished_at, report_path FROM runs ORDER BY started_at DESC").to_dicts()
-    table = Table()
-    for col in ("run_id", "kind", "window", "status", "took", "report"):
-        table.add_column(col, overflow="fold")
+        rows = runs.listing(wh)
+    table = _table("run_id", "kind", "window", "status", "took", "report")
     for r in rows:
         took = (r["finished_at"] - r["started_at"]) if r["finished_at"] else None
         window = f"{r['window_start']:%Y-%m-%d %H:%M} → {r['window_end']:%Y-%m-%d %H:%M} UTC"
@@ -344,12 +363,10 @@ def list_sources(config: ConfigOpt = Path(DEFAULT_CONFIG)):
     from replaybench.ingest import sources
     from replaybench.warehouse import open_warehouse
 
-    settings = _settings(config)
+    settings = load_settings(config)
     with open_warehouse(settings.warehouse) as wh:
         rows = sources.ledger(wh)
-    table = Table()
-    for col in ("source", "item", "status", "read at", "read", "ingested", "present", "rejected"):
-        table.add_column(col, overflow="fold")
+    table = _table("source", "item", "status", "read at", "read", "ingested", "present", "rejected")
     for r in rows:
         status = r["status"] if r["status"] != sources.FAILED else f"failed: {r['error']}"
         table.add_row(r["source"], r["item"], status, f"{r['read_at']:%Y-%m-%d %H:%M}",
@@ -375,13 +392,11 @@ def decisions(ctx: typer.Context, every: Annotated[bool, typer.Option(
     from replaybench.decide.scores import outward
     from replaybench.warehouse import open_warehouse
 
-    settings = _settings(config)
+    settings = load_settings(config)
     with open_warehouse(settings.warehouse) as wh:
         rows = evidence.listing(wh, every)
-    table = Table()
-    for col in ("prompt_version", "candidate", "state", "do", "pairs", "nights", "quality (pts)",
-                "since / left"):
-        table.add_column(col, overflow="fold")
+    table = _table("prompt_version", "candidate", "state", "do", "pairs", "nights", "quality (pts)",
+                   "since / left")
     for r in rows:
         interval = "—" if r["delta"] is None else (
             f"{r['delta'] * 100:+.1f} [{', '.join(outward(r['delta_low'], r['delta_high']))}]")
@@ -402,7 +417,7 @@ def reopen(prompt_version: str,
     from replaybench.decide import evidence
     from replaybench.warehouse import open_warehouse
 
-    settings = _settings(config)
+    settings = load_settings(config)
     with open_warehouse(settings.warehouse) as wh:
         count = evidence.reopen(wh, prompt_version, candidate, reason)
     console.print(f"reopened {count} decision{'s' if count != 1 else ''} of {prompt_version}")
@@ -412,10 +427,10 @@ def reopen(prompt_version: str,
 def report(run_id: str, config: ConfigOpt = Path(DEFAULT_CONFIG)):
     """Re-render the report of a stored run (and publish it again where `report.publish_to` says)."""
     from replaybench import runs
+    from replaybench.report.page import report_and_publish
     from replaybench.warehouse import open_warehouse
-    from tasks.report import report_and_publish
 
-    settings = _settings(config)
+    settings = load_settings(config)
     with open_warehouse(settings.warehouse) as wh:
         runs.get(wh, run_id)
     path, published = report_and_publish(settings, run_id)
@@ -431,15 +446,15 @@ def export(run_id: str,
            config: ConfigOpt = Path(DEFAULT_CONFIG)):
     """Write every table of a run (runs, samples, replays, answers, checks, scores, decisions,
     evidence, …) to DIR, one Parquet or CSV file per table, with a manifest.json."""
-    from replaybench.warehouse.export import FORMATS, export_run
+    from replaybench.warehouse.export import FORMATS as EXPORT_FORMATS
+    from replaybench.warehouse.export import export_run
 
-    if format not in FORMATS:
-        raise ReplaybenchError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
-    settings = _settings(config)
+    if format not in EXPORT_FORMATS:
+        raise ReplaybenchError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, "
+                               f"not {format!r}")
+    settings = load_settings(config)
     written = export_run(settings.warehouse, run_id, to, format)
-    table = Table(title=f"run {run_id} → {to}")
-    for col in ("table", "rows", "file"):
-        table.add_column(col, overflow="fold")
+    table = _table("table", "rows", "file", title=f"run {run_id} → {to}")
     for e in written:
         table.add_row(e.table, f"{e.rows:,}", e.path.name)
     console.print(table)

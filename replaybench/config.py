@@ -1,7 +1,8 @@
 """Settings: `replaybench.yaml` plus the environment, read and validated in this one place.
 
-Nothing else in replaybench reads environment variables. Secrets never live in the file: the file
-names the environment variables that hold them (`api_key_env`), and `Settings.api_key` resolves them.
+The environment variables replaybench honours are read here too (the simulator, a program of its
+own, reads its own). Secrets never live in the file: the file names the environment variables that hold them
+(`api_key_env`), and `Settings.api_key` resolves them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -210,7 +213,9 @@ def _duration(value: object) -> object:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+# written as seconds, which `_duration` reads back (a flow run's parameters hold settings as JSON)
+Duration = Annotated[timedelta, BeforeValidator(_duration),
+                     PlainSerializer(timedelta.total_seconds, return_type=float, when_used="json")]
 
 
 class LangfuseApi(_Strict):
@@ -577,6 +582,23 @@ def load_settings(path: str | Path = DEFAULT_CONFIG) -> Settings:
     return _resolve_paths(settings, path)
 
 
+def as_settings(config: str | Path | Settings | dict) -> Settings:
+    """Settings handed down as they are (or as a flow run's parameters serialised them); a path
+    is read with `load_settings`."""
+    if isinstance(config, Settings):
+        return config
+    if isinstance(config, dict):  # serialised from Settings: its paths are resolved already
+        return Settings.model_validate(config)
+    return load_settings(config)
+
+
+# What a flow's `config` parameter takes: a config file's path (what a deployment passes), or the
+# settings a caller in the same process already parsed, so that a run parses its config once. The
+# JSON schema (the deployment's parameter form) offers the path alone.
+ConfigParam = Annotated[str | Settings, WithJsonSchema(
+    {"type": "string", "title": "config", "description": "The configuration file."})]
+
+
 def _resolve_paths(s: Settings, path: Path) -> Settings:
     root = path.resolve().parent
 
@@ -648,6 +670,12 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
 def state_home() -> Path:
     """Where replaybench keeps local state (Prefect's database); REPLAYBENCH_HOME relocates it."""
     return Path(os.environ.get("REPLAYBENCH_HOME", ".replaybench")).resolve()
+
+
+def warehouse_wait_s() -> float:
+    """How long a process waits for another's turn at the warehouse file, in seconds:
+    REPLAYBENCH_WAREHOUSE_WAIT_S, default an hour."""
+    return float(os.environ.get("REPLAYBENCH_WAREHOUSE_WAIT_S", 3600))
 
 
 def prepare_environment() -> None:

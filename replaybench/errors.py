@@ -1,10 +1,14 @@
-"""Every error replaybench raises on purpose, in one small hierarchy.
+"""The errors replaybench raises on purpose and the CLI reports, in one small hierarchy.
 
     ReplaybenchError            anything the user can fix; the CLI prints its message on one line
     ├── ConfigError             replaybench.yaml is missing, malformed, or names a secret not set
     ├── IngestError             a log file cannot be read at all (a bad *line* is a reject, not this)
     ├── WarehouseError          the DuckDB file is locked, or a stored run is not there
-    └── ProviderError           a model endpoint answered with something we could not use
+    ├── SampleError             a run has nothing to sample (no traffic in its window)
+    └── RunInProgress           the run of that day is under way in another process
+
+A model endpoint's failure is not among them: it is stored with the replay, as its error kind
+(replaybench.providers.base.Failure).
 
 Messages say what to do next, and never carry a secret: `scrub()` removes every secret value
 the configuration resolved before a message leaves the process.
@@ -38,12 +42,8 @@ class SampleError(ReplaybenchError):
     """A run has nothing to sample (no traffic in its window)."""
 
 
-class ProviderError(ReplaybenchError):
-    """A model endpoint failed; `kind` is the error class stored with the replay."""
-
-    def __init__(self, kind: str, message: str):
-        self.kind = kind
-        super().__init__(message)
+class RunInProgress(ReplaybenchError):
+    """The run of a day is under way in another process: it is not started twice."""
 
 
 def register_secret(value: str | None) -> None:

@@ -1,8 +1,9 @@
 """What a run tells Prefect: an event for each decision it looked at and one when it ends, and an
 artifact per decision whose key stays the same night after night (the UI shows its history).
 
-Everything is built here from warehouse rows, as plain values, without Prefect; the tasks send
-them (`send`). The vocabulary (a name keeps its meaning; new names may be added):
+Everything is built here from warehouse rows, as plain values, without Prefect; `send` and
+`publish_decisions` hand them to Prefect, from a task. The vocabulary (a name keeps its meaning;
+new names may be added):
 
     replaybench.decision.<recommendation>   promote | canary | hold | reject
         A run looked at the decision (tonight's pairs were added to its evidence); the name is
@@ -200,3 +201,23 @@ def send(events: Iterable[Event]) -> int:
             log.warning("event %s for %s not sent", e.name, e.resource["prefect.resource.id"],
                         exc_info=True)
     return sent
+
+
+def publish_decisions(looked: list[dict[str, Any]]) -> None:
+    """An event per decision (`replaybench.decision.<recommendation>`) and a new version of its
+    artifact, keyed by prompt_version and candidate. Neither may fail the night."""
+    from prefect import get_run_logger
+    from prefect.artifacts import create_markdown_artifact
+
+    flow_run = current_flow_run()
+    send(decision_event(row, flow_run) for row in looked)
+    for row in looked:
+        try:
+            create_markdown_artifact(
+                markdown=decision_markdown(row),
+                key=decision_artifact_key(row["prompt_version"], row["candidate"]),
+                description=f"{row['prompt_version']} × {row['candidate']}: "
+                            f"{row['recommendation']} ({row['state']})")
+        except Exception:
+            get_run_logger().warning("artifact of decision %s × %s not written",
+                                     row["prompt_version"], row["candidate"], exc_info=True)

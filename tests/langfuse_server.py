@@ -80,7 +80,8 @@ def _v2(obs: dict[str, Any], groups: set[str]) -> dict[str, Any]:
 
 
 class LangfuseServer(ThreadedApp):
-    """The server on its own event loop in a background thread, on a free port of 127.0.0.1."""
+    """The server on its own event loop in a background thread, on a free port of 127.0.0.1
+    (`url` once entered)."""
 
     def __init__(self, observations: list[dict[str, Any]] | None = None, *,
                  public_key: str = "pk-lf-test", secret_key: str = "sk-lf-test", v2: bool = True):
@@ -90,7 +91,6 @@ class LangfuseServer(ThreadedApp):
         self.requests: list[Seen] = []
         self._faults: dict[int, tuple[int, str | None]] = {}
         self._lock = threading.Lock()
-        self.url = ""
         super().__init__(web.Application(), name="langfuse-server")
         self.app.router.add_get("/api/public/v2/observations", self._list_v2)
         self.app.router.add_get("/api/public/observations", self._list_v1)
@@ -182,13 +182,3 @@ class LangfuseServer(ThreadedApp):
         return self._keep(request, web.json_response({"data": data, "meta": {
             "page": page, "limit": limit, "totalItems": len(found),
             "totalPages": math.ceil(len(found) / limit)}}))
-
-    # --- running it ---------------------------------------------------------------------------
-
-    def __enter__(self) -> LangfuseServer:
-        self.start()
-        self.url = f"http://127.0.0.1:{self.port}"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from replaybench import charts
-from replaybench.decide import extras as decisions
-from tasks.report import word_diff
+from replaybench.decide import extras
+from replaybench.report import charts
+from replaybench.report.diff import word_diff
 
 HOSTILE = "<b>x</b><script>alert(1)</script>"
 
@@ -41,14 +41,14 @@ def test_a_tie_is_no_domination():
     last bits of a float (numbers of the demo's call-summary@v1): both on the frontier."""
     tie = [row("production", 0.9385964912280702, 0.002331742105263158),
            row("production-replay", 0.9385964912280702, 0.0023317421052631575)]
-    assert decisions.pareto_frontier(tie) == {"production", "production-replay"}
-    assert decisions.pareto_frontier([row("a", 0.8, 0.002), row("b", 0.8, 0.002)]) == {"a", "b"}
+    assert extras.pareto_frontier(tie) == {"production", "production-replay"}
+    assert extras.pareto_frontier([row("a", 0.8, 0.002), row("b", 0.8, 0.002)]) == {"a", "b"}
     # a lead on one axis and a tie on the other still dominates
-    assert decisions.pareto_frontier([row("a", 0.8, 0.002), row("b", 0.8, 0.001)]) == {"b"}
-    assert decisions.pareto_frontier([row("a", 0.8, 0.002), row("b", 0.9, 0.002)]) == {"b"}
+    assert extras.pareto_frontier([row("a", 0.8, 0.002), row("b", 0.8, 0.001)]) == {"b"}
+    assert extras.pareto_frontier([row("a", 0.8, 0.002), row("b", 0.9, 0.002)]) == {"b"}
     # a row without a cost is not placed at all: neither on the frontier nor dominated
-    assert decisions.pareto_frontier([row("a", 0.8, 0.002), row("b", 0.9, None)]) == {"a"}
-    assert not decisions.plottable(row("b", 0.9, None))
+    assert extras.pareto_frontier([row("a", 0.8, 0.002), row("b", 0.9, None)]) == {"a"}
+    assert not extras.plottable(row("b", 0.9, None))
 
 
 def test_section_svgs_are_self_contained_responsive_xml():

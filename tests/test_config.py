@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from replaybench.config import load_settings
+from replaybench.config import as_settings, load_settings
 from replaybench.errors import ConfigError, scrub
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,13 +27,14 @@ def test_misspelled_key_is_named_with_a_suggestion(tmp_path):
     assert "max_concurrency" in str(exc.value)
 
 
-def test_unknown_top_level_key_and_bad_timezone(tmp_path):
+@pytest.mark.parametrize(("text", "message"), [
+    ("timezon: Europe/Berlin\n", "unknown key 'timezon'.*did you mean 'timezone'"),
+    ("timezone: Mars/Olympus\n", "unknown timezone"),
+], ids=["unknown top-level key", "bad timezone"])
+def test_unknown_top_level_key_and_bad_timezone(tmp_path, text, message):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("timezon: Europe/Berlin\n")
-    with pytest.raises(ConfigError, match="unknown key 'timezon'.*did you mean 'timezone'"):
-        load_settings(cfg)
-    cfg.write_text("timezone: Mars/Olympus\n")
-    with pytest.raises(ConfigError, match="unknown timezone"):
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=message):
         load_settings(cfg)
 
 
@@ -73,3 +74,16 @@ def test_fleet_redirect_only_moves_fleet_candidates(tmp_path):
     s = load_settings(cfg).with_fleet("http://127.0.0.1:5555/v1")
     assert [c.base_url for c in s.candidates] == ["http://127.0.0.1:5555/v1",
                                                  "https://api.example.com/v1"]
+
+
+def test_settings_parsed_once_are_handed_down_as_they_are():
+    """A flow takes the settings its caller parsed; a flow run's parameters hold them as JSON
+    (durations as seconds), which reads back to the same settings without the file."""
+    from flows.nightly import nightly
+
+    s = load_settings(ROOT / "replaybench.yaml")
+    assert as_settings(s) is s
+    assert as_settings(ROOT / "replaybench.yaml") == s
+    stored = nightly.serialize_parameters({"config": s})["config"]
+    assert as_settings(stored) == s.model_copy(update={"source": None})
+    assert as_settings(stored).config_hash() == s.config_hash()

@@ -13,8 +13,8 @@ from replaybench.config import load_settings
 from replaybench.decide import evidence, rules
 from replaybench.errors import ReplaybenchError
 from replaybench.ingest import ingest_paths
+from replaybench.sample import draw_sample
 from replaybench.warehouse import open_warehouse
-from tasks.sample import draw_sample
 
 from .conftest import write_config
 

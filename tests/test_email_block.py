@@ -10,7 +10,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from replaybench.errors import ConfigError, scrub
-from tasks.notify import _block_server
+from replaybench.report.email import _block_server
 
 from .servers import Keep
 

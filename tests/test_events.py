@@ -370,8 +370,8 @@ def test_a_night_that_timed_out_is_announced_failed_by_the_flows_state_hook(tmp_
 
     from replaybench import runs
     from replaybench.config import load_settings
+    from replaybench.lifecycle import mark_run_failed
     from replaybench.warehouse import open_warehouse
-    from tasks.lifecycle import mark_run_failed
 
     config = write_config(tmp_path)
     settings = load_settings(config)

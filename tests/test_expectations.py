@@ -1,16 +1,21 @@
-"""replaybench/expectations.py: the custom expectations, through real GX, on hand-built frames."""
+"""replaybench/checks/kinds: the custom expectations, through real GX, on hand-built frames."""
 
 from __future__ import annotations
+
+import re
 
 import pandas as pd
 import polars as pl
 import pytest
 
+from replaybench.checks.kinds.refusal import REFUSAL_PATTERNS, refusal
+from replaybench.checks.kinds.similar import similarity
+from replaybench.checks.kinds.tolerance import within_tolerance
 from replaybench.checks.run import run_checks
 from replaybench.checks.suites import load_suites
-from replaybench.expectations import REFUSAL_PATTERNS, refusal, similarity, within_tolerance
 
 from .conftest import ANSWER_SCHEMA
+from .suite_files import load_error, one_expectation
 
 SCHEMA = ANSWER_SCHEMA
 
@@ -23,7 +28,7 @@ def answers(*rows: tuple) -> pl.DataFrame:
 
 def check(tmp_path, entry: str, frame: pl.DataFrame) -> dict[str, tuple[bool, str | None]]:
     """Run one suite entry (YAML under `expectations:`) named `c`; {request_id: (passed, reason)}."""
-    (tmp_path / "t.yaml").write_text(f"prompt_version: t@v1\nexpectations:\n  - {entry}\n")
+    (tmp_path / "t.yaml").write_text(one_expectation(entry))
     out = run_checks(frame, load_suites(tmp_path)).filter(pl.col("check") == "c")
     return {r["request_id"]: (r["passed"], r["reason"]) for r in out.iter_rows(named=True)}
 
@@ -37,37 +42,60 @@ TOLERANCE = (
 )
 
 
-def test_within_tolerance_per_row(tmp_path):
-    result = check(
-        tmp_path,
-        TOLERANCE,
-        answers(
-            ("exact", "Answer: 42", "42", None),
-            ("rounding", "Answer: 0.30000000000000004", "0.3", None),
-            ("close", "Answer: 1000000.5", "1000000", None),
-            ("wrong", "Answer: 41", "42", None),
-            ("nonumber", "I don't know", "42", None),
-            ("noref", "Answer: 42", None, None),
+PRODUCTION_NUMBER = (
+    "type: expect_column_pair_values_to_be_within_tolerance\n"
+    "    kwargs: {column_A: answer_number, column_B: production_number, rel_tol: 1.0e-6}\n"
+    "    meta: {name: c, description: Same number as production}"
+)
+
+
+@pytest.mark.parametrize(
+    "entry, rows, expected",
+    [
+        pytest.param(
+            TOLERANCE,
+            [
+                ("exact", "Answer: 42", "42", None),
+                ("rounding", "Answer: 0.30000000000000004", "0.3", None),
+                ("close", "Answer: 1000000.5", "1000000", None),
+                ("wrong", "Answer: 41", "42", None),
+                ("nonumber", "I don't know", "42", None),
+                ("noref", "Answer: 42", None, None),
+            ],
+            {
+                "exact": (True, None),
+                "rounding": (True, None),
+                "close": (True, None),
+                "wrong": (False, "41 != 42 (beyond rel_tol 1e-06)"),
+                "nonumber": (False, "no value in answer_number (no number in the answer)"),
+                # reads the reference: rows without one get no row for the check
+            },
+            id="relative",
         ),
-    )
-    assert result == {
-        "exact": (True, None),
-        "rounding": (True, None),
-        "close": (True, None),
-        "wrong": (False, "41 != 42 (beyond rel_tol 1e-06)"),
-        "nonumber": (False, "no value in answer_number (no number in the answer)"),
-        # reads the reference: rows without one get no row for the check
-    }
-
-
-def test_absolute_tolerance(tmp_path):
-    entry = TOLERANCE.replace("rel_tol: 1.0e-6", "abs_tol: 0.01")
-    result = check(
-        tmp_path,
-        entry,
-        answers(("in", "Answer: 12.345", "12.34", None), ("out", "Answer: 12.36", "12.34", None)),
-    )
-    assert result == {"in": (True, None), "out": (False, "12.36 != 12.34 (beyond abs_tol 0.01)")}
+        pytest.param(
+            TOLERANCE.replace("rel_tol: 1.0e-6", "abs_tol: 0.01"),
+            [("in", "Answer: 12.345", "12.34", None), ("out", "Answer: 12.36", "12.34", None)],
+            {"in": (True, None), "out": (False, "12.36 != 12.34 (beyond abs_tol 0.01)")},
+            id="absolute",
+        ),
+        pytest.param(
+            PRODUCTION_NUMBER,
+            [
+                ("same", "so x = 7\nAnswer: 7", None, "Answer: 7.0"),
+                ("differ", "Answer: 8", None, "Answer: 7"),
+                ("prod_words", "Answer: 8", None, "I cannot tell"),
+            ],
+            {
+                "same": (True, None),
+                "differ": (False, "8 != 7 (beyond rel_tol 1e-06)"),
+                "prod_words": (False, "no value in production_number (no number in production's answer)"),
+            },
+            id="agreement_with_production",
+        ),
+    ],
+)
+def test_within_tolerance_per_row(tmp_path, entry, rows, expected):
+    assert check(tmp_path, entry, answers(*rows)) == expected
 
 
 def test_within_tolerance_helper():
@@ -125,28 +153,6 @@ def test_exact_agreement_is_ratio_100_after_normalisation(tmp_path):
     assert result["other"][1].startswith("ratio ") and "< 100: 'technical' vs 'billing'" in result["other"][1]
 
 
-def test_numeric_agreement_with_production(tmp_path):
-    entry = (
-        "type: expect_column_pair_values_to_be_within_tolerance\n"
-        "    kwargs: {column_A: answer_number, column_B: production_number, rel_tol: 1.0e-6}\n"
-        "    meta: {name: c, description: Same number as production}"
-    )
-    result = check(
-        tmp_path,
-        entry,
-        answers(
-            ("same", "so x = 7\nAnswer: 7", None, "Answer: 7.0"),
-            ("differ", "Answer: 8", None, "Answer: 7"),
-            ("prod_words", "Answer: 8", None, "I cannot tell"),
-        ),
-    )
-    assert result == {
-        "same": (True, None),
-        "differ": (False, "8 != 7 (beyond rel_tol 1e-06)"),
-        "prod_words": (False, "no value in production_number (no number in production's answer)"),
-    }
-
-
 def test_similarity_helper_scores():
     assert similarity("Hello, World!", "hello world", scorer="ratio") == 100
     assert similarity("Hello, World!", "hello world", scorer="ratio", normalize=False) < 100
@@ -197,8 +203,6 @@ def test_ordinary_answers_are_not_refusals(text):
 
 
 def test_every_pattern_is_exercised():
-    import re
-
     for pattern in REFUSAL_PATTERNS:
         assert any(re.search(pattern, t.replace("’", "'"), re.IGNORECASE) for t in REFUSALS), pattern
 
@@ -210,39 +214,38 @@ REFUSAL = (
 )
 
 
-def test_not_a_refusal_per_row(tmp_path):
-    result = check(
-        tmp_path,
-        REFUSAL,
-        answers(
-            ("ok", "billing", None, None),
-            ("refused", "  I'm sorry, but I cannot help with that.", None, None),
-            ("ai", "As an AI language model, I can't.", None, None),
-            ("failed", None, None, None),
+@pytest.mark.parametrize(
+    "entry, rows, expected",
+    [
+        pytest.param(
+            REFUSAL,
+            [
+                ("ok", "billing", None, None),
+                ("refused", "  I'm sorry, but I cannot help with that.", None, None),
+                ("ai", "As an AI language model, I can't.", None, None),
+                ("failed", None, None, None),
+            ],
+            {
+                "ok": (True, None),
+                "refused": (
+                    False,
+                    "refusal \"I'm sorry, but I cannot\": \"I'm sorry, but I cannot help with that.\"",
+                ),
+                "ai": (False, "refusal 'As an AI language model': \"As an AI language model, I can't.\""),
+                # a failed call gets only `answered` = false
+            },
+            id="patterns",
         ),
-    )
-    assert result == {
-        "ok": (True, None),
-        "refused": (
-            False,
-            "refusal \"I'm sorry, but I cannot\": \"I'm sorry, but I cannot help with that.\"",
+        pytest.param(
+            REFUSAL.replace("{column: answer}", "{column: answer, extra_patterns: ['(?i)^ich kann']}"),
+            [("de", "Ich kann dabei nicht helfen.", None, None), ("ok", "billing", None, None)],
+            {"de": (False, "refusal 'Ich kann': 'Ich kann dabei nicht helfen.'"), "ok": (True, None)},
+            id="extra_patterns",
         ),
-        "ai": (False, "refusal 'As an AI language model': \"As an AI language model, I can't.\""),
-        # a failed call gets only `answered` = false
-    }
-
-
-def test_extra_refusal_patterns(tmp_path):
-    entry = REFUSAL.replace("{column: answer}", "{column: answer, extra_patterns: ['(?i)^ich kann']}")
-    result = check(
-        tmp_path,
-        entry,
-        answers(("de", "Ich kann dabei nicht helfen.", None, None), ("ok", "billing", None, None)),
-    )
-    assert result == {
-        "de": (False, "refusal 'Ich kann': 'Ich kann dabei nicht helfen.'"),
-        "ok": (True, None),
-    }
+    ],
+)
+def test_not_a_refusal_per_row(tmp_path, entry, rows, expected):
+    assert check(tmp_path, entry, answers(*rows)) == expected
 
 
 # --- through GX directly, and the failure modes ---------------------------------------------
@@ -250,7 +253,7 @@ def test_extra_refusal_patterns(tmp_path):
 def test_registered_with_gx_and_per_row_unexpected_index():
     import great_expectations as gx
 
-    import replaybench.expectations as ours
+    from replaybench.checks.kinds import tolerance as ours
 
     context = gx.get_context(mode="ephemeral")
     batch = (
@@ -288,10 +291,9 @@ def test_registered_with_gx_and_per_row_unexpected_index():
     ],
 )
 def test_bad_entries_are_rejected_when_loading(tmp_path, entry, message):
-    (tmp_path / "t.yaml").write_text(f"prompt_version: t@v1\nexpectations:\n  - {entry}\n")
-    with pytest.raises(ValueError, match=message) as info:
-        load_suites(tmp_path)
-    assert "t.yaml: expectation #1" in str(info.value)
+    error = load_error(tmp_path, one_expectation(entry), file="t.yaml")
+    assert re.search(message, error)
+    assert "t.yaml: expectation #1" in error
 
 
 def test_custom_check_that_errors_fails_with_a_reason(tmp_path):
@@ -317,7 +319,7 @@ def test_json_schema_metric_is_ours_and_agrees_with_jsonschema(tmp_path):
     from great_expectations.execution_engine import PandasExecutionEngine
     from great_expectations.expectations.registry import get_metric_provider
 
-    import replaybench.expectations as ours
+    from replaybench.checks.kinds import json_answers as ours
 
     provider, _ = get_metric_provider("column_values.match_json_schema.condition",
                                       PandasExecutionEngine())
@@ -342,9 +344,8 @@ def test_json_schema_metric_is_ours_and_agrees_with_jsonschema(tmp_path):
 def test_an_invalid_json_schema_is_rejected_when_loading(tmp_path):
     entry = ("type: expect_column_values_to_match_json_schema\n"
              "    kwargs: {column: answer_json, json_schema: {type: 12}}\n    meta: {name: c}")
-    (tmp_path / "t.yaml").write_text(f"prompt_version: t@v1\nexpectations:\n  - {entry}\n")
-    with pytest.raises(ValueError, match=r"t\.yaml: expectation #1 \(c\): json_schema is not a valid"):
-        load_suites(tmp_path)
+    error = load_error(tmp_path, one_expectation(entry), file="t.yaml")
+    assert re.search(r"t\.yaml: expectation #1 \(c\): json_schema is not a valid", error)
 
 
 # --- how they read in Data Docs ---------------------------------------------------------------
@@ -355,7 +356,7 @@ def test_custom_expectations_say_what_they_expect_in_data_docs():
     )
     from great_expectations.expectations.row_conditions import Column
 
-    import replaybench.expectations as ours
+    from replaybench.checks.kinds import refusal, similar, tolerance
 
     def sentence(cls, etype, **kwargs):
         config = ExpectationConfiguration(type=etype, kwargs=kwargs)
@@ -366,16 +367,16 @@ def test_custom_expectations_say_what_they_expect_in_data_docs():
             text = text.replace(f"${key}", str(value))
         return text
 
-    assert sentence(ours.ExpectColumnPairValuesToBeWithinTolerance,
+    assert sentence(tolerance.ExpectColumnPairValuesToBeWithinTolerance,
                     "expect_column_pair_values_to_be_within_tolerance", column_A="answer_number",
                     column_B="reference_number", rel_tol=1e-6) == (
         "Values in answer_number and reference_number must be equal within a relative 1e-06 "
         "or an absolute None.")
-    assert sentence(ours.ExpectColumnPairValuesToBeSimilar, "expect_column_pair_values_to_be_similar",
+    assert sentence(similar.ExpectColumnPairValuesToBeSimilar, "expect_column_pair_values_to_be_similar",
                     column_A="answer", column_B="production_answer", threshold=60,
                     scorer="ratio", row_condition=Column("model") != "production") == (
         "If model != production, then values in answer must be similar to production_answer: a "
         "ratio score of at least 60 out of 100.")
-    assert sentence(ours.ExpectColumnValuesToNotBeARefusal,
+    assert sentence(refusal.ExpectColumnValuesToNotBeARefusal,
                     "expect_column_values_to_not_be_a_refusal", column="answer").startswith(
         "values must not open with a refusal")

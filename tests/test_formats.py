@@ -5,6 +5,7 @@ registry itself (its order, and the docs that list it)."""
 
 import copy
 import csv
+import functools
 import gzip
 import json
 from datetime import UTC, datetime
@@ -297,29 +298,17 @@ def test_an_otlp_export_keeps_its_good_span_and_rejects_the_broken_one(tmp_path)
     assert "eee19b7ec3c1b176" in rejects[0]["reason"]
 
 
-def _litellm(**over):
-    rec = records(LITELLM)[0] | over
+def _first_record(path, **over):
+    """The fixture's first record with fields changed by `over` (a value of ... drops the field)."""
+    rec = records(path)[0] | over
     return {k: v for k, v in rec.items() if v is not ...}
 
 
-def _langfuse(**over):
-    rec = records(LANGFUSE)[0] | over
-    return {k: v for k, v in rec.items() if v is not ...}
-
-
-def _helicone(**over):
-    rec = records(HELICONE)[0] | over
-    return {k: v for k, v in rec.items() if v is not ...}
-
-
-def _export(**over):
-    rec = records(LANGFUSE_EXPORT)[0] | over
-    return {k: v for k, v in rec.items() if v is not ...}
-
-
-def _spend(**over):
-    rec = records(LITELLM_SPEND)[0] | over
-    return {k: v for k, v in rec.items() if v is not ...}
+_litellm = functools.partial(_first_record, LITELLM)
+_langfuse = functools.partial(_first_record, LANGFUSE)
+_helicone = functools.partial(_first_record, HELICONE)
+_export = functools.partial(_first_record, LANGFUSE_EXPORT)
+_spend = functools.partial(_first_record, LITELLM_SPEND)
 
 
 def _otel_span(span=None, drop=(), add=()):
@@ -590,15 +579,19 @@ def _langfuse_csv(recs: list[dict], path: Path) -> Path:
     return path
 
 
+def _stored_4_3_0(tmp_path: Path, path: Path) -> list[dict]:
+    """The rows `path` stores, read as auto: four records, three rows, no reject."""
+    db = tmp_path / f"{path.name}.duckdb"
+    result = ingest_paths(db, [path], "auto")
+    assert (result.read, result.ingested, result.rejected) == (4, 3, 0), path.name
+    with open_warehouse(db) as wh:
+        return wh.frame("SELECT * EXCLUDE (source, ingested_at) FROM logs ORDER BY request_id").to_dicts()
+
+
 def test_langfuse_export_as_parquet_csv_and_jsonl_gives_the_same_rows(tmp_path):
     recs = records(LANGFUSE_EXPORT)
 
-    def stored(path: Path) -> list[dict]:
-        db = tmp_path / f"{path.name}.duckdb"
-        result = ingest_paths(db, [path], "auto")
-        assert (result.read, result.ingested, result.rejected) == (4, 3, 0), path.name
-        with open_warehouse(db) as wh:
-            return wh.frame("SELECT * EXCLUDE (source, ingested_at) FROM logs ORDER BY request_id").to_dicts()
+    stored = functools.partial(_stored_4_3_0, tmp_path)
 
     expected = stored(LANGFUSE_EXPORT)
     assert stored(_langfuse_parquet(recs, tmp_path / "observations_v2.parquet")) == expected
@@ -695,12 +688,7 @@ def test_spend_logs_as_a_postgres_csv_or_a_v2_page_give_the_same_rows(tmp_path):
     page = tmp_path / "spend-logs-v2.json"
     page.write_text(json.dumps({"data": recs, "total": 4, "page": 1, "page_size": 50, "total_pages": 1}))
 
-    def stored(path: Path) -> list[dict]:
-        db = tmp_path / f"{path.name}.duckdb"
-        result = ingest_paths(db, [path], "auto")
-        assert (result.read, result.ingested, result.rejected) == (4, 3, 0), path.name
-        with open_warehouse(db) as wh:
-            return wh.frame("SELECT * EXCLUDE (source, ingested_at) FROM logs ORDER BY request_id").to_dicts()
+    stored = functools.partial(_stored_4_3_0, tmp_path)
 
     expected = stored(LITELLM_SPEND)
     assert stored(page) == expected

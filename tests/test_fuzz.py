@@ -136,8 +136,8 @@ def outcome(call) -> str:
 @FUZZ
 @given(raw=BODY)
 def test_any_json_body_is_an_answer_or_a_bad_response(raw):
-    outcome(lambda: OPENAI._parse(raw, False))
-    outcome(lambda: ANTHROPIC._parse(raw))
+    outcome(lambda: OPENAI.parse(raw))
+    outcome(lambda: ANTHROPIC.parse(raw))
 
 
 LOOP = asyncio.new_event_loop()  # one loop for the 10,000 streams (a loop each costs more)
@@ -155,7 +155,7 @@ def test_any_event_stream_is_an_answer_or_a_bad_response(chunks, done):
     events = chunks + ([b"[DONE]"] if done else [])
 
     async def read(p):
-        return await p._read_stream(stream_of(events), 0.0)
+        return await p.read_stream(stream_of(events), 0.0)
 
     outcome(lambda: LOOP.run_until_complete(read(OPENAI_SSE)))
     outcome(lambda: LOOP.run_until_complete(read(ANTHROPIC_SSE)))

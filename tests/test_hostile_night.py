@@ -21,7 +21,7 @@ from flows.nightly import nightly
 from replaybench.config import load_settings
 from replaybench.ingest import ingest_paths
 from replaybench.providers.anthropic import request_body
-from replaybench.sim.anthropic import to_chat_messages
+from replaybench.sim.dialects.anthropic import to_chat_messages
 from replaybench.sim.faults import request_key
 from replaybench.sim.profiles import load_profiles, resolve
 from replaybench.sim.server import ThreadedFleet

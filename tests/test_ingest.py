@@ -223,8 +223,8 @@ def test_the_two_sql_readers_keep_the_same_good_lines(tmp_path):
     src = write(tmp_path / "same.jsonl", mixed_lines())
     kept = {}
     with open_warehouse(tmp_path / "w.duckdb") as wh:
-        wh.run("log_line_macros")
-        wh.run("openai_log_lines")
+        wh.query("log_line_macros")
+        wh.query("openai_log_lines")
         for fast in (True, False):
             kept[fast] = wh.frame(
                 f"SELECT {', '.join(LOG_COLUMNS[:-1])} FROM openai_log_lines($path, $pv, 100000, 67108864, "
@@ -250,8 +250,8 @@ def test_a_sql_reader_reads_what_its_tool_writes_itself(tmp_path, fmt, fixture):
     own = reader.params(logformats.IngestOptions())
     args = "".join(f", ${name}" for name in own)
     with open_warehouse(tmp_path / "w.duckdb") as wh:
-        wh.run("log_line_macros")
-        wh.run(reader.macro)
+        wh.query("log_line_macros")
+        wh.query(reader.macro)
         for fast in ("true", "false"):
             params = {"path": str(src), "pv": '$."prompt_version"', **own}
             lanes = wh.execute(f"SELECT lane FROM {reader.macro}($path, $pv, 1000000, 67108864, "
@@ -321,15 +321,20 @@ def test_a_truncated_jsonl_gz_keeps_the_lines_before_the_cut(tmp_path):
     whole_lines = readable.count(b"\n")
     result = ingest_paths(tmp_path / "w.duckdb", [src])
     assert 0 < whole_lines < 400
+    assert_kept_before_the_cut(tmp_path / "w.duckdb", result, whole_lines, "gzip")
+
+
+def assert_kept_before_the_cut(warehouse: Path, result, whole_lines: int, compression: str) -> None:
+    """The lines before the cut are stored (r0000, r0001, …) and the cut is one reject after them."""
     assert (result.read, result.ingested, result.duplicates, result.rejected) == \
         (whole_lines + 1, whole_lines, 0, 1)
-    with open_warehouse(tmp_path / "w.duckdb") as wh:
+    with open_warehouse(warehouse) as wh:
         (reject,) = wh.frame("SELECT * FROM rejects").to_dicts()
         last = wh.execute("SELECT max(request_id) FROM logs").fetchone()[0]
     assert last == f"r{whole_lines - 1:04}"
     assert reject["position"] == whole_lines + 1
-    assert reject["reason"] == (f"truncated gzip file: the stream ends after line {whole_lines:,}; "
-                                "the rest of the file is lost")
+    assert reject["reason"] == (f"truncated {compression} file: the stream ends after line "
+                                f"{whole_lines:,}; the rest of the file is lost")
 
 
 def test_a_truncated_json_gz_keeps_the_records_before_the_cut(tmp_path):

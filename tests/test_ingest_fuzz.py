@@ -292,15 +292,10 @@ def _count_path(caplog, path: Path, odd_bytes: bool, seen: Counter) -> None:
     seen["fast path" if not went_slow else "record path"] += 1
 
 
-def test_fuzz_openai_fast_path(tmp_path, caplog):
-    """Files of mutated openai lines, random bytes and blank lines, gzip or not: the SQL fast path
-    stores what the record path stores and rejects the lines it rejects, for the same kind of
-    reason, and its counts add up. (Lines nested deeper than the record path reads are left out
-    of the comparison: DuckDB reads them, Python refuses them; both without a crash.) A file with
-    a carriage return or a \\x01 byte inside a line goes the record path; the others must not."""
-    caplog.set_level(logging.INFO, logger="replaybench.ingest.load")
-    seen = Counter()
-    lines_of = st.lists(st.one_of(*[mutated(bases("openai"))] * 6, noise, st.just(b"")),
+def _fuzz_files(tmp_path, fmt: str, prefix: str, good_record, check, seen: Counter) -> None:
+    """Files of FAST_BATCH mutated `fmt` lines, random bytes and blank lines between three good
+    records (`good_record(n, i)`), gzip or not, each handed to `check(n, path, body, good, odd_bytes)`."""
+    lines_of = st.lists(st.one_of(*[mutated(bases(fmt))] * 6, noise, st.just(b"")),
                         min_size=FAST_BATCH, max_size=FAST_BATCH)
 
     # no shrinking: a batch of 250 lines shrinks for minutes; the assertions name the lines
@@ -312,12 +307,28 @@ def test_fuzz_openai_fast_path(tmp_path, caplog):
         if not odd_bytes:  # bytes that make read_csv see other lines than read_json
             lines = [x.replace(b"\r", b" ").replace(b"\x01", b" ") if isinstance(x, bytes) else x
                      for x in lines]
-        good = [fresh("openai", json.loads(row(f"good-{n}-{i}"))) for i in range(3)]
+        good = [fresh(fmt, good_record(n, i)) for i in range(3)]
         body = [dump(good[0][0]), *map(dump, lines[:100]), dump(good[1][0]), *map(dump, lines[100:]),
                 dump(good[2][0])]
         data = b"\n".join(body) + b"\n"
-        path = tmp_path / (f"fast-{n}.jsonl.gz" if gz else f"fast-{n}.jsonl")
+        path = tmp_path / (f"{prefix}-{n}.jsonl.gz" if gz else f"{prefix}-{n}.jsonl")
         path.write_bytes(gzip.compress(data) if gz else data)
+        check(n, path, body, good, odd_bytes)
+        seen["records"] += len(lines) + 3
+
+    run()
+
+
+def test_fuzz_openai_fast_path(tmp_path, caplog):
+    """Files of mutated openai lines, random bytes and blank lines, gzip or not: the SQL fast path
+    stores what the record path stores and rejects the lines it rejects, for the same kind of
+    reason, and its counts add up. (Lines nested deeper than the record path reads are left out
+    of the comparison: DuckDB reads them, Python refuses them; both without a crash.) A file with
+    a carriage return or a \\x01 byte inside a line goes the record path; the others must not."""
+    caplog.set_level(logging.INFO, logger="replaybench.ingest.load")
+    seen = Counter()
+
+    def check(n, path, body, good, odd_bytes):
         with open_warehouse(tmp_path / f"sql-{n}.duckdb") as wh:
             fast = ingest_file(wh, path, "openai", OPTIONS)
             check_stored(wh, str(path), fast, set().union(*(ids for _, ids in good)))
@@ -337,9 +348,8 @@ def test_fuzz_openai_fast_path(tmp_path, caplog):
         assert not differ, differ  # line: (SQL reason, record path reason, the line)
         assert fast.read == slow.read
         _count_path(caplog, path, odd_bytes, seen)
-        seen["records"] += len(lines) + 3
 
-    run()
+    _fuzz_files(tmp_path, "openai", "fast", lambda n, i: json.loads(row(f"good-{n}-{i}")), check, seen)
     assert seen["records"] >= RECORDS
     # both paths were taken (which one each file takes is asserted per file above); how often each
     # is depends on the draws, and a small budget draws only a few files
@@ -382,24 +392,9 @@ def test_fuzz_sql_reader(tmp_path, caplog, fmt):
     carriage return or a \\x01 byte inside a line goes the record path; the others must not."""
     caplog.set_level(logging.INFO, logger="replaybench.ingest.load")
     seen = Counter()
-    lines_of = st.lists(st.one_of(*[mutated(bases(fmt))] * 6, noise, st.just(b"")),
-                        min_size=FAST_BATCH, max_size=FAST_BATCH)
     good_records = bases(fmt)
 
-    @settings(FUZZ, max_examples=RECORDS // FAST_BATCH + 1,
-              phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target])
-    @given(lines=lines_of, gz=st.booleans(), odd_bytes=st.booleans())
-    def run(lines, gz, odd_bytes):
-        n = next(_serial)
-        if not odd_bytes:  # bytes that make read_csv see other lines than read_json
-            lines = [x.replace(b"\r", b" ").replace(b"\x01", b" ") if isinstance(x, bytes) else x
-                     for x in lines]
-        good = [fresh(fmt, copy.deepcopy(good_records[i % len(good_records)])) for i in range(3)]
-        body = [dump(good[0][0]), *map(dump, lines[:100]), dump(good[1][0]), *map(dump, lines[100:]),
-                dump(good[2][0])]
-        data = b"\n".join(body) + b"\n"
-        path = tmp_path / (f"{fmt}-{n}.jsonl.gz" if gz else f"{fmt}-{n}.jsonl")
-        path.write_bytes(gzip.compress(data) if gz else data)
+    def check(n, path, body, good, odd_bytes):
         with open_warehouse(tmp_path / f"sql-{n}.duckdb") as wh:
             fast = ingest_file(wh, path, fmt, OPTIONS)
             check_stored(wh, str(path), fast, set().union(*(ids for _, ids in good)))
@@ -425,9 +420,9 @@ def test_fuzz_sql_reader(tmp_path, caplog, fmt):
             assert (fast.read, fast.ingested, fast.duplicates, fast.rejected) == \
                 (slow.read, slow.ingested, slow.duplicates, slow.rejected), (fast, slow)
         _count_path(caplog, path, odd_bytes, seen)
-        seen["records"] += len(lines) + 3
 
-    run()
+    _fuzz_files(tmp_path, fmt, fmt, lambda n, i: copy.deepcopy(good_records[i % len(good_records)]), check,
+                seen)
     assert seen["records"] >= RECORDS
     # every file without odd bytes took DuckDB's path (_count_path); half the files have them
     assert seen["fast path"] > 0, seen

@@ -10,10 +10,11 @@ import httpx
 import polars as pl
 import pytest
 
+from replaybench.checks.run import run_checks
+from replaybench.checks.suites import SuiteError, load_suite, load_suites
 from replaybench.config import Judge, load_settings
 from replaybench.judge import JudgeError, JudgeItem, parse_verdict, score_items
 from replaybench.sim import workloads
-from tasks.validate import SuiteError, load_suite, load_suites, run_checks
 from tests.conftest import ANSWER_SCHEMA, ROOT, write_config
 
 PV = "tutor-math@v1"
@@ -160,13 +161,12 @@ def test_parse_verdict_refuses_what_is_not_a_verdict(text):
         parse_verdict(text)
 
 
-def test_judge_block_is_validated(tmp_path: Path):
+@pytest.mark.parametrize("block, message", [("{rubric: ok, threshold: 7}", "threshold"),
+                                            ("{rubrik: ok}", "unknown key")])
+def test_judge_block_is_validated(tmp_path: Path, block, message):
     path = tmp_path / "s.yaml"
-    path.write_text("prompt_version: x@v1\nexpectations: []\njudge: {rubric: ok, threshold: 7}\n")
-    with pytest.raises(SuiteError, match="threshold"):
-        load_suite(path)
-    path.write_text("prompt_version: x@v1\nexpectations: []\njudge: {rubrik: ok}\n")
-    with pytest.raises(SuiteError, match="unknown key"):
+    path.write_text(f"prompt_version: x@v1\nexpectations: []\njudge: {block}\n")
+    with pytest.raises(SuiteError, match=message):
         load_suite(path)
 
 

@@ -19,9 +19,9 @@ from aiosmtpd.controller import Controller
 from flows.nightly import nightly
 from replaybench.config import Candidate, Judge, load_settings, on_this_machine
 from replaybench.redact import Redactor
+from replaybench.redact.requests import redact_request
+from replaybench.report.context import redacted_failures
 from replaybench.warehouse import open_warehouse
-from tasks.redact import redact_request
-from tasks.report import redacted_failures
 
 from .conftest import write_config
 from .prefect_server import free_port

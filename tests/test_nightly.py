@@ -156,7 +156,7 @@ def test_a_dead_candidate_marks_the_run_partial(tmp_path, prefect_harness, fleet
 
 
 def test_the_report_shows_money_frontier_and_the_trend_of_earlier_runs(finished_run):
-    from tasks.report import render_report
+    from replaybench.report.page import render_report
 
     settings, config, result = finished_run
     earlier = asyncio.run(nightly(run_date=date(2026, 11, 27), config=str(config)))

@@ -16,9 +16,9 @@ from aiosmtpd.controller import Controller
 from flows.nightly import nightly
 from replaybench.config import Email, load_settings
 from replaybench.ingest import ingest_paths
+from replaybench.report.context import report_context
+from replaybench.report.email import MAX_HTML_BYTES, build_message, notify, render_bodies
 from replaybench.warehouse import open_warehouse
-from tasks.notify import MAX_HTML_BYTES, build_message, notify, render_bodies
-from tasks.report import report_context
 
 from .conftest import write_config
 from .servers import Keep

@@ -24,7 +24,7 @@ from replaybench.config import Candidate
 from replaybench.limits import limiter_for
 from replaybench.providers import provider_class
 from replaybench.replay.send import http_client
-from replaybench.sim.server import ThreadedFleet
+from replaybench.sim.server import ThreadedApp, ThreadedFleet
 from tests.test_providers import ask, cand, task_messages
 
 Reply = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -32,18 +32,23 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 _names = count()
 
 
-class Scripted:
+class Scripted(ThreadedApp):
     """A tiny aiohttp app on 127.0.0.1, on its own event loop in a background thread."""
 
     def __init__(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/v1/messages", self._handle)
+        super().__init__(app, name="scripted")
         self.replies: dict[str, Reply] = {}
         self.served: Counter[str] = Counter()   # requests per model
         self._sent: dict[str, int] = {}         # bytes an `endless` reply wrote before it ended
         self._ended: dict[str, threading.Event] = {}
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL, http://127.0.0.1:port/v1, once started."""
+        return f"{self.url}/v1"
 
     def script(self, reply: Reply) -> str:
         """A fresh model name that is answered with `reply`."""
@@ -61,29 +66,6 @@ class Scripted:
         model = (await request.json())["model"]
         self.served[model] += 1
         return await self.replies[model](request)
-
-    async def _start(self) -> web.AppRunner:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._handle)
-        app.router.add_post("/v1/messages", self._handle)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner
-
-    def __enter__(self) -> Scripted:
-        self._thread.start()
-        self._runner = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}/v1"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
 
 
 @pytest.fixture(scope="module")

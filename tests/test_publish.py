@@ -27,8 +27,9 @@ from replaybench.config import Report, load_settings
 from replaybench.errors import ConfigError
 from replaybench.report import publish
 from replaybench.report.index import index_context
+from replaybench.report.page import report_and_publish
+from replaybench.report.publish import REPORT_ARTIFACT
 from replaybench.warehouse import open_warehouse
-from tasks.report import REPORT_ARTIFACT, report_and_publish
 
 from .browser import Browser, chromium_path
 from .conftest import write_config

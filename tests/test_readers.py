@@ -27,7 +27,7 @@ from replaybench.ingest.readers import (
 from replaybench.warehouse import open_warehouse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_ingest import row  # noqa: E402
+from test_ingest import assert_kept_before_the_cut, row  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "formats"
 
@@ -187,15 +187,7 @@ def test_a_truncated_jsonl_zst_keeps_the_lines_before_the_cut(tmp_path, fmt, cap
     whole_lines = readable(cut).count(b"\n")
     assert 0 < whole_lines < 400
     result = ingest_paths(tmp_path / "w.duckdb", [src], fmt)
-    assert (result.read, result.ingested, result.duplicates, result.rejected) == \
-        (whole_lines + 1, whole_lines, 0, 1)
-    with open_warehouse(tmp_path / "w.duckdb") as wh:
-        (reject,) = wh.frame("SELECT * FROM rejects").to_dicts()
-        last = wh.execute("SELECT max(request_id) FROM logs").fetchone()[0]
-    assert last == f"r{whole_lines - 1:04}"
-    assert reject["position"] == whole_lines + 1
-    assert reject["reason"] == (f"truncated zstd file: the stream ends after line {whole_lines:,}; "
-                                "the rest of the file is lost")
+    assert_kept_before_the_cut(tmp_path / "w.duckdb", result, whole_lines, "zstd")
     if fmt == "openai":  # DuckDB would have read it as if it ended there: the record path reads it
         assert any("ends inside a frame" in r.getMessage() for r in caplog.records)
 

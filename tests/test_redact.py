@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -13,14 +14,14 @@ import polars as pl
 import pytest
 
 from flows.nightly import nightly
-from replaybench import redact, runs
+from replaybench import runs
 from replaybench.config import Candidate, Settings, load_settings
 from replaybench.errors import ConfigError, ReplaybenchError
-from replaybench.redact import Redactor, describe, iban_ok, luhn_ok, redact_messages
+from replaybench.redact import Redactor, describe, iban_ok, luhn_ok, ner
+from replaybench.redact.requests import Redaction, redact_run
 from replaybench.replay import replay_candidate
+from replaybench.sample import draw_sample
 from replaybench.warehouse import open_warehouse
-from tasks.redact import redact_run
-from tasks.sample import draw_sample
 
 from .conftest import write_config
 from .redaction_corpus import NEGATIVES, POSITIVES, score
@@ -33,11 +34,15 @@ def only(text: str, redactor: Redactor | None = None) -> tuple[str, dict[str, in
     return (redactor or Redactor()).redact_text(text)
 
 
+def redact_messages(messages: list) -> tuple[list, dict[str, int]]:
+    return Redactor().redact_messages(messages)
+
+
 @pytest.fixture(autouse=True)
 def no_spacy_model(monkeypatch):
     """Every Redactor here uses the built-in detectors, even on a machine with the `ner` extra and a
     spaCy model installed: the counts asserted below are theirs."""
-    monkeypatch.setattr(redact, "NER_MODELS", ())
+    monkeypatch.setattr(ner, "NER_MODELS", ())
 
 
 # --- each kind, in its realistic variants ----------------------------------------------------------
@@ -336,6 +341,17 @@ def test_describe():
         "12 e-mail addresses, 1 phone number, 2 customer_id"
 
 
+def test_one_account_of_a_redaction_for_the_nights_log_and_the_report():
+    assert Redaction("never", []).summary() == \
+        "off (redact.enabled: never) — requests were sent as logged"
+    assert Redaction("auto", []).summary() == "off — every endpoint is on this machine"
+    assert Redaction("always", ["glm-5.2"], 3).summary() == \
+        "on, nothing found to redact in 3 requests (sent redacted to: glm-5.2)"
+    assert Redaction("auto", ["glm-5.2", "m3"], 1_200, Counter(PHONE=1, EMAIL=2)).summary() == \
+        "redacted before replay: 2 e-mail addresses, 1 phone number in 1,200 requests " \
+        "(sent redacted to: glm-5.2, m3)"
+
+
 # --- end to end: at a real server, none of it arrives ------------------------------------------------
 
 N = 6
@@ -447,7 +463,7 @@ def test_with_redaction_on_none_of_it_reaches_the_server(tmp_path, prefect_harne
         assert "Authorization: Bearer <SECRET_2>" in text
 
     with open_warehouse(settings.warehouse) as wh:
-        audit = {k: (n, req) for k, n, req in wh.run("redaction_audit", run_id=result["run_id"]).fetchall()}
+        audit = {k: (n, req) for k, n, req in wh.query("redaction_audit", run_id=result["run_id"]).fetchall()}
         stored = wh.execute("SELECT count(*) FROM redacted_requests WHERE run_id = $r",
                             {"r": result["run_id"]}).fetchone()[0]
     assert {k: n for k, (n, _) in audit.items()} == EXPECTED

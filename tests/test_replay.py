@@ -22,9 +22,9 @@ from replaybench.config import load_settings
 from replaybench.ingest import ingest_paths
 from replaybench.replay import replay_candidate
 from replaybench.replay.files import journal_path
-from replaybench.sim.server import Fleet, ThreadedFleet
+from replaybench.sample import draw_sample
+from replaybench.sim.server import ProcessFleet, ThreadedFleet
 from replaybench.warehouse import open_warehouse
-from tasks.sample import draw_sample
 
 from .conftest import ROOT, write_config
 
@@ -135,7 +135,7 @@ def test_a_journal_left_by_a_killed_attempt_is_loaded_not_resent(tmp_path, demo_
 @pytest.mark.e2e
 def test_a_run_killed_with_sigkill_resumes_and_loses_only_what_was_in_flight(tmp_path):
     """`replaybench run` in its own process, killed mid-replay, then run again."""
-    with Fleet(fixed_latency_ms=150) as fleet:
+    with ProcessFleet(fixed_latency_ms=150) as fleet:
         config = write_config(tmp_path, fleet.base_url, candidates=candidates(fleet),
                               sample={"per_prompt_version": 40, "seed": 7})
         env = {**os.environ, "PYTHONPATH": str(ROOT)}

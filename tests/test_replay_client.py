@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 
 from replaybench.config import Candidate
-from replaybench.providers.base import SSEData, loads
+from replaybench.fastjson import loads
+from replaybench.providers.base import SSEData
 from replaybench.replay.journal import journal_line, journal_rows
 from replaybench.replay.shared import KnownAnswers
 from tests.test_providers import ask

@@ -28,9 +28,9 @@ from replaybench.replay.journal import ReplayWriter, RowMaker, journal_rows
 from replaybench.replay.load import load_replay
 from replaybench.replay.plan import plan_replay
 from replaybench.replay.send import send_all, send_plan
+from replaybench.sample import draw_sample
 from replaybench.sim.server import ThreadedFleet
 from replaybench.warehouse import open_warehouse
-from tasks.sample import draw_sample
 
 from .conftest import write_config
 

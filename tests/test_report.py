@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from jinja2 import ChoiceLoader, DictLoader, Environment
 
 from flows.nightly import nightly
 from replaybench.config import load_settings
 from replaybench.ingest import ingest_paths
+from replaybench.report import page
+from replaybench.report.render import environment
 from replaybench.sim.server import ThreadedFleet
 from replaybench.warehouse import open_warehouse
 
@@ -195,3 +198,31 @@ def test_the_report_renders_in_chromium_without_overflow_or_scripts(hostile_repo
     assert seen["clipped"] == [], f"tables cut off at {width} px: {seen['clipped']}"
     assert seen["first_screen"]  # the decision is on the first screen
     assert (ARTIFACTS / f"report-{name}.png").stat().st_size > 10_000
+
+
+
+EXTRA = '  <p class="extra">{{ s.prompt_version }}: {{ s.rows|length }} rows</p>\n'
+GENERATED = re.compile(r"Generated [^<]* UTC")  # the minute it was rendered
+
+
+def test_a_new_partial_is_on_the_page_in_its_place_and_nothing_else_moves(hostile_report,
+                                                                           monkeypatch):
+    report, _ = hostile_report
+    settings = load_settings(report.parent.parent / "replaybench.yaml")
+    with open_warehouse(settings.warehouse) as wh:
+        before = page.report_html(wh, settings, report.stem)
+
+        def with_extra() -> Environment:
+            env = environment()
+            env.loader = ChoiceLoader([DictLoader({"sections/prompt_version/45-extra.html.j2": EXTRA}),
+                                       env.loader])
+            return env
+
+        monkeypatch.setattr(page, "environment", with_extra)
+        after = page.report_html(wh, settings, report.stem)
+    added = re.compile(r'  <p class="extra">[^<]*</p>\n')
+    assert len(added.findall(after)) == after.count('<section id="pv-') > 0  # per prompt_version
+    first = added.search(after).start()
+    assert after.rfind(": models\">", 0, first) > after.rfind("<h2>", 0, first)  # after 10-models
+    assert after.index("<h3>Money, frontier and trend</h3>", first) < after.index("<h2>", first)
+    assert GENERATED.sub("", added.sub("", after)) == GENERATED.sub("", before)

@@ -3,8 +3,8 @@ from datetime import date
 from replaybench import runs
 from replaybench.config import load_settings
 from replaybench.ingest import ingest_paths
+from replaybench.sample import draw_sample
 from replaybench.warehouse import open_warehouse
-from tasks.sample import draw_sample
 
 from .conftest import write_config
 

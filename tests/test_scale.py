@@ -15,13 +15,14 @@ import pytest
 from prefect import flow
 
 from flows.replay import replay_all
-from replaybench import runs
+from replaybench import locks, runs
 from replaybench.config import load_settings
 from replaybench.ingest import ingest_paths
+from replaybench.locks import WarehouseLock
 from replaybench.replay.files import shard_folder
+from replaybench.sample import draw_sample
 from replaybench.sim.server import ThreadedFleet
-from replaybench.warehouse import WarehouseLock, open_warehouse
-from tasks.sample import draw_sample
+from replaybench.warehouse import open_warehouse
 
 from .conftest import ROOT, write_config
 
@@ -88,7 +89,7 @@ def test_a_second_process_waits_for_the_warehouse_instead_of_failing(tmp_path):
 
 def test_a_warehouse_busy_for_too_long_is_a_clear_error(tmp_path):
     warehouse = tmp_path / "w.duckdb"
-    script = ("import sys; from replaybench.warehouse import WarehouseLock\n"
+    script = ("import sys; from replaybench.locks import WarehouseLock\n"
               "from pathlib import Path\n"
               "from replaybench.errors import WarehouseError\n"
               "try:\n"
@@ -170,8 +171,8 @@ def test_a_day_under_way_in_another_process_is_not_started_twice(tmp_path, demo_
             stored = wh.execute("SELECT run_id, status, error FROM runs").fetchall()
         assert stored == [(run.run_id, "running", None)]  # not failed by the other's hook
     finally:
-        runs.release_lease(settings.warehouse, RUN_DATE)
-    assert not runs.leased_elsewhere(settings.warehouse, RUN_DATE)
+        locks.release_day(settings.warehouse, RUN_DATE)
+    assert not locks.day_leased_elsewhere(settings.warehouse, RUN_DATE)
 
 
 def test_two_runs_asking_the_same_question_at_once_in_one_process_pay_once(tmp_path, demo_slice):

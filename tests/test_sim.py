@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pkgutil
 import random
 import time
 
@@ -12,8 +13,9 @@ import pytest
 from replaybench.sim import workloads
 from replaybench.sim.faults import request_key
 from replaybench.sim.profiles import load_profiles
-from replaybench.sim.server import Fleet, ThreadedFleet
+from replaybench.sim.server import ProcessFleet, ThreadedFleet
 from replaybench.sim.tokens import count_message_tokens, count_tokens
+from replaybench.sim.workloads.base import register
 
 CANDIDATES = ("glm-5.2", "deepseek-v4-pro", "minimax-m3")
 PRODUCTION = ("gpt-5-mini", "gpt-5", "claude-haiku-4.5", "claude-sonnet-4.5")
@@ -64,6 +66,13 @@ def test_solver_recovers_the_truth_of_every_workload(kind):
                 assert len(wrong.split()) > 120 or task.truth not in wrong
             else:
                 assert workloads.core_value(kind, wrong) != task.truth
+
+
+def test_every_workload_module_registers_its_workload():
+    modules = {m.name for m in pkgutil.iter_modules(workloads.__path__)} - {"base"}
+    assert set(workloads.WORKLOADS) == modules  # a workload module is named after its kind
+    with pytest.raises(ValueError, match="two workloads"):
+        register(workloads.WORKLOADS["math"])
 
 
 def test_profiles_cover_candidates_and_production():
@@ -224,7 +233,7 @@ def test_glm_beats_minimax_on_math(client):
 
 def test_subprocess_fleet_serves_and_terminates():
     task = _task("triage")
-    with Fleet(time_scale=0, api_key="k") as fleet:
+    with ProcessFleet(time_scale=0, api_key="k") as fleet:
         assert fleet.base_url.startswith("http://127.0.0.1:")
         headers = {"Authorization": "Bearer k"}
         models = httpx.get(fleet.base_url + "/models", headers=headers)

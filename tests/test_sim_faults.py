@@ -12,9 +12,10 @@ import httpx
 import pytest
 
 from replaybench.sim import workloads
+from replaybench.sim.app import STATE_KEY, make_app
 from replaybench.sim.faults import go_duration, request_key
 from replaybench.sim.profiles import load_profiles
-from replaybench.sim.server import STATE_KEY, Fleet, ThreadedFleet, make_app
+from replaybench.sim.server import ProcessFleet, ThreadedFleet
 
 ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01"}
 
@@ -441,9 +442,9 @@ def test_bad_fault_specs_are_refused():
 
 
 def test_subprocess_fleet_takes_faults_and_fixed_latency():
-    with Fleet(time_scale=0, faults={"*": {"unavailable": 1}}, fixed_latency_ms=50) as fleet:
+    with ProcessFleet(time_scale=0, faults={"*": {"unavailable": 1}}, fixed_latency_ms=50) as fleet:
         assert _chat(fleet).status_code == 503
-    with Fleet(time_scale=0, fixed_latency_ms=60) as fleet:
+    with ProcessFleet(time_scale=0, fixed_latency_ms=60) as fleet:
         started = time.perf_counter()
         assert _chat(fleet).status_code == 200
         assert time.perf_counter() - started >= 0.06

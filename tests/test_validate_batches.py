@@ -16,16 +16,15 @@ import pytest
 from replaybench import runs
 from replaybench.checks.answers import answer_chunks
 from replaybench.checks.docs import project_dir
-from replaybench.checks.run import run_checks
+from replaybench.checks.run import run_checks, validate_run
 from replaybench.checks.suites import load_suites
 from replaybench.config import load_settings
 from replaybench.decide.scores import score_outcomes
 from replaybench.ingest.load import ingest_paths
 from replaybench.replay import replay_candidate
 from replaybench.replay.send import together
+from replaybench.sample import draw_sample
 from replaybench.warehouse import open_warehouse
-from tasks.sample import draw_sample
-from tasks.validate import validate_run
 
 from .conftest import ANSWER_SCHEMA, write_config
 
@@ -88,7 +87,7 @@ def stored_results(settings, run) -> dict[str, dict]:
 def test_the_answers_read_in_pieces_are_the_answers_query(night):
     settings, run = night
     with open_warehouse(settings.warehouse) as wh:
-        wh.run("answer_macros")
+        wh.query("answer_macros")
         whole = wh.frame("answers", run_id=run.run_id)
     pieces = list(answer_chunks(settings.warehouse, run.run_id, SMALL))
     assert len(pieces) > len(whole.get_column("prompt_version").unique()) * 4

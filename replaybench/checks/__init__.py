@@ -4,12 +4,15 @@
 - `derive`: the columns suites refer to (`answer`, `answer_number`, `answer_norm`, ...).
 - `gx_project`: the file Great Expectations project (`gx/`): suites generated from the YAML,
   a Checkpoint per run, Data Docs; `gx_plugins`: its store, action and offline page views.
-- `run`: the checks as rows of the `checks` table (`validate_run`: a night's, stored); `answers`:
-  a night's answers read from the warehouse in chunks; `reasons`: how each check kind explains
-  a failure; `judged`: the LLM-as-judge check.
+- `run`: the checks as rows of the `checks` table (`validate_run`: a night's, stored), chunk by
+  chunk (`chunk`; `outcomes`: each row's outcome from GX's result; `rows`: the rows' shape);
+  `answers`: a night's answers read from the warehouse in chunks; `judged`: the LLM-as-judge
+  check.
+- `kinds`: the check kinds, one module each (GX's own, by family, and the custom expectations:
+  tolerance, similarity, refusal), each saying how it explains a failure; `reasons`: the
+  pieces those explanations share. A new kind is one new module in `kinds/`.
 - `docs`: where the Data Docs pages of a run are, for the report to link to.
 
-Custom expectations (tolerance, similarity, refusal) live in `replaybench.expectations`.
 Great Expectations is imported lazily, inside the functions that run it: importing it costs
 seconds.
 """

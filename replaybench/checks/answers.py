@@ -26,7 +26,7 @@ def answer_chunks(warehouse: Path, run_id: str, rows: int) -> Iterator[pl.DataFr
     warehouse (the first in the turn that cuts the run into chunks), which is over before the
     caller gets the chunk."""
     with open_warehouse(warehouse) as wh:
-        pieces = wh.run("answer_chunks", run_id=run_id, rows=rows)
+        pieces = wh.query("answer_chunks", run_id=run_id, rows=rows)
         chunks = [list(chunk) for _, chunk in groupby(pieces, key=itemgetter(0))]
         first = _read(wh, run_id, chunks[0] if len(chunks) > 1 else None)
     yield first  # an empty run too: one empty chunk
@@ -39,7 +39,7 @@ def answer_chunks(warehouse: Path, run_id: str, rows: int) -> Iterator[pl.DataFr
 def _read(wh: Warehouse, run_id: str, pieces: list[tuple] | None) -> pl.DataFrame:
     """The run's answers (`answers.sql`), or, given a chunk's pieces, theirs, one after the
     other (`answer_piece.sql`)."""
-    wh.run("answer_macros")
+    wh.query("answer_macros")
     if pieces is None:
         return wh.frame("answers", run_id=run_id)
     return pl.concat([wh.frame("answer_piece", run_id=run_id, prompt_version=prompt_version,

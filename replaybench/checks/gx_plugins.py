@@ -19,7 +19,7 @@ loads them:
   stylesheet (`docs_templates/offline.css`) stands in for Bootstrap's layout.
 
 Importing this module imports GX (seconds): only GX loads it, when a context is opened. It
-imports `replaybench.expectations` too, so that a project opened by hand knows the custom
+loads the check kinds too (`replaybench.checks.kinds`), so that a project opened by hand knows the custom
 expectations its suites use.
 """
 
@@ -36,9 +36,11 @@ from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJin
 from jinja2 import BytecodeCache, ChoiceLoader, FileSystemLoader, pass_context
 from markupsafe import escape
 
-import replaybench.expectations  # noqa: F401 - registers the custom expectations with GX
 from replaybench.checks.gx_project import PER_ROW_LISTS as _PER_ROW_LISTS
 from replaybench.checks.gx_project import without_row_lists
+from replaybench.checks.kinds import load_kinds
+
+load_kinds()  # registers the custom expectations with GX
 
 TEMPLATES = Path(__file__).with_name("docs_templates")
 

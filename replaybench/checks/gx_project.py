@@ -65,6 +65,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from replaybench.checks.rows import ROW_KEY
 from replaybench.checks.suites import (
     REFERENCE_MATCH,
     REFERENCE_SUITE,
@@ -80,7 +81,6 @@ SITE = "replaybench"
 DOCS_VARIABLE = "replaybench_data_docs"
 VALIDATION_RESULTS_LIMIT = 100
 """How many of the latest validations the Data Docs index lists (it reads each one it lists)."""
-ROW_KEY = "_row"
 RESULT_FORMAT = {
     "result_format": "COMPLETE",
     "unexpected_index_column_names": [ROW_KEY],

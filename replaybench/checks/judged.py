@@ -15,10 +15,9 @@ from typing import Any
 import polars as pl
 
 from replaybench.checks.reasons import REASON_MAX, truncate
-from replaybench.checks.suites import BASELINE_MODEL, JudgeSpec, SuiteSpec
+from replaybench.checks.rows import check_rows
+from replaybench.checks.suites import PRODUCTION_MODEL, JudgeSpec, SuiteSpec
 from replaybench.config import Judge
-
-ROW_KEY = "_row"
 
 
 def judge_parts(answered: pl.DataFrame, suites: dict[str, SuiteSpec], judge: Judge,
@@ -32,7 +31,7 @@ def judge_parts(answered: pl.DataFrame, suites: dict[str, SuiteSpec], judge: Jud
         if suite is None or suite.judge is None:
             continue
         if not suite.judge.include_production:
-            rows = rows.filter(pl.col("model") != BASELINE_MODEL)
+            rows = rows.filter(pl.col("model") != PRODUCTION_MODEL)
         if rows.height:
             selected.append((rows, suite.judge))
     items: list[JudgeItem] = []
@@ -65,15 +64,5 @@ def judge_parts(answered: pl.DataFrame, suites: dict[str, SuiteSpec], judge: Jud
             else:
                 verdict = f"score {score}/5" + ("" if ok else f" < {spec.threshold:g}")
                 reasons.append(truncate(f"{verdict}: {why}", REASON_MAX))
-        parts.append(
-            rows.select(
-                ROW_KEY,
-                "request_id",
-                "model",
-                "prompt_version",
-                check=pl.lit(spec.name, dtype=pl.String),
-                passed=pl.Series(passed, dtype=pl.Boolean),
-                reason=pl.Series(reasons, dtype=pl.String),
-            )
-        )
+        parts.append(check_rows(rows, spec.name, passed, reasons))
     return parts

@@ -15,63 +15,41 @@ Rules that decide a row's outcome, beyond what GX itself says:
   holds.
 - A null never passes. GX column-map expectations skip null values; here a row GX skipped because a
   column it needs is null (e.g. `answer_number` when the answer has no number) is a failed check,
-  "no value in answer_number". Only `expect_column_values_to_(not_)be_null` judge nulls themselves,
-  and a pair/multicolumn expectation's own `ignore_row_if` is honoured as "needs both/any".
+  "no value in answer_number". Only the kinds that judge nulls themselves
+  (`CheckKind.judges_nulls`: `expect_column_values_to_(not_)be_null`) are exempt, and a
+  pair/multicolumn expectation's own `ignore_row_if` is honoured as "needs both/any".
 - An expectation that errors (GX reports success=False with `exception_info`, it does not raise)
   fails every row it applies to, with the exception message as the reason.
 
 `validate_run` does a night: its answers read from the warehouse in chunks
-(`replaybench.checks.answers`), checked, and stored in `checks`.
+(`replaybench.checks.answers`), checked (`replaybench.checks.chunk`, each row's outcome from
+GX's result by `replaybench.checks.outcomes`), and stored in `checks`.
 
 The GX side is one Checkpoint per call, each suite over its prompt_version's answers (see
 `replaybench.checks.gx_project`): in the configuration's file project for a night
 (`check_answers`, `NightChecks`), with its Data Docs; in memory otherwise. The answers may come
 in chunks (`NightChecks.checks`, `run_checks(chunk_rows=...)`), with the outcome all of them at
-once gives: a row's place in the night (`_row`) is kept across chunks, and a check that errors
-in one chunk fails on every row it applies to (`NightChecks.finished`).
+once gives: a row's place in the night (`rows.ROW_KEY`) is kept across chunks, and a check that
+errors in one chunk fails on every row it applies to (`NightChecks.finished`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import polars as pl
 
 from replaybench.checks.answers import answer_chunks
-from replaybench.checks.derive import DERIVED_SCHEMA, derive_columns
+from replaybench.checks.chunk import chunk_checks
 from replaybench.checks.docs import docs_dir, project_dir
-from replaybench.checks.gx_project import REFERENCE_MATCH_CHECK, ROW_KEY, GxProject
-from replaybench.checks.judged import judge_parts
-from replaybench.checks.reasons import REASON_MAX, first_line, no_value, reason, scalar, truncate
-from replaybench.checks.suites import (
-    ANSWERED,
-    BASELINE_MODEL,
-    REFERENCE_SUITE,
-    CheckSpec,
-    SuiteSpec,
-    load_suites,
-    query_text,
-)
+from replaybench.checks.gx_project import GxProject
+from replaybench.checks.suites import SuiteSpec, load_suites
 from replaybench.config import Judge, Settings
 from replaybench.errors import scrub
 from replaybench.redact import Redactor
 from replaybench.runs import Run
 from replaybench.warehouse import open_warehouse
-
-NO_ANSWER_REASON = "no answer (call failed)"
-OUTPUT_COLUMNS = ["request_id", "model", "prompt_version", "check", "passed", "reason"]
-OUTPUT_SCHEMA = {
-    "request_id": pl.String,
-    "model": pl.String,
-    "prompt_version": pl.String,
-    "check": pl.String,
-    "passed": pl.Boolean,
-    "reason": pl.String,
-}
-# The null-judging expectations: GX evaluates them over nulls too, so no null rule applies.
-_NULL_EXPECTATIONS = {"expect_column_values_to_be_null", "expect_column_values_to_not_be_null"}
 
 
 def check_answers(settings: Settings, answers: pl.DataFrame, run_id: str) -> pl.DataFrame:
@@ -156,8 +134,8 @@ class NightChecks:
         offset = 0
         with project.night(self.run_name) as night:
             for chunk in chunks:
-                yield _chunk_checks(chunk, offset, self.suites, night, self.errors, self.judge,
-                                    self.judge_api_key, self.judge_redactor)
+                yield chunk_checks(chunk, offset, self.suites, night, self.errors, self.judge,
+                                   self.judge_api_key, self.judge_redactor)
                 offset += chunk.height
 
     def stored_reason(self, text: str) -> str:
@@ -213,85 +191,6 @@ def run_checks(
     return pl.concat([night.finished(p, redact=False) for p in parts])
 
 
-def _chunk_checks(frame: pl.DataFrame, offset: int, suites: dict[str, SuiteSpec], night,
-                  errors: dict, judge: Judge | None, judge_api_key: str | None,
-                  redactor: Any) -> pl.DataFrame:
-    """One chunk's checks; its rows are numbered from `offset` (their place in the night)."""
-    if any(column not in frame.columns for column in DERIVED_SCHEMA):
-        frame = derive_columns(frame)
-    frame = frame.with_row_index(ROW_KEY, offset=offset)
-    has_answer = pl.col("output_text").is_not_null()
-    parts: list[pl.DataFrame] = [
-        frame.select(
-            ROW_KEY,
-            "request_id",
-            "model",
-            "prompt_version",
-            check=pl.lit(ANSWERED),
-            passed=has_answer,
-            reason=pl.when(has_answer).then(None).otherwise(pl.lit(NO_ANSWER_REASON)),
-        )
-    ]
-    answered = frame.filter(has_answer)
-    groups = [(str(pv), rows) for (pv,), rows in
-              answered.group_by("prompt_version", maintain_order=True)]
-    # each suite validates its own rows: its prompt_version's; every answer with a reference
-    frames = {pv: _gx_frame(rows, suites[pv].checks) for pv, rows in groups if pv in suites}
-    with_reference = answered.filter(pl.col("has_reference"))
-    if with_reference.height:
-        frames[REFERENCE_SUITE] = _gx_frame(with_reference, [REFERENCE_MATCH_CHECK])
-    results: dict[str, dict[str, Any]] = night.validate(frames) if frames else {}
-
-    for prompt_version, rows in groups:
-        suite = suites.get(prompt_version)
-        for check in [*(suite.checks if suite else ()), REFERENCE_MATCH_CHECK]:
-            in_scope = rows.filter(_scope_mask(check, rows))
-            if in_scope.is_empty():
-                continue
-            reference = check is REFERENCE_MATCH_CHECK
-            suite_name = REFERENCE_SUITE if reference else prompt_version
-            result = results.get(suite_name, {}).get(check.name)
-            error = _exception_message(result) if result is not None else None
-            if error is not None:
-                errors.setdefault((None if reference else prompt_version, check.name),
-                                  truncate(f"check errored: {error}", REASON_MAX))
-            passed, reasons = _outcomes(check, result, in_scope)
-            parts.append(in_scope.select(
-                ROW_KEY,
-                "request_id",
-                "model",
-                "prompt_version",
-                check=pl.lit(check.name, dtype=pl.String),
-                passed=pl.Series(passed, dtype=pl.Boolean),
-                reason=pl.Series(reasons, dtype=pl.String),
-            ))
-
-    if judge is not None:
-        parts.extend(judge_parts(answered, suites, judge, judge_api_key, redactor))
-
-    # Order: input row order, then `answered`, then the suite's order, then reference_match,
-    # then the judge.
-    out = pl.concat([p.cast({ROW_KEY: pl.UInt32}) for p in parts], how="vertical_relaxed")
-    out = out.with_row_index("_order").sort([ROW_KEY, "_order"])
-    return out.select(OUTPUT_COLUMNS).cast(OUTPUT_SCHEMA)
-
-
-def _gx_frame(rows: pl.DataFrame, checks: Iterable[CheckSpec]):
-    """The pandas frame a suite is validated on: `_row` and the columns its expectations read
-    or their row conditions name (converting every answer's text to pandas costs)."""
-    wanted = {ROW_KEY}
-    for check in checks:
-        wanted.update(check.columns)
-        for arg in check.kwargs.values():  # a column named under another key, to be safe
-            wanted.update(a for a in (arg if isinstance(arg, list) else [arg])
-                          if isinstance(a, str) and a in rows.columns)
-        scope = check.scope()
-        if scope is not None:
-            text = query_text(scope)
-            wanted.update(c for c in rows.columns if re.search(rf"\b{re.escape(c)}\b", text))
-    return rows.select([c for c in rows.columns if c in wanted]).to_pandas().set_index(ROW_KEY)
-
-
 def redact_reasons(checks: pl.DataFrame, redactor: Redactor) -> pl.DataFrame:
     """A failed check's reason quotes the answer or the reference ("expected 'jane@…'"): the
     stored reason has personal data replaced, as the report and the e-mail show it (and a
@@ -301,89 +200,3 @@ def redact_reasons(checks: pl.DataFrame, redactor: Redactor) -> pl.DataFrame:
         return checks
     redacted = [scrub(redactor.redact_text(text)[0]) for text in texts]  # each distinct one once
     return checks.with_columns(reason=pl.col("reason").replace(texts, redacted))
-
-
-def _scope_mask(check: CheckSpec, rows: pl.DataFrame) -> pl.Series:
-    """Which of a prompt_version's rows the check judges (its scope, the prompt_version aside)."""
-    mask = pl.Series([True] * rows.height, dtype=pl.Boolean)
-    if check.needs_reference:
-        mask &= rows.get_column("has_reference").fill_null(False)
-    if check.needs_production:
-        mask &= rows.select(pl.col("production_answer").is_not_null()
-                            & (pl.col("model") != BASELINE_MODEL)).to_series()
-    if check.condition is not None:
-        pdf = rows.to_pandas()
-        try:
-            kept = set(pdf.query(query_text(check.condition)).index.tolist())
-        except Exception:  # noqa: BLE001 - GX meets the same error: the check errors on every row
-            kept = set(range(rows.height))
-        mask &= pl.Series([i in kept for i in range(rows.height)], dtype=pl.Boolean)
-    return mask
-
-
-def _outcomes(check: CheckSpec, result, rows: pl.DataFrame) -> tuple[list[bool], list[str | None]]:
-    """Per-row (passed, reason) for one check over the rows in its scope."""
-    n = rows.height
-    if result is None:  # GX dropped it: never let that pass silently
-        return [False] * n, [f"check did not run: {check.type}"] * n
-    error = _exception_message(result)
-    if error is not None:
-        return [False] * n, [truncate(f"check errored: {error}", REASON_MAX)] * n
-    nulls = {c: _nulls(rows.get_column(c)) for c in check.columns}
-    lists: dict[str, list] = {}
-
-    def value(column: str, i: int) -> Any:  # the values are read for the failing rows only
-        if column not in lists:
-            lists[column] = rows.get_column(column).to_list()
-        return scalar(lists[column][i])
-
-    passed: list[bool] = [True] * n
-    reasons: list[str | None] = [None] * n
-    unexpected = result.result.get("unexpected_index_list") or []
-    if unexpected:
-        position = {key: i for i, key in enumerate(rows.get_column(ROW_KEY).to_list())}
-        for item in unexpected:
-            i = position.get(scalar(item[ROW_KEY]))
-            if i is not None:  # the reference suite's list spans every prompt_version
-                passed[i] = False
-                reasons[i] = reason(check, [value(c, i) for c in check.columns])
-    for i in _skipped_rows(check, nulls, n):
-        passed[i] = False
-        reasons[i] = no_value(c for c in check.columns if nulls[c][i])
-    return passed, reasons
-
-
-def _nulls(series: pl.Series) -> list[bool]:
-    """Which values are missing, as GX (pandas) sees them: null, or NaN."""
-    missing = series.is_null()
-    if series.dtype.is_float():
-        missing |= series.is_nan().fill_null(True)
-    return missing.to_list()
-
-
-def _exception_message(result) -> str | None:
-    """The message of an expectation that errored, from its exception_info (flat or per metric)."""
-    info = result.exception_info or {}
-    candidates: Iterable[dict] = [info] if "raised_exception" in info else info.values()
-    for item in candidates:
-        if isinstance(item, dict) and item.get("raised_exception"):
-            return first_line(item.get("exception_message") or "unknown error")
-    if not result.success and not result.result:
-        return "no result (the expectation could not be evaluated)"
-    return None
-
-
-def _skipped_rows(check: CheckSpec, nulls: dict[str, list[bool]], n: int) -> list[int]:
-    """Rows GX did not evaluate because of nulls: a null never passes a check that needs it."""
-    if check.type in _NULL_EXPECTATIONS:
-        return []
-    columns = [nulls[c] for c in check.columns]
-    rule = check.kwargs.get("ignore_row_if")
-    if len(columns) == 1:
-        return [i for i, missing in enumerate(columns[0]) if missing]
-    rows = zip(*columns, strict=True) if columns else iter([()] * n)
-    if rule in ("neither", "never"):
-        return []
-    if rule in (None, "both_values_are_missing", "all_values_are_missing"):
-        return [i for i, row in enumerate(rows) if all(row)]
-    return [i for i, row in enumerate(rows) if any(row)]  # either_/any_value_is_missing

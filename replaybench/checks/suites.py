@@ -44,6 +44,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from replaybench.checks.derive import COLUMNS
+from replaybench.checks.reasons import truncate
 from replaybench.errors import ConfigError
 
 REFERENCE_MATCH = "reference_match"
@@ -51,7 +52,10 @@ ANSWERED = "answered"
 RESERVED_NAMES = {REFERENCE_MATCH, ANSWERED}
 REFERENCE_SUITE = REFERENCE_MATCH
 """The GX suite that holds the automatic reference match, across prompt_versions."""
-BASELINE_MODEL = "production"
+PRODUCTION_MODEL = "production"
+"""The model name of production's logged answers among a night's answers (`sql/answer_macros.sql`
+writes it). Not `settings.baseline`: checks compare with what production answered, whatever the
+scores are measured against."""
 CONDITION_PARSERS = ("pandas", "great_expectations")
 
 
@@ -113,7 +117,7 @@ class CheckSpec(BaseModel):
                                              operator=Operator.EQUAL, parameter=True))
         if self.needs_production:
             parts += [Column("production_answer").is_not_null(),
-                      Column("model") != BASELINE_MODEL]
+                      Column("model") != PRODUCTION_MODEL]
         if self.condition is not None:
             parts.append(self.condition)
         if len(parts) <= 1:
@@ -225,7 +229,7 @@ def load_suite(path: str | Path) -> SuiteSpec:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: not valid YAML: {_truncate(str(exc), 200)}") from exc
+        raise SuiteError(f"{path}: not valid YAML: {truncate(str(exc), 200)}") from exc
     if not isinstance(doc, dict):
         raise SuiteError(f"{path}: expected a mapping with prompt_version and expectations")
     try:
@@ -307,6 +311,8 @@ def _describe(path: Path, doc: dict, exc: ValidationError) -> str:
 
 
 def _check(entry: _Entry, where: str) -> CheckSpec:
+    from replaybench.checks.kinds import kind_of
+
     cls = expectation_class(entry.type)
     if cls is None:
         raise SuiteError(f"{where}: unknown expectation type {entry.type!r}")
@@ -327,9 +333,12 @@ def _check(entry: _Entry, where: str) -> CheckSpec:
         to_gx(check)  # GX validates the kwargs (pydantic): missing column, bad value_set, ...
     except Exception as exc:  # noqa: BLE001 - any GX complaint is a malformed entry
         # pydantic puts the field and the problem on the lines after the first
-        detail = _truncate(" ".join(str(exc).split()), 300)
+        detail = truncate(" ".join(str(exc).split()), 300)
         raise SuiteError(f"{where}: invalid kwargs for {entry.type}: {detail}") from exc
-    _check_json_schema(check, where)
+    try:
+        kind_of(entry.type).vet(check)
+    except ValueError as exc:
+        raise SuiteError(f"{where}: {exc}") from None
     if raw_condition is None:
         if parser is not None:
             raise SuiteError(f"{where}: condition_parser without a row_condition")
@@ -368,10 +377,10 @@ def parse_condition(cls: type, kwargs: dict, raw: Any, parser: Any, where: str):
         condition = validate_row_condition(condition)
         _try_on_answers(query_text(condition))
     except Exception as exc:  # noqa: BLE001 - every way a condition fails is the author's to fix
-        shown = raw if isinstance(raw, str) else _truncate(str(raw), 80)
+        shown = raw if isinstance(raw, str) else truncate(str(raw), 80)
         detail = " ".join(str(exc).split()) or type(exc).__name__  # pydantic: the field below
         raise SuiteError(f"{where}: row_condition {shown!r} is not valid: "
-                         f"{_truncate(detail, 400)}") from None
+                         f"{truncate(detail, 400)}") from None
     return condition
 
 
@@ -390,26 +399,15 @@ def _try_on_answers(query: str) -> None:
         raise ValueError(f"{exc} (answers have: {', '.join(COLUMNS)})") from None
 
 
-def _check_json_schema(check: CheckSpec, where: str) -> None:
-    if check.type != "expect_column_values_to_match_json_schema":
-        return
-    import jsonschema
-
-    schema = check.kwargs.get("json_schema")
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise SuiteError(f"{where}: json_schema is not a valid JSON schema: "
-                         f"{_truncate(exc.message, 200)}") from None
-
-
 def expectation_class(etype: str) -> type | None:
     """The registered GX expectation class for a type name, None if there is none."""
     import great_expectations  # noqa: F401 - registers the core expectations
     from great_expectations.exceptions import ExpectationNotFoundError
     from great_expectations.expectations.registry import get_expectation_impl
 
-    import replaybench.expectations  # noqa: F401 - registers ours
+    from replaybench.checks.kinds import load_kinds
+
+    load_kinds()  # registers ours
 
     try:
         return get_expectation_impl(etype)
@@ -448,9 +446,4 @@ def gx_configuration(check: CheckSpec, expectation_id: str | None = None):
 def to_gx(check: CheckSpec):
     """The GX 1.x Expectation object for a check (see `gx_configuration`)."""
     return gx_configuration(check).to_domain_obj()
-
-
-def _truncate(text: str, limit: int) -> str:
-    text = " ".join(text.split()) if "\n" in text else text
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 

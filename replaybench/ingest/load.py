@@ -263,7 +263,7 @@ def _duckdb_reading(wh: Warehouse, phase: progress.Phase | None) -> Iterator[Non
 def _count_lines(wh: Warehouse, params: dict, scanned: int | None) -> tuple[int, int]:
     """(non-blank lines DuckDB can decode, lines it cannot), as read_csv sees them; the file goes
     the record path when read_json read another number of lines."""
-    lines = wh.run("count_lines", path=params["path"], max_line=params["max_line"]).fetchone()[0]
+    lines = wh.query("count_lines", path=params["path"], max_line=params["max_line"]).fetchone()[0]
     undecodable = wh.execute("SELECT count(*) FROM _rb_bad_lines").fetchone()[0]
     if scanned is not None and scanned != lines + undecodable:
         # read_csv also ends a line at a carriage return and cuts it at its \x01 delimiter: the
@@ -280,8 +280,8 @@ def _ingest_openai_jsonl(wh: Warehouse, path: Path, options: IngestOptions,
               "max_chars": options.max_field_chars, "max_line": options.max_line_bytes}
     fast = "openai_log_lines($path, $pv_path, $max_chars, $max_line, true)"
     by_line = "openai_log_lines($path, $pv_path, $max_chars, $max_line, false)"
-    wh.run("log_line_macros")
-    wh.run("openai_log_lines")
+    wh.query("log_line_macros")
+    wh.query("openai_log_lines")
     with _duckdb_reading(wh, phase), wh.transaction():
         before = wh.execute("SELECT count(*) FROM logs").fetchone()[0]
         # DuckDB's profile of the insert says how many lines read_json read (one row for each
@@ -326,8 +326,8 @@ def _ingest_json_lines(wh: Warehouse, path: Path, fmt: str, parse_as: str, optio
     args = "$path, $pv_path, $max_chars, $max_line, {fast}" + "".join(f", ${name}" for name in own)
     fast = f"{reader.macro}({args.format(fast='true')})"
     by_line = f"{reader.macro}({args.format(fast='false')})"
-    wh.run("log_line_macros")
-    wh.run(reader.macro)
+    wh.query("log_line_macros")
+    wh.query(reader.macro)
     with _duckdb_reading(wh, phase), wh.transaction():
         before = wh.execute("SELECT count(*) FROM logs").fetchone()[0]
         scanned = _insert_new(wh, source, fmt, fast, params, dedupe, stored="lane = 'store'")

@@ -45,15 +45,11 @@ from itertools import accumulate, count
 from pathlib import Path
 from typing import Any
 
+import orjson
 import zstandard
 
 from replaybench.errors import IngestError
 from replaybench.fastjson import big_integer
-
-try:  # Prefect's JSON library, so at hand wherever replaybench is
-    import orjson
-except ImportError:  # pragma: no cover
-    orjson = None
 
 PARQUET_BATCH_ROWS = 2_048
 # JSON nested deeper is refused before it is parsed: Python's parser (and the format parsers)
@@ -261,7 +257,7 @@ def json_value(text: str) -> Any:
     reads exactly as json.loads does (in half the time); json.loads parses the rest."""
     if too_deep(text):
         return Unreadable(f"nested too deeply: more than {MAX_DEPTH} levels of arrays and objects", text)
-    if orjson is not None and not big_integer(text.encode("utf-8", "surrogatepass")):
+    if not big_integer(text.encode("utf-8", "surrogatepass")):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:  # not JSON, or NaN, 1e999, a lone surrogate: json.loads

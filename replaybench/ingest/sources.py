@@ -29,11 +29,13 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from replaybench import runs
 from replaybench.config import Settings, Source, aws_region
 from replaybench.errors import IngestError, register_secret, scrub
 from replaybench.ingest.formats import IngestOptions
 from replaybench.ingest.load import IngestResult, ingest_file
-from replaybench.warehouse import Warehouse
+from replaybench.runs import Run
+from replaybench.warehouse import Warehouse, open_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -487,3 +489,30 @@ def fetch_until_fresh(wh: Warehouse, settings: Settings, start: datetime, end: d
 __all__ = ["FAILED", "READ", "UNCHANGED", "Fetched", "FileSource", "Freshness", "Item", "LogSource",
            "Outcome", "Read", "SOURCE_KINDS", "fetch", "ledger", "fetch_until_fresh", "freshness",
            "open_source", "register_source", "window_days"]
+
+
+@dataclass
+class SourcesRead:
+    """What a run's fetch did (a one-line summary) and why its logs are incomplete (None:
+    complete)."""
+
+    summary: str
+    incomplete: str | None
+
+
+def fetch_for_run(settings: Settings, run: Run, log: logging.Logger | Any) -> SourcesRead:
+    """The night's first step: read its window's logs from every configured source (the ledger
+    skips what was read already), wait for late logs within `freshness.wait`, and record on the
+    run why its logs count as incomplete, if they do (the run then ends `partial`). A source that
+    cannot be read is a warning on `log`, and the night goes on."""
+    with open_warehouse(settings.warehouse) as wh:
+        if not settings.sources:
+            check = freshness(wh, settings, run.window_start, run.window_end)
+            fetched = Fetched()
+        else:
+            fetched, check = fetch_until_fresh(wh, settings, run.window_start, run.window_end)
+        for failure in fetched.failures:
+            log.warning("source %s: %s not read: %s", failure.source, failure.item, failure.error)
+        runs.note_incomplete_logs(wh, run.run_id, check.reason())
+    return SourcesRead(fetched.summary() if settings.sources else "no sources configured",
+                       check.reason())

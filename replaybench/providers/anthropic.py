@@ -4,33 +4,25 @@ Differences from the OpenAI shape, normalised here: system prompts travel outsid
 `max_tokens` is required; the answer is a list of content blocks (`thinking` blocks are the
 reasoning); `usage.input_tokens` excludes cache reads and writes, which are added back so that input
 tokens include cached ones (OTel GenAI); reasoning tokens are not reported and are estimated.
-Every field is read through base's typed accessors: a body or event of the wrong shape is a bad
-response that names the field, never an exception.
+Every field is read through `read`, which names a field of the wrong shape.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from replaybench.ingest.formats import message_text
+from replaybench import tokens
+from replaybench.providers import read
 from replaybench.providers.base import (
     BAD_REQUEST,
     BAD_RESPONSE,
     SERVER_ERROR,
-    SIM_HEADER,
     Completion,
     Failure,
     HTTPProvider,
-    as_object,
-    broken_body_is_bad_response,
-    count_at,
-    list_at,
-    load_json,
-    object_at,
-    output_speed,
-    text_at,
+    register,
 )
+from replaybench.tokens import message_text
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -63,82 +55,67 @@ def request_body(model: str, messages: list[dict], params: dict[str, Any],
 
 def apply_usage(out: Completion, usage: Any, where: str) -> None:
     """Anthropic usage → OTel GenAI semantics (input includes cache reads and writes)."""
-    usage = as_object(usage, where)
-    fresh = count_at(usage, "input_tokens", where)
-    if fresh is not None:
-        read = count_at(usage, "cache_read_input_tokens", where) or 0
-        written = count_at(usage, "cache_creation_input_tokens", where) or 0
-        out.input_tokens = fresh + read + written
-        out.cached_tokens = read
+    usage = read.as_object(usage, where)
+    counts = tokens.anthropic(usage, read.token_count, where)
+    # a stream's usage comes in parts (message_start, message_delta): each sets what it holds
+    if counts["input_tokens"] is not None:
+        out.input_tokens = counts["input_tokens"]
+        out.cached_tokens = counts["cached_tokens"] or 0  # no cache read is a count of 0 here
     if "output_tokens" in usage:
-        out.output_tokens = count_at(usage, "output_tokens", where)
+        out.output_tokens = counts["output_tokens"]
 
 
+@register("anthropic")
 class AnthropicMessages(HTTPProvider):
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.url = self.candidate.base_url.rstrip("/") + "/messages"
-        self.headers = {"anthropic-version": API_VERSION, "Content-Type": "application/json"}
-        if self.api_key:
-            self.headers["x-api-key"] = self.api_key
+    """POST {base_url}/messages, streamed (to measure TTFT) or not."""
 
-    async def _attempt(self, messages: list[dict], params: dict[str, Any]) -> Completion:
-        model = self.model_for(params)
+    path = "/messages"
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        return {"anthropic-version": API_VERSION} | ({"x-api-key": api_key} if api_key else {})
+
+    def body(self, messages: list[dict], params: dict[str, Any]) -> dict[str, Any]:
         try:
-            body = request_body(model, messages, params, self.candidate.stream)
+            return request_body(self.model_for(params), messages, params, self.candidate.stream)
         except (TypeError, KeyError, AttributeError, ValueError) as exc:  # a malformed log entry
             raise Failure(BAD_REQUEST, f"request cannot be built for the Messages API: "
                                        f"{type(exc).__name__}: {exc}") from None
-        start = time.perf_counter()
-        async with self.post(self.url, body, self.headers) as resp:
-            await self.checked(resp)
-            simulated = resp.headers.get(SIM_HEADER) == "true"
-            with broken_body_is_bad_response():
-                if self.candidate.stream:
-                    out = await self._read_stream(resp, start)
-                else:
-                    out = self._parse(await self.read_body(resp))
-        out.simulated = simulated
-        return out
 
-    def _parse(self, raw: bytes) -> Completion:
-        data = as_object(load_json(raw, "response body"), "the response body", required=True)
+    def parse(self, raw: bytes) -> Completion:
+        data = read.as_object(read.load_json(raw, "response body"), "the response body", required=True)
         text: list[str] = []
         thinking: list[str] = []
-        for block in list_at(data, "content", "response", required=True):
-            block = as_object(block, "response.content[]", required=True)
+        for block in read.list_at(data, "content", "response", required=True):
+            block = read.as_object(block, "response.content[]", required=True)
             if block.get("type") == "text":
-                text.append(text_at(block, "text", "response.content[]") or "")
+                text.append(read.text_at(block, "text", "response.content[]") or "")
             elif block.get("type") == "thinking":
-                thinking.append(text_at(block, "thinking", "response.content[]") or "")
+                thinking.append(read.text_at(block, "thinking", "response.content[]") or "")
         out = Completion(output_text="".join(text), reasoning_text="".join(thinking) or None,
-                         finish_reason=text_at(data, "stop_reason", "response"))
+                         finish_reason=read.text_at(data, "stop_reason", "response"))
         apply_usage(out, data.get("usage"), "response.usage")
         return out
 
-    async def _read_stream(self, resp, start: float) -> Completion:
+    async def read_stream(self, resp, start: float) -> Completion:
         out = Completion()
-        text: list[str] = []
-        thinking: list[str] = []
-        first = last = None  # when the first and the last piece of the answer arrived
+        pieces = read.Pieces(out, start)
         async for arrived, payload in self.events(resp, start):
-            event = as_object(load_json(payload, "stream event"), "a stream event", required=True)
+            event = read.as_object(read.load_json(payload, "stream event"), "a stream event", required=True)
             kind = event.get("type")
             if kind == "message_start":
-                message = object_at(event, "message", "message_start")
+                message = read.object_at(event, "message", "message_start")
                 apply_usage(out, message.get("usage"), "message_start.message.usage")
             elif kind == "content_block_delta":
-                delta = object_at(event, "delta", "content_block_delta")
-                first, last = arrived if first is None else first, arrived
-                if out.ttft_ms is None:
-                    out.ttft_ms = (time.perf_counter() - start) * 1000
+                delta = read.object_at(event, "delta", "content_block_delta")
+                pieces.arrived(arrived)
+                where = "content_block_delta.delta"
                 if delta.get("type") == "text_delta":
-                    text.append(text_at(delta, "text", "content_block_delta.delta") or "")
+                    pieces.text.append(read.text_at(delta, "text", where) or "")
                 elif delta.get("type") == "thinking_delta":
-                    thinking.append(text_at(delta, "thinking", "content_block_delta.delta") or "")
+                    pieces.reasoning.append(read.text_at(delta, "thinking", where) or "")
             elif kind == "message_delta":
-                delta = object_at(event, "delta", "message_delta")
-                out.finish_reason = (text_at(delta, "stop_reason", "message_delta.delta")
+                delta = read.object_at(event, "delta", "message_delta")
+                out.finish_reason = (read.text_at(delta, "stop_reason", "message_delta.delta")
                                      or out.finish_reason)
                 apply_usage(out, event.get("usage"), "message_delta.usage")
             elif kind == "error":  # the endpoint's own error, reported whatever its shape
@@ -150,7 +127,7 @@ class AnthropicMessages(HTTPProvider):
                 break
         else:
             raise Failure(BAD_RESPONSE, "stream ended before message_stop")
-        out.output_text = "".join(text)
-        out.reasoning_text = "".join(thinking) or None
-        out.output_tps = output_speed(out.output_tokens, first, last)
+        out.output_text = "".join(pieces.text)
+        out.reasoning_text = "".join(pieces.reasoning) or None
+        out.output_tps = pieces.speed()
         return out

@@ -1,7 +1,11 @@
-"""What every provider returns, and the retry loop every provider shares.
+"""What every provider returns, the registry of providers, and the exchange and retry loop every
+provider shares.
 
-A provider implements `_attempt(messages, params)`: one HTTP exchange that returns a `Completion` or
-raises `Failure`. `complete()` wraps it in the endpoint's limits, a per-attempt timeout, retries
+A provider is a subclass of `HTTPProvider` registered by name (`@register("openai")`) in a module
+of that name in this package: it says where it posts (`path`, `auth_headers`), what it sends
+(`body`) and how it reads the answer (`parse`, `read_stream`); `exchange` posts and reads.
+`_attempt(messages, params)` (by default one exchange) returns a `Completion` or raises `Failure`;
+`complete()` wraps it in the endpoint's limits, a per-attempt timeout, retries
 with exponential backoff and jitter (honouring Retry-After and the providers' reset headers, but
 never past `max_backoff_s` nor the request's deadline), a total deadline, and the final
 bookkeeping (latency, output speed, estimated reasoning tokens). Providers speak aiohttp directly
@@ -9,7 +13,7 @@ bookkeeping (latency, output speed, estimated reasoning tokens). Providers speak
 answer costs CPU on every request and, when streaming, on every token.
 
 Whatever an endpoint sends, and whatever a log holds, ends as a Completion: a body of the wrong
-shape is read through the typed accessors below (`object_at`, `text_at`, `count_at`, ...), a body
+shape is read through the typed accessors of `read` (`object_at`, `text_at`, `token_count`, ...), a body
 or stream past the candidate's caps (`max_response_bytes`, `max_stream_s`) is stopped while it is
 read, and a request JSON cannot carry (`temperature: inf`) is never sent.
 
@@ -44,8 +48,8 @@ import aiohttp
 
 from replaybench.config import Candidate
 from replaybench.errors import scrub
-from replaybench.fastjson import loads
 from replaybench.limits import Limiter
+from replaybench.tokens import estimate_tokens
 
 RATE_LIMITED, TIMEOUT, SERVER_ERROR = "rate_limited", "timeout", "server_error"
 BAD_RESPONSE, AUTH, BAD_REQUEST = "bad_response", "auth", "bad_request"
@@ -105,11 +109,6 @@ class Failure(Exception):
         self.retry_after = retry_after
 
 
-def estimate_tokens(text: str | None) -> int:
-    """Roughly four characters a token: for rate budgets and for providers that report no count."""
-    return math.ceil(len(text) / 4) if text else 0
-
-
 def request_estimate(messages: list[Any], params: dict[str, Any]) -> int:
     """The tokens a request may use, for the rate budget: its input, roughly, and its output cap
     (a cap that is no finite number counts as none: the request will fail as bad_request)."""
@@ -118,79 +117,6 @@ def request_estimate(messages: list[Any], params: dict[str, Any]) -> int:
     cap = params.get("max_tokens") or params.get("max_completion_tokens") or 0
     return text + (int(cap) if isinstance(cap, int | float) and math.isfinite(cap) and cap > 0
                    else 0)
-
-
-# --- reading what an endpoint sent -------------------------------------------------------------
-
-def _shown(value: Any) -> str:
-    """A JSON value as a reason shows it: its kind, and the start of it."""
-    if value is None:
-        return "null"
-    kind = ("a boolean" if isinstance(value, bool) else "a number" if isinstance(value, int | float)
-            else "a string" if isinstance(value, str) else "a list" if isinstance(value, list)
-            else "an object" if isinstance(value, dict) else f"a {type(value).__name__}")
-    text = repr(value)
-    return f"{kind} {text[:60]}{'...' if len(text) > 60 else ''}"
-
-
-def malformed(where: str, value: Any, wanted: str) -> Failure:
-    return Failure(BAD_RESPONSE, f"malformed response: {where} is {_shown(value)}, not {wanted}")
-
-
-def load_json(raw: bytes, what: str) -> Any:
-    """Parsed JSON, or a bad response naming `what` could not be read."""
-    try:
-        return loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
-        raise Failure(BAD_RESPONSE, f"unreadable {what}: {raw[:200]!r}") from None
-
-
-def as_object(value: Any, where: str, required: bool = False) -> dict[str, Any]:
-    """`value` if it is a JSON object; {} if it is absent and may be."""
-    if isinstance(value, dict):
-        return value
-    if value is None and not required:
-        return {}
-    raise malformed(where, value, "an object")
-
-
-def object_at(parent: dict[str, Any], key: str, where: str,
-              required: bool = False) -> dict[str, Any]:
-    """parent[key] as an object ({} if absent and it may be); `where` names the parent."""
-    value = parent.get(key)
-    if isinstance(value, dict):
-        return value
-    if value is None and not required:
-        return {}
-    raise malformed(f"{where}.{key}", value, "an object")
-
-
-def list_at(parent: dict[str, Any], key: str, where: str, required: bool = False) -> list[Any]:
-    """parent[key] as a list ([] if absent and it may be)."""
-    value = parent.get(key)
-    if isinstance(value, list):
-        return value
-    if value is None and not required:
-        return []
-    raise malformed(f"{where}.{key}", value, "a list")
-
-
-def text_at(parent: dict[str, Any], key: str, where: str) -> str | None:
-    """parent[key] as text, or None if absent."""
-    value = parent.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise malformed(f"{where}.{key}", value, "text")
-
-
-def count_at(parent: dict[str, Any], key: str, where: str) -> int | None:
-    """parent[key] as a token count (a whole number >= 0; 12.0 is 12), or None if absent."""
-    value = parent.get(key)
-    if value is None or (type(value) is int and value >= 0):
-        return value
-    if isinstance(value, float) and value.is_integer() and value >= 0:  # not NaN, not inf
-        return int(value)
-    raise malformed(f"{where}.{key}", value, "a token count")
 
 
 def too_large(limit: int, declared: str = "") -> Failure:
@@ -414,15 +340,6 @@ class SSEData:
         return ready.popleft()
 
 
-def output_speed(tokens: int | None, first: float | None, last: float | None) -> float | None:
-    """Output tokens per second while the answer arrived, from the read that brought its first
-    piece to the read that brought its last (perf_counter() times). An answer that arrived at
-    once, in one piece or in one read, has no measurable speed: None, never tokens / ~0 s."""
-    if not tokens or first is None or last is None or last <= first:
-        return None
-    return tokens / (last - first)
-
-
 @contextmanager
 def broken_body_is_bad_response() -> Iterator[None]:
     """A connection that breaks after the status line arrived broke the body, not the endpoint;
@@ -439,7 +356,9 @@ def broken_body_is_bad_response() -> Iterator[None]:
 
 
 class HTTPProvider:
-    """The retry loop, limits and bookkeeping shared by every HTTP provider."""
+    """The exchange, retry loop, limits and bookkeeping shared by every HTTP provider."""
+
+    path = ""  # posted to, after the candidate's base_url
 
     def __init__(self, candidate: Candidate, api_key: str | None,
                  client: aiohttp.ClientSession, limiter: Limiter):
@@ -448,6 +367,37 @@ class HTTPProvider:
         self.client = client
         self.limiter = limiter
         self.retry = candidate.retry
+        self.url = candidate.base_url.rstrip("/") + self.path
+        self.headers = {"Content-Type": "application/json"} | self.auth_headers(api_key)
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        """The headers that carry the key (and the API's version, where it asks for one)."""
+        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def body(self, messages: list[dict], params: dict[str, Any]) -> dict[str, Any]:
+        """The request body for these messages and sampling parameters."""
+        raise NotImplementedError
+
+    def parse(self, raw: bytes) -> Completion:
+        """A whole (non-streamed) response body as a Completion."""
+        raise NotImplementedError
+
+    async def read_stream(self, response: Any, start: float) -> Completion:
+        """A streamed response as a Completion, its first piece timed from `start`."""
+        raise NotImplementedError
+
+    async def exchange(self, body: dict[str, Any]) -> Completion:
+        """Post `body` once and read the answer, whole or streamed as the candidate says."""
+        start = time.perf_counter()
+        async with self.post(self.url, body, self.headers) as resp:
+            await self.checked(resp)
+            with broken_body_is_bad_response():
+                if self.candidate.stream:
+                    out = await self.read_stream(resp, start)
+                else:
+                    out = self.parse(await self.read_body(resp))
+            out.simulated = resp.headers.get(SIM_HEADER) == "true"
+        return out
 
     def model_for(self, params: dict[str, Any]) -> str:
         """The model to ask: the candidate's, or for a production replay the request's own."""
@@ -489,7 +439,7 @@ class HTTPProvider:
         return SSEData(response, self.candidate.max_response_bytes, start + max_s, max_s)
 
     async def _attempt(self, messages: list[dict], params: dict[str, Any]) -> Completion:
-        raise NotImplementedError
+        return await self.exchange(self.body(messages, params))
 
     async def complete(self, messages: list[dict], params: dict[str, Any]) -> Completion:
         """Ask until an answer arrives, a non-retryable error, the last attempt or the deadline."""
@@ -569,3 +519,16 @@ class HTTPProvider:
             answer.reasoning_tokens = estimate_tokens(answer.reasoning_text)
             answer.reasoning_estimated = True
         return answer
+
+
+PROVIDERS: dict[str, type[HTTPProvider]] = {}
+
+
+def register(name: str) -> Callable[[type[HTTPProvider]], type[HTTPProvider]]:
+    """Register the decorated class as the provider `name` (the candidates' `provider:`); its module
+    is `replaybench/providers/<name>.py`, imported when a candidate names it."""
+    def wrap(cls: type[HTTPProvider]) -> type[HTTPProvider]:
+        PROVIDERS[name] = cls
+        return cls
+
+    return wrap

@@ -15,6 +15,7 @@ import os
 import re
 from pathlib import Path
 
+from replaybench.beside import beside
 from replaybench.config import Candidate, Settings
 from replaybench.runs import Run
 
@@ -27,17 +28,12 @@ def file_stem(name: str) -> str:
     return f"{readable}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
 
 
-def beside(settings: Settings, suffix: str) -> Path:
-    """A folder beside the warehouse file: `<warehouse><suffix>`."""
-    return settings.warehouse.with_name(settings.warehouse.name + suffix)
-
-
 def journal_folder(settings: Settings) -> Path:
-    return beside(settings, ".journal")
+    return beside(settings.warehouse, ".journal")
 
 
 def shard_folder(settings: Settings) -> Path:
-    return beside(settings, ".shards")
+    return beside(settings.warehouse, ".shards")
 
 
 def journal_path(settings: Settings, run: Run, candidate: Candidate, chunk: int = 0) -> Path:
@@ -46,7 +42,7 @@ def journal_path(settings: Settings, run: Run, candidate: Candidate, chunk: int 
 
 
 def plan_path(settings: Settings, run: Run, candidate: Candidate) -> Path:
-    return beside(settings, ".plans") / f"{run.run_id}--{file_stem(candidate.name)}.parquet"
+    return beside(settings.warehouse, ".plans") / f"{run.run_id}--{file_stem(candidate.name)}.parquet"
 
 
 def leftovers(settings: Settings, run: Run, candidate: Candidate) -> tuple[list[Path], list[Path]]:

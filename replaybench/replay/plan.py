@@ -85,7 +85,7 @@ def plan_replay(settings: Settings, run: Run, candidate: Candidate,
     redacted = settings.needs_redaction(candidate)
     path = plan_path(settings, run, candidate)
     with warehouse_turn, open_warehouse(settings.warehouse) as wh:
-        if redacted and wh.run("unredacted_samples", run_id=run.run_id):
+        if redacted and wh.query("unredacted_samples", run_id=run.run_id):
             raise ReplaybenchError(f"{candidate.name} gets redacted requests, but run {run.run_id} "
                                    "has sampled requests not redacted yet: run the redact step first")
         recovered = load_files(wh, run.run_id, *leftovers(settings, run, candidate))

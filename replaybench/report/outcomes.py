@@ -82,7 +82,7 @@ def _iso(value: date | datetime | None) -> str | None:
 def _results(wh: Warehouse, settings: Settings, run: dict[str, Any],
              fail_on: tuple[str, ...]) -> list[dict[str, Any]]:
     """One result per prompt_version × candidate of the run, best candidate first."""
-    from tasks.report import best_candidate, standing_rows
+    from replaybench.report.context import best_candidate, standing_rows
 
     baseline = run["baseline"] or settings.baseline
     noise = settings.noise_floor

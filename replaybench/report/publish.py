@@ -15,7 +15,8 @@ A report is one self-contained page (styles inline, charts inline SVG, no script
 from elsewhere), so publishing it is copying one file. The published index links each run whose
 report was published to the same place, by a relative link. Publishing never fails the run: the
 outcome (`published`, `failed` with a scrubbed reason, `skipped` without `publish_to`) is
-recorded on the run's row, and the e-mail and the Prefect artifact link to the published page.
+recorded on the run's row, and the e-mail and the Prefect artifact (`publish_artifacts`) link to
+the published page.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin
 
+from replaybench import runs
 from replaybench.config import Report, Settings
 from replaybench.errors import scrub
 from replaybench.report.index import INDEX, index_html
@@ -39,6 +40,7 @@ HTML = "text/html; charset=utf-8"
 # the index changes every night, and a re-rendered report replaces its page: readers (and a CDN)
 # ask again rather than show yesterday's copy
 CACHE_CONTROL = "no-cache"
+REPORT_ARTIFACT = "replaybench-report"  # one key for every night's report: the UI keeps the history
 
 
 @dataclass(frozen=True)
@@ -151,12 +153,7 @@ def publish(settings: Settings, run_id: str, report: Path, index: dict[str, Any]
 
 def record(wh: Warehouse, run_id: str, outcome: Published) -> None:
     """The outcome on the run's row; a failure keeps the URL of an earlier publication."""
-    wh.execute("UPDATE runs SET publish_status = $s, publish_error = $e, "
-               "report_url = coalesce($u, report_url), "
-               "published_at = CASE WHEN $u IS NULL THEN published_at ELSE $t END "
-               "WHERE run_id = $r",
-               {"s": outcome.status, "e": outcome.error[:1000] if outcome.error else None,
-                "u": outcome.url, "t": datetime.now(UTC), "r": run_id})
+    runs.record_publication(wh, run_id, outcome.status, outcome.error, outcome.url)
 
 
 def links(run: dict[str, Any]) -> dict[str, str | None]:
@@ -164,3 +161,26 @@ def links(run: dict[str, Any]) -> dict[str, str | None]:
     was not published (the e-mail then carries it as an attachment only)."""
     url = run.get("report_url") if run.get("publish_status") == PUBLISHED else None
     return {"report_url": url, "index_url": urljoin(url, INDEX) if url else None}
+
+
+def publish_artifacts(wh: Warehouse, run_id: str, link: str, published: bool) -> None:
+    """The night's outcome in the Prefect UI: the decision table, and the report as a link
+    artifact under one key for every night (the UI keeps its history), to the published page
+    (or, unpublished, the file)."""
+    from prefect.artifacts import (
+        create_link_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
+
+    rows = wh.frame("SELECT prompt_version, model, recommendation, reason FROM scores "
+                    "WHERE run_id = $r AND recommendation IS NOT NULL "
+                    "ORDER BY prompt_version, model", r=run_id).to_dicts()
+    key = "replaybench-" + run_id.lower()
+    create_table_artifact(table=rows, key=f"{key}-decisions",
+                          description=f"Recommendations of run {run_id}")
+    where = "published" if published else "not published: a file on the machine that ran it"
+    create_link_artifact(link=link, link_text=f"report of run {run_id}", key=REPORT_ARTIFACT,
+                         description=f"The night's HTML report ({where})")
+    create_markdown_artifact(markdown=f"Report of run `{run_id}`: [{run_id}]({link})",
+                             key=f"{key}-report", description="The full HTML report")

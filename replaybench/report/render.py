@@ -14,6 +14,7 @@ from replaybench.decide.scores import outward
 
 
 def environment() -> Environment:
+    """The Jinja environment of the package's templates, with the filters below."""
     env = Environment(
         loader=PackageLoader("replaybench", "templates"),
         autoescape=select_autoescape(["html", "j2"]),

@@ -36,9 +36,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError
 
 from replaybench.sim.profiles import FAULT_KINDS, FaultSpec, Profile, resolve
 
@@ -64,17 +64,7 @@ class FleetFaults(FaultSpec):
     huge_bytes: int = Field(HUGE_BYTES, ge=1, description="size of a huge answer, bytes")
     endless_s: float = Field(ENDLESS_S, ge=0, description="when the server gives up an endless "
                                                           "answer nobody hung up on, seconds")
-
-    @model_validator(mode="after")
-    def _at_most_one(self) -> FleetFaults:
-        total = sum(getattr(self, kind) for kind in KINDS)
-        if total > 1 + 1e-9:
-            raise ValueError(f"fault probabilities add up to {total:g}; at most 1 per attempt")
-        return self
-
-    @property
-    def active(self) -> bool:
-        return any(getattr(self, kind) > 0 for kind in KINDS)
+    kinds: ClassVar[tuple[str, ...]] = KINDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -20,17 +20,8 @@ from replaybench.sim import workloads
 from replaybench.sim.tokens import count_message_tokens, count_tokens, message_text
 
 DEFAULT_PROFILES_PATH = Path(__file__).resolve().parents[2] / "data" / "sim" / "profiles.yaml"
-KINDS = tuple(workloads.WORKLOADS)
 CACHE_BLOCK = 64  # cached prompt tokens come in blocks, as with real prompt caches
-
-_REASONING_NOTES = {
-    "triage": "The ticket describes the customer's problem; map it to the team that owns it. ",
-    "extract": "Find the invoice number, the issuing vendor, normalise the date, read the total. ",
-    "math": "Track the running count through each step of the word problem and check it. ",
-    "sql": "Identify the tables and joins the question needs, then the filters and grouping. ",
-    "summary": "Note the caller, the order number, the problem and how the agent resolved it. ",
-    "generic": "Consider what the user is asking and answer briefly. ",
-}
+GENERIC_REASONING_NOTE = "Consider what the user is asking and answer briefly. "
 MAX_REASONING_CHARS = 480  # the text is a token gesture; the count carries the cost
 
 
@@ -71,16 +62,19 @@ class FaultSpec(_Strict):
                                                    "instead of Retry-After")
     stall_s: float = Field(30.0, ge=0, description="how long a stall sleeps")
 
+    kinds: ClassVar[tuple[str, ...]] = FAULT_KINDS  # the probability fields, in draw order
+
     @model_validator(mode="after")
     def _at_most_one(self) -> FaultSpec:
-        total = sum(getattr(self, kind) for kind in FAULT_KINDS)
+        total = sum(getattr(self, kind) for kind in self.kinds)
         if total > 1 + 1e-9:
             raise ValueError(f"fault probabilities add up to {total:g}; at most 1 per attempt")
         return self
 
     @property
     def active(self) -> bool:
-        return any(getattr(self, kind) > 0 for kind in FAULT_KINDS)
+        """Whether any kind has a non-zero probability."""
+        return any(getattr(self, kind) > 0 for kind in self.kinds)
 
 
 class Timing(_Strict):
@@ -139,7 +133,7 @@ class Profile(_Strict):
         reasoning = max(0, round(mean + 0.3 * mean * z_reasoning)) if mean > 0 else 0
         reasoning_text = ""
         if reasoning:
-            note = _REASONING_NOTES[kind]
+            note = workloads.WORKLOADS[kind].reasoning_note if known else GENERIC_REASONING_NOTE
             reasoning_text = (note * (MAX_REASONING_CHARS // len(note) + 1))[
                 : min(MAX_REASONING_CHARS, reasoning * 4)].rstrip()
         completion_tokens = count_tokens(content) + reasoning

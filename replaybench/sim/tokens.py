@@ -9,29 +9,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from replaybench import tokens
+from replaybench.tokens import estimate_tokens
+
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD = 4  # role markers and separators per message, as in OpenAI's chat format
 REPLY_PRIMING = 3  # every reply is primed with <|start|>assistant<|message|>
 
 
 def count_tokens(text: str | None) -> int:
-    """Approximate token count of `text`: ceil(len / 4), at least 1 for non-empty text."""
-    if not text:
-        return 0
-    return max(1, -(-len(text) // CHARS_PER_TOKEN))
+    """Approximate token count of `text`: ceil(len / 4), as replaybench estimates it too."""
+    return estimate_tokens(text)
 
 
 def message_text(content: Any) -> str:
-    """The text of a message's `content`: a string, or the text parts of a content-part list."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part.get("text", "") for part in content if isinstance(part, Mapping)
-        )
-    return str(content)
+    """The text of a message's `content` (`replaybench.tokens.message_text`), "" for none."""
+    return tokens.message_text(content) or ""
 
 
 def count_message_tokens(messages: Iterable[Mapping[str, Any]]) -> int:

@@ -5,19 +5,14 @@ in `schema_migrations`. Queries live in `sql/NAME.sql` and are run with named pa
 (`$run_id`), so every number in a report can be re-derived by running the same file by hand.
 
 DuckDB lets one process at a time open the file, and refuses the others at once. So every open
-goes through a lock file beside it (`<warehouse>.lock`, `flock`): a second process waits for its
+takes the process's turn at it (replaybench.locks.WarehouseLock): a second process waits for its
 turn instead of failing, and the steps keep their turns short (replay answers go to Parquet
-shards first, loaded in one short step). Inside one process the lock is shared: DuckDB itself
-lets that process's connections work side by side. The kernel frees the lock of a killed process.
+shards first, loaded in one short step).
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import re
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -28,12 +23,10 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from replaybench import pidlock
 from replaybench.errors import WarehouseError
+from replaybench.locks import WarehouseLock
 
 _PACKAGE = "replaybench.warehouse"
-WAIT_SECONDS = float(os.environ.get("REPLAYBENCH_WAREHOUSE_WAIT_S", 3600))
-log = logging.getLogger("replaybench.warehouse")
 
 
 @cache
@@ -104,7 +97,7 @@ class Warehouse:
         cur = self.con.execute(sql, params or {})
         return Rows(cur.fetchall() if cur.description else [])
 
-    def run(self, name: str, **params: Any) -> Rows:
+    def query(self, name: str, **params: Any) -> Rows:
         """Execute `sql/NAME.sql` with named parameters."""
         return self.execute(sql_text(name), params)
 
@@ -149,60 +142,9 @@ class Warehouse:
         self.con.close()
 
 
-class WarehouseLock:
-    """One process's turn at a warehouse file: an exclusive `flock` on `<warehouse>.lock`, taken
-    by the first open in the process and given back by the last close. Waits for another
-    process's turn to end (saying once who holds it), up to `wait_s`."""
-
-    _guard = threading.Lock()
-    _held: dict[Path, tuple[int, int]] = {}  # lock file -> (fd, opens in this process)
-
-    def __init__(self, warehouse: Path, wait_s: float = WAIT_SECONDS):
-        self.path = warehouse.with_name(warehouse.name + ".lock")
-        self.wait_s = wait_s
-
-    def __enter__(self) -> WarehouseLock:
-        with self._guard:
-            if self.path in self._held:
-                fd, count = self._held[self.path]
-                self._held[self.path] = (fd, count + 1)
-                return self
-            self._held[self.path] = (self._acquire(), 1)
-        return self
-
-    def _acquire(self) -> int:
-        deadline = time.monotonic() + self.wait_s
-        said = False
-        while True:
-            try:
-                return pidlock.try_take(self.path)
-            except pidlock.Busy as busy:
-                if time.monotonic() > deadline:
-                    raise WarehouseError(
-                        f"the warehouse {self.path.with_suffix('')} stayed busy for {self.wait_s:.0f} s "
-                        f"({busy.holder}); try again when it is done") from None
-                if not said:
-                    log.warning("waiting for the warehouse %s: %s has it", self.path.with_suffix(""),
-                                busy.holder)
-                    said = True
-                time.sleep(0.05)  # a turn lasts seconds; polling keeps the wait bounded
-
-    def __exit__(self, *exc: object) -> None:
-        with self._guard:
-            fd, count = self._held[self.path]
-            if count > 1:
-                self._held[self.path] = (fd, count - 1)
-                return
-            del self._held[self.path]
-            pidlock.give_back(fd)
-
-
 @contextmanager
-def open_warehouse(path: str | Path, *, read_only: bool = False,
-                   memory_limit: str | None = None) -> Iterator[Warehouse]:
-    """Open (and migrate) the warehouse file, waiting for another process's turn to end.
-    `memory_limit` caps what DuckDB holds (its cache of the blocks it read and wrote, first),
-    e.g. "128MB"; beyond it DuckDB evicts and spills to disk. None: DuckDB's default."""
+def open_warehouse(path: str | Path, *, read_only: bool = False) -> Iterator[Warehouse]:
+    """Open (and migrate) the warehouse file, waiting for another process's turn to end."""
     path = Path(path)
     if read_only and not path.exists():
         raise WarehouseError(f"no warehouse at {path}: ingest logs or run the demo first")
@@ -218,10 +160,6 @@ def open_warehouse(path: str | Path, *, read_only: bool = False,
                 ) from None
             raise WarehouseError(f"cannot open the warehouse {path}: {exc}") from None
         con.execute("SET TimeZone = 'UTC'")
-        if memory_limit:
-            if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", memory_limit):
-                raise WarehouseError(f"not a memory size: {memory_limit!r} (e.g. 128MB, 2GiB)")
-            con.execute(f"SET memory_limit = '{memory_limit}'")
         wh = Warehouse(con, path)
         try:
             if not read_only:

@@ -58,7 +58,7 @@ def _column(name: str, data_type: str) -> str:
 def run_queries(wh: Warehouse) -> dict[str, tuple[str, list[tuple[str, str]]]]:
     """table -> (the SELECT of a run's rows, with the parameter $run_id; its columns and types)."""
     queries = {}
-    for table, cols in groupby(wh.run("export_columns"), key=lambda row: row[0]):
+    for table, cols in groupby(wh.query("export_columns"), key=lambda row: row[0]):
         columns = [(name, data_type) for _, name, data_type in cols]
         select = ", ".join(_column(n, t) for n, t in columns)
         queries[table] = (sql_text("export_decisions") if table == "decisions" else

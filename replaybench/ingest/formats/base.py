@@ -26,11 +26,13 @@ from typing import Any
 
 import polars as pl
 
+from replaybench import tokens
+from replaybench.config import Ingest
 from replaybench.ingest.readers import MAX_DEPTH, MAX_LINE_BYTES, too_deep
+from replaybench.tokens import as_text, message_text
 
-MAX_FIELD_CHARS = 1_000_000  # default: a single text field larger than this is a broken export
+MAX_FIELD_CHARS = Ingest.model_fields["max_field_chars"].default  # a longer text field is a broken export
 MAX_TOKENS = 2**31 - 1  # the logs table keeps token counts as INTEGER
-LATENCY_UNITS = ("auto", "s", "ms")
 
 LOG_SCHEMA: dict[str, pl.DataType] = {
     "request_id": pl.String,
@@ -56,20 +58,9 @@ LOG_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-@dataclass(frozen=True)
-class IngestOptions:
-    """How records are read; filled from the config's `ingest:` section."""
-
-    prompt_version_key: str = "prompt_version"  # metadata key holding the prompt version
-    max_field_chars: int = MAX_FIELD_CHARS  # a longer text field rejects its record
-    # the unit of `latency` / `time_to_first_token` in a Langfuse blob-storage export: seconds for
-    # integrations created from 2026-04-01, milliseconds before; `auto` tells them apart per row
-    langfuse_latency_unit: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.langfuse_latency_unit not in LATENCY_UNITS:
-            raise ValueError(f"langfuse_latency_unit must be one of {', '.join(LATENCY_UNITS)}, "
-                             f"not {self.langfuse_latency_unit!r}")
+class IngestOptions(Ingest):
+    """The config's `ingest:` block (`Settings.ingest`) as the readers take it, with what they
+    derive from it."""
 
     @property
     def max_line_bytes(self) -> int:
@@ -80,9 +71,8 @@ class IngestOptions:
 
     @classmethod
     def from_settings(cls, ingest: Any) -> IngestOptions:
-        """From `Settings.ingest`."""
-        return cls(prompt_version_key=ingest.prompt_version_key, max_field_chars=ingest.max_field_chars,
-                   langfuse_latency_unit=ingest.langfuse_latency_unit)
+        """From `Settings.ingest` (or anything with its fields)."""
+        return cls(**{name: getattr(ingest, name) for name in Ingest.model_fields})
 
 
 DEFAULT_OPTIONS = IngestOptions()
@@ -270,29 +260,23 @@ def storable(value: str, field: str) -> str:
     return value
 
 
-def as_text(value: Any) -> str:
-    """A string as it is, None as nothing, anything else as its JSON text (as DuckDB gives it)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
-
-
-def message_text(content: Any) -> str | None:
-    """Message content as text (the `text` of OpenAI content parts joined); other values as JSON."""
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(as_text(p.get("text")) for p in content if isinstance(p, dict))
-    return as_text(content)
-
-
 def derived_prompt_version(messages: list[dict]) -> str:
     """A stable stand-in for a missing prompt_version: a hash of the system prompt (content that
     is not a string counts as its JSON text, as the SQL path reads it)."""
     system = "\n".join(as_text(m.get("content")) for m in messages if m.get("role") == "system")
     return "sys:" + hashlib.sha256(system.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
+
+def fill_prompt_version(prompt_version: Any, metadata: dict[str, Any], opts: IngestOptions,
+                        messages: list[dict]) -> Any:
+    """The row's prompt_version: the format's own field; else `metadata[prompt_version_key]`; else a
+    hash of the system prompt, marked in `metadata` (changed in place) `prompt_version_derived`."""
+    if prompt_version is None or prompt_version == "":
+        prompt_version = metadata.get(opts.prompt_version_key)
+    if prompt_version is None or prompt_version == "":
+        prompt_version = derived_prompt_version(messages)
+        metadata["prompt_version_derived"] = True
+    return prompt_version
 
 
 # --- reading lenient exports ---------------------------------------------------------------
@@ -395,36 +379,12 @@ def answer_text(value: Any) -> str | None:
 
 def openai_usage(usage: Any) -> dict[str, int | None]:
     """OpenAI (or Anthropic, or Responses API) usage as OTel counts: cached in input, reasoning in output."""
-    if not isinstance(usage, dict):
-        return {}
-    if "prompt_tokens" in usage or "completion_tokens" in usage:  # chat completions: already OTel
-        prompt = as_object(usage.get("prompt_tokens_details"))
-        completion = as_object(usage.get("completion_tokens_details"))
-        return {
-            "input_tokens": count(usage.get("prompt_tokens"), "prompt_tokens"),
-            "output_tokens": count(usage.get("completion_tokens"), "completion_tokens"),
-            "cached_tokens": count(first(prompt.get("cached_tokens"), usage.get("cache_read_input_tokens")),
-                                   "cached_tokens"),
-            "reasoning_tokens": count(completion.get("reasoning_tokens"), "reasoning_tokens"),
-        }
-    if "input_tokens" in usage and "input_tokens_details" not in usage:  # Anthropic: cache apart
-        fresh = count(usage.get("input_tokens"), "input_tokens")
-        read = count(usage.get("cache_read_input_tokens"), "cache_read_input_tokens")
-        written = count(usage.get("cache_creation_input_tokens"), "cache_creation_input_tokens")
-        return {
-            "input_tokens": None if fresh is None else fresh + (read or 0) + (written or 0),
-            "output_tokens": count(usage.get("output_tokens"), "output_tokens"),
-            "cached_tokens": read,
-            "reasoning_tokens": None,
-        }
-    prompt = as_object(usage.get("input_tokens_details"))  # OpenAI Responses API
-    completion = as_object(usage.get("output_tokens_details"))
-    return {
-        "input_tokens": count(usage.get("input_tokens"), "input_tokens"),
-        "output_tokens": count(usage.get("output_tokens"), "output_tokens"),
-        "cached_tokens": count(prompt.get("cached_tokens"), "cached_tokens"),
-        "reasoning_tokens": count(completion.get("reasoning_tokens"), "reasoning_tokens"),
-    }
+    return tokens.any_usage(usage, usage_count)
+
+
+def usage_count(value: Any, where: str) -> int | None:
+    """A count of a usage block, its reject naming the count by its own name (`cached_tokens`)."""
+    return count(value, where.rpartition(".")[2])
 
 
 _REQUEST_ONLY = {"messages", "model", "stream", "stream_options", "input", "prompt", "system", "metadata",
@@ -464,16 +424,11 @@ def build_row(fmt: str, opts: IngestOptions, *, request_id: str, ts: datetime, m
               status: str = "ok", error: Any = None) -> Row:
     """A `logs` row with the shared rules: size limits, JSON columns, the prompt_version fallbacks.
 
-    prompt_version: the format's own field; else `metadata[prompt_version_key]`; else a hash of the
-    system prompt, marked `metadata.prompt_version_derived = true`.
+    prompt_version: as `fill_prompt_version` finds it.
     """
     limit = opts.max_field_chars
     metadata = {k: v for k, v in metadata.items() if v is not None}
-    if prompt_version is None or prompt_version == "":
-        prompt_version = metadata.get(opts.prompt_version_key)
-    if prompt_version is None or prompt_version == "":
-        prompt_version = derived_prompt_version(messages)
-        metadata["prompt_version_derived"] = True
+    prompt_version = fill_prompt_version(prompt_version, metadata, opts, messages)
     return {
         "request_id": text(request_id, "request_id", limit),
         "ts": ts,

@@ -28,6 +28,7 @@ from replaybench.ingest.formats.base import (
     scrub,
     timestamp,
 )
+from replaybench.tokens import with_cache
 
 
 def _property(properties: dict[str, Any], key: str) -> Any:
@@ -63,7 +64,7 @@ def helicone_record(rec: dict[str, Any], opts: IngestOptions = DEFAULT_OPTIONS) 
         read = count(numeric(rec.get("prompt_cache_read_tokens")), "prompt_cache_read_tokens")
         written = count(numeric(rec.get("prompt_cache_write_tokens")), "prompt_cache_write_tokens")
         usage = {
-            "input_tokens": None if fresh is None else fresh + (read or 0) + (written or 0),
+            "input_tokens": with_cache(fresh, read, written),
             "output_tokens": count(numeric(rec.get("completion_tokens")), "completion_tokens"),
             "cached_tokens": read,
             "reasoning_tokens": count(numeric(rec.get("reasoning_tokens")), "reasoning_tokens"),

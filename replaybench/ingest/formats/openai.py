@@ -1,4 +1,5 @@
-"""`openai`: the request/response log of DESIGN.md, one JSON object per call.
+"""`openai`: the request and response bodies as sent and received, one JSON object per call (the
+format of the bundled demo logs, drawn in ../shared/DESIGN.md, "Log format openai").
 
 The SQL fast path (`replaybench/warehouse/sql/openai_log_lines.sql`) mirrors this parser check for
 check: a change here is a change there.
@@ -15,8 +16,7 @@ from replaybench.ingest.formats.base import (
     Row,
     as_object,
     as_text,
-    count,
-    derived_prompt_version,
+    fill_prompt_version,
     json_text,
     measure,
     message_text,
@@ -24,7 +24,9 @@ from replaybench.ingest.formats.base import (
     storable,
     text,
     timestamp,
+    usage_count,
 )
+from replaybench.tokens import chat_completions
 
 
 def looks_like_openai(record: dict[str, Any]) -> bool:
@@ -34,7 +36,7 @@ def looks_like_openai(record: dict[str, Any]) -> bool:
 
 @register("openai", sniff=looks_like_openai)
 def openai_record(rec: dict[str, Any], opts: IngestOptions = DEFAULT_OPTIONS) -> list[Row]:
-    """The request/response log of DESIGN.md (the bundled demo logs)."""
+    """The request and response bodies as sent and received (the bundled demo logs)."""
     limit = opts.max_field_chars
     request_id = rec.get("request_id")
     if not isinstance(request_id, str) or not request_id.strip():
@@ -53,18 +55,11 @@ def openai_record(rec: dict[str, Any], opts: IngestOptions = DEFAULT_OPTIONS) ->
     choice = _shaped(choices[0] if choices else None, dict, "response.choices[0] is not an object")
     message = _shaped(choice.get("message"), dict, "response.choices[0].message is not an object")
     usage = _shaped(response.get("usage"), dict, "response.usage is not an object")
-    prompt_details = _shaped(usage.get("prompt_tokens_details"), dict,
-                             "response.usage.prompt_tokens_details is not an object")
-    completion_details = _shaped(usage.get("completion_tokens_details"), dict,
-                                 "response.usage.completion_tokens_details is not an object")
+    for details in ("prompt_tokens_details", "completion_tokens_details"):
+        _shaped(usage.get(details), dict, f"response.usage.{details} is not an object")
 
     metadata = dict(as_object(rec.get("metadata")))
-    prompt_version = rec.get("prompt_version")
-    if prompt_version is None or prompt_version == "":
-        prompt_version = metadata.get(opts.prompt_version_key)
-    if prompt_version is None or prompt_version == "":
-        prompt_version = derived_prompt_version(messages)
-        metadata["prompt_version_derived"] = True
+    prompt_version = fill_prompt_version(rec.get("prompt_version"), metadata, opts, messages)
     model_id = rec.get("model_id")
     if model_id is None or model_id == "":
         model_id = request.get("model")
@@ -83,10 +78,8 @@ def openai_record(rec: dict[str, Any], opts: IngestOptions = DEFAULT_OPTIONS) ->
         "params": json_text(params, "params"),
         "output_text": text(message_text(message.get("content")), "response content", limit),
         "reference": text(rec.get("reference"), "reference", limit),
-        "input_tokens": count(usage.get("prompt_tokens"), "prompt_tokens"),
-        "output_tokens": count(usage.get("completion_tokens"), "completion_tokens"),
-        "reasoning_tokens": count(completion_details.get("reasoning_tokens"), "reasoning_tokens"),
-        "cached_tokens": count(prompt_details.get("cached_tokens"), "cached_tokens"),
+        # the log is OpenAI's own: its cached tokens are in prompt_tokens_details alone
+        **chat_completions(usage, usage_count, cache_hit=None),
         "latency_ms": measure(rec.get("latency_ms"), "latency_ms"),
         "ttft_ms": measure(rec.get("ttft_ms"), "ttft_ms"),
         "cost_usd": measure(rec.get("cost_usd"), "cost_usd"),

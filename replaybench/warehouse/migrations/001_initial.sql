@@ -1,4 +1,4 @@
--- The first schema: one table per box of the pipeline (DESIGN.md, "Warehouse").
+-- The first schema: one table per box of the pipeline (../shared/DESIGN.md, "Warehouse").
 -- Timestamps are TIMESTAMPTZ in UTC; token counts follow OpenTelemetry GenAI semantics
 -- (input includes cached tokens, output includes reasoning tokens).
 

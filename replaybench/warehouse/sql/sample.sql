@@ -1,16 +1,11 @@
 -- The night's sample, stratified by prompt_version: per prompt_version its quota (the registered
--- frame _quotas, worked out in tasks/sample.py from the allocation, what the open decisions still
+-- frame _quotas, worked out in replaybench/sample.py from the allocation, what the open decisions still
 -- need and the budget), then the first requests in a seeded hash order. A row's rank depends
 -- only on its own request_id and the seed, so the same seed and data give the same sample, and new rows do not reshuffle the old ones.
 INSERT INTO samples (run_id, request_id, prompt_version)
 WITH eligible AS (
     SELECT request_id, prompt_version
-    FROM logs
-    WHERE ts >= $window_start
-      AND ts <  $window_end
-      AND ($endpoints IS NULL OR list_contains($endpoints, endpoint))
-      AND ($model_ids IS NULL OR list_contains($model_ids, model_id))
-      AND (NOT $successful_only OR status = 'ok')
+    FROM window_logs($window_start, $window_end, $endpoints, $model_ids, $successful_only)
 )
 SELECT $run_id, e.request_id, e.prompt_version
 FROM eligible AS e

@@ -1,6 +1,6 @@
 """The Anthropic Messages API shapes of the simulated fleet: request conversion, answer, SSE, errors.
 
-Pure functions: the handler (replaybench.sim.server.anthropic_messages) does the I/O. Usage follows
+Pure functions: the handler (replaybench.sim.app.anthropic_messages) does the I/O. Usage follows
 Anthropic's semantics: `input_tokens` counts the uncached input only, the cached part is
 `cache_read_input_tokens`; `output_tokens` includes the thinking.
 """
@@ -8,9 +8,11 @@ Anthropic's semantics: `input_tokens` counts the uncached input only, the cached
 from __future__ import annotations
 
 import hashlib
-import json
+from dataclasses import replace
 from typing import Any
 
+from replaybench.sim.dialects import MARK, FaultError, Shape, cut, split, sse_event
+from replaybench.sim.faults import ABSURD_RETRY_AFTER_S, CompiledFaults, anthropic_rate_limit_headers
 from replaybench.sim.profiles import Completion
 from replaybench.sim.tokens import message_text
 
@@ -21,6 +23,7 @@ TEXT_CHUNKS = 6
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
+    """Anthropic's error object; its `type` follows from the status."""
     return {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"),
                                        "message": message}}
 
@@ -40,12 +43,14 @@ def to_chat_messages(body: dict[str, Any]) -> list[dict[str, Any]] | str:
 
 
 def usage(c: Completion, output_tokens: int | None = None) -> dict[str, int]:
+    """Anthropic's usage object: the cached input apart, thinking counted in the output."""
     return {"input_tokens": c.prompt_tokens - c.cached_tokens,
             "cache_creation_input_tokens": 0, "cache_read_input_tokens": c.cached_tokens,
             "output_tokens": c.completion_tokens if output_tokens is None else output_tokens}
 
 
 def ident(profile_name: str, seed: int, c: Completion) -> str:
+    """The message id: stable for the same profile, seed and answer."""
     digest = hashlib.sha256(f"{profile_name}\x00{seed}\x00{c.content}".encode()).hexdigest()
     return "msg_sim" + digest[:24]
 
@@ -66,50 +71,83 @@ def message(c: Completion, model: str, ident_: str) -> dict[str, Any]:
             "usage": usage(c)}
 
 
-def _event(name: str, data: dict[str, Any]) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
-def _split(text: str, parts: int) -> list[str]:
-    if not text:
-        return []
-    size = max(1, -(-len(text) // parts))
-    return [text[i:i + size] for i in range(0, len(text), size)]
-
-
 def stream_events(c: Completion, model: str, ident_: str
                   ) -> tuple[list[bytes], list[bytes], list[bytes]]:
     """(head, deltas, tail) of the SSE answer; a delta may carry block start/stop events too."""
     start = {"id": ident_, "type": "message", "role": "assistant", "model": model, "content": [],
              "stop_reason": None, "stop_sequence": None, "usage": usage(c, output_tokens=1)}
-    head = [_event("message_start", {"type": "message_start", "message": start}),
-            _event("ping", {"type": "ping"})]
+    head = [sse_event("message_start", {"type": "message_start", "message": start}),
+            sse_event("ping", {"type": "ping"})]
     deltas: list[bytes] = []
     blocks = []
     if c.reasoning_content:
-        blocks.append(("thinking", _split(c.reasoning_content, THINKING_CHUNKS)))
-    blocks.append(("text", _split(c.content, TEXT_CHUNKS) or [""]))
+        blocks.append(("thinking", split(c.reasoning_content, THINKING_CHUNKS)))
+    blocks.append(("text", split(c.content, TEXT_CHUNKS) or [""]))
     for index, (kind, pieces) in enumerate(blocks):
-        opening = _event("content_block_start", {
+        opening = sse_event("content_block_start", {
             "type": "content_block_start", "index": index,
             "content_block": {"type": "thinking", "thinking": "", "signature": ""}
             if kind == "thinking" else {"type": "text", "text": ""}})
         for i, piece in enumerate(pieces):
             delta = {"type": "thinking_delta", "thinking": piece} if kind == "thinking" else \
                 {"type": "text_delta", "text": piece}
-            data = _event("content_block_delta",
+            data = sse_event("content_block_delta",
                           {"type": "content_block_delta", "index": index, "delta": delta})
             if i == 0:
                 data = opening + data
             if i == len(pieces) - 1:
                 if kind == "thinking":
-                    data += _event("content_block_delta", {
+                    data += sse_event("content_block_delta", {
                         "type": "content_block_delta", "index": index,
                         "delta": {"type": "signature_delta", "signature": _signature(ident_)}})
-                data += _event("content_block_stop", {"type": "content_block_stop", "index": index})
+                data += sse_event("content_block_stop", {"type": "content_block_stop", "index": index})
             deltas.append(data)
-    tail = [_event("message_delta", {"type": "message_delta",
+    tail = [sse_event("message_delta", {"type": "message_delta",
                                      "delta": {"stop_reason": "end_turn", "stop_sequence": None},
                                      "usage": {"output_tokens": c.completion_tokens}}),
-            _event("message_stop", {"type": "message_stop"})]
+            sse_event("message_stop", {"type": "message_stop"})]
     return head, deltas, tail
+
+
+def fault_error(fault: str, faults: CompiledFaults) -> FaultError | None:
+    """The error a fault is answered with on this endpoint; None for a fault that is not one."""
+    if fault == "rate_limited":
+        return 429, error_body(429, "Number of requests has exceeded your rate limit (simulated)."), \
+            anthropic_rate_limit_headers(faults)
+    if fault == "absurd_retry_after":
+        return 429, error_body(429, "Number of requests has exceeded your rate limit (simulated): "
+                                    "try again tomorrow."), \
+            anthropic_rate_limit_headers(faults, ABSURD_RETRY_AFTER_S)
+    if fault == "server_error":
+        return 500, error_body(500, "Internal server error (simulated)."), {}
+    if fault == "unavailable":
+        return 529, error_body(529, "Overloaded (simulated)."), {}
+    return None
+
+
+def shape(c: Completion, model: str, ident_: str) -> Shape:
+    """The answer cut open around its text (no thinking), for the hostile faults."""
+    head, _, tail = stream_events(c, model, ident_)
+    body_head, body_tail = cut(message(replace(c, content=MARK, reasoning_content=""), model, ident_))
+    return Shape(
+        stream_head=b"".join(head) + sse_event("content_block_start", {
+            "type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+        stream_delta=lambda text: sse_event("content_block_delta", {
+            "type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": text}}),
+        stream_tail=sse_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        + b"".join(tail),
+        body_head=body_head, body_tail=body_tail,
+        garbage_bodies=(
+            b'{"type":"message","role":"assistant","content":"str"}',
+            b'{"type":"message","content":[{"type":"text","text":5}]}',
+            b'[1,2]',
+            b'{"type":"message","content":[],"usage":{"input_tokens":-1}}'),
+        garbage_events=(
+            b"event: content_block_delta\ndata: [1,2]\n\n",
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+            b'"delta":"str"}\n\n',
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+            b'"delta":{"type":"text_delta","text":5}}\n\n',
+            b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":7}}\n\n'))

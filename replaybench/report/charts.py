@@ -19,7 +19,7 @@ matplotlib.use("Agg")  # before anything imports pyplot; we draw on Figure objec
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from replaybench.decide import extras as decisions  # noqa: E402
+from replaybench.decide import extras  # noqa: E402
 
 SVG_SIZE = (4.8, 3.0)            # inches; the page scales the SVG to its grid cell
 PNG_SIZE, PNG_DPI = (6.0, 3.75), 80  # 480 × 300 px for the e-mail
@@ -31,15 +31,15 @@ TITLES = {"quality_cost": "Quality vs cost per task", "tokens": "Output tokens p
 
 
 def frontier(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows on the quality–cost Pareto frontier (same rule as `decisions.pareto_frontier`),
+    """The rows on the quality–cost Pareto frontier (same rule as `extras.pareto_frontier`),
     cheapest first: along it, pass rate rises with cost."""
-    on = decisions.pareto_frontier(rows)
+    on = extras.pareto_frontier(rows)
     return sorted((r for r in rows if r["model"] in on),
                   key=lambda r: (r["cost_per_task_usd"], r["pass_rate"], r["model"]))
 
 
 def _plotted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in rows if decisions.plottable(r)]
+    return [r for r in rows if extras.plottable(r)]
 
 
 def _quality_cost(rows: list[dict[str, Any]], size: tuple[float, float]) -> Figure | None:

@@ -1,0 +1,16 @@
+"""What is kept beside the warehouse file, named `<warehouse><suffix>`, each with one owner:
+
+- `.lock`: a process's turn at the file (`replaybench.locks.WarehouseLock`);
+- `.runs/`: a day's lease to one process (`replaybench.locks.lease_day`);
+- `.journal/`, `.shards/`, `.plans/`: a replay's answers as they arrive, its Parquet shards, and
+  what it has left to send (`replaybench.replay.files`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def beside(warehouse: Path, suffix: str) -> Path:
+    """`<warehouse><suffix>`, in the warehouse file's folder."""
+    return warehouse.with_name(warehouse.name + suffix)
