@@ -86,7 +86,8 @@ class Candidate(_Strict):
     """A model endpoint to replay production traffic against."""
 
     name: str = Field(description="How the candidate appears in the warehouse and the report.")
-    provider: Literal["openai", "anthropic"] = Field("openai", description="API dialect.")
+    provider: str = Field("openai", description="API dialect: a module of replaybench/providers/ "
+                                                "(openai, anthropic).")
     base_url: str = Field(description="Endpoint root, e.g. https://api.z.ai/api/paas/v4.")
     model: str = Field(description="The model string sent in each request; `@logged` sends each "
                                    "request to the model it was logged with (replaying production "
@@ -118,6 +119,15 @@ class Candidate(_Strict):
                           "data included (with redact.enabled: auto). Only for an endpoint that "
                           "keeps data in-house: a gateway on localhost that forwards to a "
                           "provider is not.")
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, v: str) -> str:
+        from replaybench.providers import names  # the registry imports config: imported late
+
+        if v not in names():
+            raise ValueError(f"unknown provider {v!r}; known: {', '.join(names())}")
+        return v
 
     @field_validator("name")
     @classmethod

@@ -30,8 +30,10 @@ def test_misspelled_key_is_named_with_a_suggestion(tmp_path):
 @pytest.mark.parametrize(("text", "message"), [
     ("timezon: Europe/Berlin\n", "unknown key 'timezon'.*did you mean 'timezone'"),
     ("timezone: Mars/Olympus\n", "unknown timezone"),
-], ids=["unknown top-level key", "bad timezone"])
-def test_unknown_top_level_key_and_bad_timezone(tmp_path, text, message):
+    ("candidates:\n  - {name: a, base_url: 'http://x/v1', model: m, provider: gemini}\n",
+     "unknown provider 'gemini'; known: anthropic, openai"),
+], ids=["unknown top-level key", "bad timezone", "unknown provider"])
+def test_unknown_key_bad_timezone_or_provider(tmp_path, text, message):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(text)
     with pytest.raises(ConfigError, match=message):

@@ -152,3 +152,19 @@ def test_chunks_cut_a_plan_into_row_ranges_and_never_split_a_question(
     assert sum(p.size for p in pieces) == plan.size == sampled
     assert all(p.size == sum(len(g) for g in p.groups()) for p in pieces)
     assert all(6 <= p.size < 6 + 4 for p in pieces[:-1])
+
+
+def test_a_load_that_outgrows_the_memory_cap_is_stored_without_it(
+        tmp_path, demo_slice, fleet, monkeypatch, caplog):
+    """A load runs under a cap on DuckDB's memory; what DuckDB cannot evict (the key indexes)
+    may outgrow it: that batch is rolled back and stored again without the cap, and no answer
+    is lost or stored twice."""
+    settings, run, glm, plan, sent, sampled = sent_night(tmp_path, demo_slice, fleet)
+    monkeypatch.setattr(load_module, "REPLAY_MEMORY", "1MB")
+
+    with caplog.at_level("WARNING", logger=load_module.__name__):
+        load_replay(settings, run, glm, plan, [sent])
+
+    assert "stored without the cap" in caplog.text
+    assert stored(settings) == {"glm-5.2": (sampled, sampled)}
+    assert not journal_path(settings, run, glm).exists()

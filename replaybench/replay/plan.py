@@ -30,7 +30,7 @@ from replaybench.pricing import price_table
 from replaybench.providers import Completion
 from replaybench.replay.files import leftovers, plan_path, shard_folder
 from replaybench.replay.journal import RowMaker
-from replaybench.replay.load import load_files, store_shards, warehouse_turn
+from replaybench.replay.load import load_files, store_shards_capped, warehouse_turn
 from replaybench.runs import Run
 from replaybench.warehouse import Warehouse, open_warehouse, sql_text
 
@@ -200,8 +200,7 @@ class PlanWriter:
         if self.lookup is not None:
             self.lookup.close()
         if self.reused_files:
-            with self.wh.transaction():
-                store_shards(self.wh, self.run_id, self.reused_files)
+            store_shards_capped(self.wh, self.run_id, self.reused_files)
             for shard in self.reused_files:
                 shard.unlink(missing_ok=True)
         return self.written, self.requested, self.reused
