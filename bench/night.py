@@ -15,7 +15,7 @@ plain logic of the nightly flow's tasks (`flows/nightly.py`), without Prefect's 
 - sample: `replaybench.sample.draw_sample`, then `replaybench.redact.requests.redact_run` (nothing to
   redact: the fleet is trusted);
 - replay: `replaybench.replay.replay_candidate` for every candidate at once (`replay_all`'s local path);
-- validate: `tasks.validate.validate_run` (the GX Checkpoint, Data Docs, the `checks` rows);
+- validate: `replaybench.checks.run.validate_run` (the GX Checkpoint, Data Docs, the `checks` rows);
 - score: `replaybench.decide.scores.score_run` and the decisions it looked at (`score_task`
   without the Prefect events and artifacts);
 - report: `runs.finish`, then `replaybench.report.page.report_and_publish` (the HTML report and the index).

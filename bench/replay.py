@@ -64,8 +64,12 @@ if (CODE / "replaybench" / "replay").is_dir():
     from replaybench.replay import load_replay, plan_replay, send_plan  # noqa: E402
 else:  # --code of a checkout from before replaybench/replay/
     from tasks.replay import load_replay, plan_replay, send_plan  # noqa: E402
-from replaybench.sample import draw_sample  # noqa: E402
-from replaybench.sim.server import ProcessFleet  # noqa: E402
+if (CODE / "replaybench" / "sample.py").is_file():
+    from replaybench.sample import draw_sample  # noqa: E402
+    from replaybench.sim.server import ProcessFleet  # noqa: E402
+else:  # --code of a checkout from before the steps moved into replaybench/
+    from replaybench.sim.server import Fleet as ProcessFleet  # noqa: E402
+    from tasks.sample import draw_sample  # noqa: E402
 from replaybench.warehouse import open_warehouse  # noqa: E402
 
 DAY = "2026-11-27"

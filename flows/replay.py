@@ -38,8 +38,13 @@ async def replay_all(settings: Settings, run: Run, use_cache: bool = True) -> li
               DaskTaskRunner(cluster_kwargs={"n_workers": settings.runner.workers,
                                              "threads_per_worker": 1, "processes": True,
                                              "host": "127.0.0.1", "dashboard_address": None}))
-    sent = await asyncio.to_thread(replay_on_dask.with_options(task_runner=runner),
-                                   [p for _, p in pieces])
+    try:
+        sent = await asyncio.to_thread(replay_on_dask.with_options(task_runner=runner),
+                                       [p for _, p in pieces])
+    except BaseException:
+        for plan in plans:  # their requests are in the warehouse: the next attempt plans again
+            plan.discard()
+        raise
     outcomes = []
     for i, plan in enumerate(plans):
         mine = [s for (j, _), s in zip(pieces, sent, strict=True) if j == i]

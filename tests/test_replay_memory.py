@@ -9,9 +9,12 @@ import json
 import pickle
 from pathlib import Path
 
+import pytest
+
 import replaybench.replay.journal as journal_module
 import replaybench.replay.load as load_module
 import replaybench.replay.plan as plan_module
+from replaybench.errors import ReplaybenchError
 from replaybench.replay.files import journal_path
 from replaybench.replay.journal import journal_rows
 from replaybench.replay.load import load_replay
@@ -154,17 +157,15 @@ def test_chunks_cut_a_plan_into_row_ranges_and_never_split_a_question(
     assert all(6 <= p.size < 6 + 4 for p in pieces[:-1])
 
 
-def test_a_load_that_outgrows_the_memory_cap_is_stored_without_it(
-        tmp_path, demo_slice, fleet, monkeypatch, caplog):
-    """A load runs under a cap on DuckDB's memory; what DuckDB cannot evict (the key indexes)
-    may outgrow it: that batch is rolled back and stored again without the cap, and no answer
-    is lost or stored twice."""
-    settings, run, glm, plan, sent, sampled = sent_night(tmp_path, demo_slice, fleet)
-    monkeypatch.setattr(load_module, "REPLAY_MEMORY", "1MB")
 
-    with caplog.at_level("WARNING", logger=load_module.__name__):
-        load_replay(settings, run, glm, plan, [sent])
+def test_a_sender_that_cannot_see_its_plan_fails_rather_than_send_nothing(
+        tmp_path, demo_slice, fleet):
+    """A Dask worker on a machine without the plan's folder must not report an empty send (the
+    night would end `completed` with its requests never asked): it fails and says why."""
+    settings, run, sampled = sampled_run(tmp_path, demo_slice, fleet,
+                                         [candidate(fleet, "glm-5.2")], 5)
+    plan = plan_replay(settings, run, settings.candidates[0])
+    plan.path.unlink()
 
-    assert "stored without the cap" in caplog.text
-    assert stored(settings) == {"glm-5.2": (sampled, sampled)}
-    assert not journal_path(settings, run, glm).exists()
+    with pytest.raises(ReplaybenchError, match="plan .* is missing.*shared filesystem"):
+        asyncio.run(send_plan(plan))

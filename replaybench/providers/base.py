@@ -9,7 +9,7 @@ of that name in this package: it says where it posts (`path`, `auth_headers`), w
 with exponential backoff and jitter (honouring Retry-After and the providers' reset headers, but
 never past `max_backoff_s` nor the request's deadline), a total deadline, and the final
 bookkeeping (latency, output speed, estimated reasoning tokens). Providers speak aiohttp directly
-(an `aiohttp.ClientSession`, see `tasks.replay.http_client`): each layer between the socket and the
+(an `aiohttp.ClientSession`, see `replaybench.replay.send.http_client`): each layer between the socket and the
 answer costs CPU on every request and, when streaming, on every token.
 
 Whatever an endpoint sends, and whatever a log holds, ends as a Completion: a body of the wrong

@@ -35,5 +35,9 @@ async def replay_candidate(settings: Settings, run: Run, candidate: Candidate,
                            use_cache: bool = True) -> ReplayOutcome:
     """Send the run's pending requests to one candidate from this process and store every answer."""
     plan = await asyncio.to_thread(plan_replay, settings, run, candidate, use_cache)
-    sent = await send_plan(plan)
+    try:
+        sent = await send_plan(plan)
+    except BaseException:
+        plan.discard()  # its requests are in the warehouse: the next attempt plans again
+        raise
     return await asyncio.to_thread(load_replay, settings, run, candidate, plan, [sent])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,12 +35,6 @@ CACHE_COLUMNS = ["cache_key", "provider", "base_url", "model_sent", "params", "o
                  "reasoning_text", "finish_reason", "input_tokens", "output_tokens",
                  "reasoning_tokens", "reasoning_estimated", "cached_tokens", "latency_ms",
                  "ttft_ms", "output_tps", "attempts", "simulated"]
-
-# DuckDB keeps what it reads and writes cached up to its memory limit (80 % of RAM by default), so
-# a plan's or a load's memory would follow the night; under this cap it evicts instead. What it
-# cannot evict (the key indexes of `replays` and `response_cache`, which grow with the warehouse)
-# may outgrow any cap: a batch that runs out is rolled back and stored again without it
-REPLAY_MEMORY = "256MB"
 
 # one plan or load at a time in a process: DuckDB connections of one process registering frames
 # at once race in its catalog ("python_arrow_scan does not exist"), and two loads would race on
@@ -100,7 +93,8 @@ def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Pa
     unsure = [j for j in journals if lacking(wh, j, shards) != 0]
     before = replay_count(wh)
     for batch in by_rows(shards, LOAD_ROWS):
-        store_shards_capped(wh, run_id, batch)
+        with wh.transaction():
+            store_shards(wh, run_id, batch)
         for shard in batch:
             shard.unlink(missing_ok=True)
     missing: dict[Path, int] = {}
@@ -114,30 +108,6 @@ def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Pa
         else:
             path.unlink(missing_ok=True)
     return added
-
-
-@contextmanager
-def capped(wh: Warehouse) -> Iterator[None]:
-    """DuckDB's memory capped (`REPLAY_MEMORY`) for a replay's plan or load, and given back."""
-    wh.execute(f"SET memory_limit = '{REPLAY_MEMORY}'")
-    try:
-        yield
-    finally:
-        wh.execute("RESET memory_limit")
-
-
-def store_shards_capped(wh: Warehouse, run_id: str, shards: list[Path]) -> None:
-    """`store_shards` in a transaction of its own; one that runs out of the capped memory is
-    rolled back and stored again with DuckDB's own limit."""
-    try:
-        with wh.transaction():
-            store_shards(wh, run_id, shards)
-    except duckdb.OutOfMemoryException:
-        log.warning("storing %d shards needed more than %s of memory: stored without the cap",
-                    len(shards), REPLAY_MEMORY)
-        wh.execute("RESET memory_limit")
-        with wh.transaction():
-            store_shards(wh, run_id, shards)
 
 
 def by_rows(shards: list[Path], rows: int) -> Iterator[list[Path]]:
@@ -227,7 +197,7 @@ def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: Replay
                 sent: list[Sent]) -> ReplayOutcome:
     """In the warehouse, briefly: store the shards the sending wrote (and any journal row they
     lack); each journal is deleted once the warehouse holds its answers."""
-    with warehouse_turn, open_warehouse(settings.warehouse) as wh, capped(wh):
+    with warehouse_turn, open_warehouse(settings.warehouse) as wh:
         load_files(wh, run.run_id, *leftovers(settings, run, candidate))
     plan.discard()
     ok = sum(s.ok for s in sent) + plan.recovered + plan.reused

@@ -4,7 +4,7 @@ than held in memory (a night's requests, messages and all, were most of replay's
 In the warehouse, briefly, one pass over the pending requests a batch at a time: each gets its
 parameters and cache key; those the response cache answers are stored at once; the others go to
 the plan file (`<warehouse>.plans/<run>--<stem>.parquet`, the first request of each question, in
-the order they were logged) or, when the same question came earlier in the night, to the twins
+the order DuckDB returns them) or, when the same question came earlier in the night, to the twins
 file beside it (`….twins.parquet`), to take the first one's answer without being asked. Sending
 reads the plan file a batch at a time; a Dask run sends it in row ranges, each on a worker.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from replaybench.pricing import price_table
 from replaybench.providers import Completion
 from replaybench.replay.files import leftovers, plan_path, shard_folder
 from replaybench.replay.journal import RowMaker
-from replaybench.replay.load import load_files, store_shards_capped, warehouse_turn
+from replaybench.replay.load import load_files, store_shards, warehouse_turn
 from replaybench.runs import Run
 from replaybench.warehouse import Warehouse, open_warehouse, sql_text
 
@@ -119,7 +120,9 @@ class PlanWriter:
         self.asked: set[bytes] = set()  # the questions already in the plan (digests)
         self.files: dict[Path, pq.ParquetWriter] = {}
         self.reused_files: list[Path] = []
-        self.reused_stem = shard_folder(settings) / f"{path.stem}--reused"
+        # named as a send's shards are, so that a plan that fails before storing them leaves
+        # them for the next attempt's load (`leftovers`)
+        self.reused_stem = shard_folder(settings) / f"{path.stem}--{os.getpid()}"
         self.written = self.requested = self.reused = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         for stale in (path, twins_path(path)):  # an earlier attempt's
@@ -149,6 +152,7 @@ class PlanWriter:
         if reused:
             self.reused += len(reused)
             shard = Path(f"{self.reused_stem}-{len(self.reused_files):05d}.parquet")
+            shard.parent.mkdir(parents=True, exist_ok=True)
             pl.DataFrame(reused, infer_schema_length=None).write_parquet(shard)
             self.reused_files.append(shard)
 
@@ -200,7 +204,8 @@ class PlanWriter:
         if self.lookup is not None:
             self.lookup.close()
         if self.reused_files:
-            store_shards_capped(self.wh, self.run_id, self.reused_files)
+            with self.wh.transaction():
+                store_shards(self.wh, self.run_id, self.reused_files)
             for shard in self.reused_files:
                 shard.unlink(missing_ok=True)
         return self.written, self.requested, self.reused
@@ -246,7 +251,11 @@ def _rows(path: Path, start: int = 0, stop: int | None = None,
     """The requests of rows [start, stop) of a plan file, a batch at a time (only the row
     groups that hold them are read), each with its parameters as a dict (one per distinct)."""
     if not path.exists():
-        return
+        if stop is not None and start < stop:  # a plan's own rows: never skipped in silence
+            raise ReplaybenchError(
+                f"the plan {path} is missing: a Dask worker must see the folders beside the "
+                "warehouse (.plans, .journal, .shards), e.g. on a shared filesystem")
+        return  # no twins
     params: dict[str, dict[str, Any]] = {}
     with pq.ParquetFile(path) as file:
         stop = file.metadata.num_rows if stop is None else stop
