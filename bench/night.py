@@ -291,8 +291,11 @@ def main() -> None:
         return
     sizes = args.requests or [10_000, 100_000]
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    from replaybench.warehouse import memory
+
     print(f"# A night at {', '.join(f'{n:,}' for n in sizes)} requests × the bundled config's "
-          f"candidates, fleet at zero latency ({os.cpu_count()} cores, load {' '.join(load)})\n")
+          f"candidates, fleet at zero latency ({os.cpu_count()} cores, load {' '.join(load)}; "
+          f"{memory.VARIABLE}={os.environ.get(memory.VARIABLE, memory.DEFAULT)})\n")
     results = []
     for n in sizes:
         print(f"{n:,} requests …", file=sys.stderr, flush=True)

@@ -3,7 +3,9 @@
 - `.lock`: a process's turn at the file (`replaybench.locks.WarehouseLock`);
 - `.runs/`: a day's lease to one process (`replaybench.locks.lease_day`);
 - `.journal/`, `.shards/`, `.plans/`: a replay's answers as they arrive, its Parquet shards, and
-  what it has left to send (`replaybench.replay.files`).
+  what it has left to send (`replaybench.replay.files`);
+- `.tmp/`: DuckDB's own, where it spills what does not fit in the process's memory limit
+  (`replaybench.warehouse.memory`); DuckDB removes it when the warehouse is closed.
 """
 
 from __future__ import annotations

@@ -81,8 +81,9 @@ def validate_run(settings: Settings, run: Run, chunk_rows: int = CHUNK_ROWS) -> 
     stored = 0
     for part in night.checks(answer_chunks(settings.warehouse, run.run_id, chunk_rows)):
         part = night.finished(part)
-        with open_warehouse(settings.warehouse) as wh, wh.transaction():
-            wh.insert("checks", part.with_columns(run_id=pl.lit(run.run_id)))
+        with open_warehouse(settings.warehouse) as wh:
+            wh.atomic(lambda part=part: wh.insert("checks",
+                                                   part.with_columns(run_id=pl.lit(run.run_id))))
         stored += part.height
     if night.errors:  # a check that errored in a later chunk fails in the earlier ones too
         with open_warehouse(settings.warehouse) as wh, wh.transaction():

@@ -225,16 +225,18 @@ def score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
         outcomes = wh.frame("outcomes", run_id=run.run_id, prompt_version=None)
         scores = score_outcomes(outcomes, settings.baseline)
         outcomes = outcomes.select(EVIDENCE_COLUMNS)
-    with wh.transaction():
+    def store() -> pl.DataFrame:
         decisions = evidence.record_night(wh, settings, run, outcomes)
-        scores = with_decisions(scores, decisions, settings.baseline, settings.noise_floor)
-        for row in scores.filter(pl.col("decision_id").is_not_null()).iter_rows(named=True):
+        decided = with_decisions(scores, decisions, settings.baseline, settings.noise_floor)
+        for row in decided.filter(pl.col("decision_id").is_not_null()).iter_rows(named=True):
             wh.execute("UPDATE decisions SET reason = $why WHERE decision_id = $d",
                        {"why": row["reason"], "d": row["decision_id"]})
         wh.execute("DELETE FROM scores WHERE run_id = $r", {"r": run.run_id})
         stored = {r[0] for r in wh.execute("SELECT column_name FROM information_schema.columns "
                                            "WHERE table_name = 'scores'")}
-        columns = [c for c in scores.columns if c in stored]
-        wh.insert("scores", scores.select(columns).with_columns(run_id=pl.lit(run.run_id)))
-    return scores
+        columns = [c for c in decided.columns if c in stored]
+        wh.insert("scores", decided.select(columns).with_columns(run_id=pl.lit(run.run_id)))
+        return decided
+
+    return wh.atomic(store)
 

@@ -55,6 +55,10 @@ def tango_interval(only_candidate: int, only_baseline: int, n: int,
     return float(low), float(high)
 
 
+BLOCK_COUNTS = 1_000_000
+"""Resampled counts held at once by `paired_bootstrap`."""
+
+
 def paired_bootstrap(candidate: np.ndarray, baseline: np.ndarray, resamples: int = RESAMPLES,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean of candidate minus baseline over the same requests, with a 95 % percentile interval
@@ -73,10 +77,11 @@ def paired_bootstrap(candidate: np.ndarray, baseline: np.ndarray, resamples: int
     if n == 0:
         return delta, np.full(k, np.nan), np.full(k, np.nan)
     rng = np.random.default_rng(seed)
-    # Each resample as counts per request, so a mean is one matrix product; in blocks, so a large
-    # run never holds more than a few million counts at once.
+    # Each resample as counts per request, so a mean is one matrix product; in blocks of about a
+    # million counts (three arrays of them, ~24 MB, whatever the night's size: at 4 million,
+    # ~100 MB came and went with every block)
     stacked = np.hstack([filled, valid.astype(float)])
-    block = max(1, 4_000_000 // n)
+    block = max(1, BLOCK_COUNTS // n)
     sums, sizes = [], []
     for start in range(0, resamples, block):
         rows = min(block, resamples - start)

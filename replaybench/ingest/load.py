@@ -54,14 +54,14 @@ from replaybench.ingest.readers import (
     read_records,
     zstd_cut_off,
 )
-from replaybench.warehouse import Warehouse, open_warehouse
+from replaybench.warehouse import Warehouse, memory, open_warehouse
 
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 20_000
 RAW_CHARS = 2_000
 SNIFF_RECORDS = 20
-MEMORY_LIMIT = "1GB"  # the fast path's DuckDB memory: it streams, so this is plenty
+MEMORY_LIMIT = 10**9  # bytes: the fast path's DuckDB memory at least (it streams: plenty)
 POLL_S = 0.2  # how often the fast path asks DuckDB how far its statement has got
 LOG_COLUMNS = list(LOG_SCHEMA)
 REASON_CHARS = 500
@@ -245,19 +245,17 @@ def _duckdb_reading(wh: Warehouse, phase: progress.Phase | None) -> Iterator[Non
     """The settings of a streaming read by DuckDB, made outside the transaction (a failed statement
     leaves it refusing any more), with the phase following DuckDB's own progress, and the temp
     tables of the line-by-line pass dropped afterwards."""
-    # DuckDB keeps what it wrote in its buffer pool up to its limit (80 % of RAM by default);
-    # a streaming insert needs far less, and memory then stays flat however big the file
-    wh.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    # DuckDB keeps what it wrote in its buffer pool up to its limit; a streaming insert needs
+    # no more than MEMORY_LIMIT, and memory then stays flat however big the file
     # the query profile says how many lines read_json read (_rows_read_json_read)
     wh.con.execute("PRAGMA enable_profiling = 'no_output'")
     try:
-        with _follow(wh, phase):
+        with memory.at_least(wh.con, MEMORY_LIMIT), _follow(wh, phase):
             yield
     finally:
         wh.con.execute("PRAGMA disable_profiling")
         for table in ("_staged", "_rb_bad_lines", "_rb_bad_scans"):
             wh.execute(f"DROP TABLE IF EXISTS {table}")
-        wh.execute("RESET memory_limit")
 
 
 def _count_lines(wh: Warehouse, params: dict, scanned: int | None) -> tuple[int, int]:

@@ -60,28 +60,41 @@ class ReplayOutcome:
         return self.requested > 0 and self.ok == 0
 
 
-def store(wh: Warehouse, rows: pl.DataFrame, run_id: str) -> int:
-    """Append replay rows, and cache the fresh successful answers, in one transaction."""
-    with wh.transaction():
-        return _store(wh, rows, run_id)
-
-
 def _store(wh: Warehouse, rows: pl.DataFrame, run_id: str) -> int:
-    fresh = rows.filter((pl.col("status") == "ok") & ~pl.col("from_cache"))
-    added = wh.insert("replays", rows, "ON CONFLICT DO NOTHING")
-    if not fresh.is_empty():
-        wh.insert("response_cache",
-                  fresh.select(CACHE_COLUMNS).with_columns(paid_by_run=pl.lit(run_id)),
-                  CACHE_UPSERT)
+    """Append replay rows the run lacks, and cache the fresh successful answers (no
+    transaction); return rows added."""
+    with wh.registered("_incoming", rows):
+        added = wh.insert_new("replays", "_incoming", REPLAY_KEY, run_id)
+        cache_answers(wh, "_incoming", run_id)
     return added
 
 
-CACHE_UPSERT = ("ON CONFLICT (cache_key) DO UPDATE SET output_text = excluded.output_text, "
-                "reasoning_text = excluded.reasoning_text, input_tokens = excluded.input_tokens, "
-                "output_tokens = excluded.output_tokens, "
-                "reasoning_tokens = excluded.reasoning_tokens, "
-                "cached_tokens = excluded.cached_tokens, latency_ms = excluded.latency_ms, "
-                "ttft_ms = excluded.ttft_ms, paid_by_run = excluded.paid_by_run")
+REPLAY_KEY = ("run_id", "request_id", "model")
+"""What makes a row of `replays` unique (no index holds it: `Warehouse.insert_new`)."""
+
+CACHE_UPDATED = ["output_text", "reasoning_text", "input_tokens", "output_tokens",
+                 "reasoning_tokens", "cached_tokens", "latency_ms", "ttft_ms", "paid_by_run"]
+"""What a cached answer paid for again takes from the new answer (the rest is the same question)."""
+
+
+def cache_answers(wh: Warehouse, source: str, run_id: str,
+                  params: dict[str, Any] | None = None) -> None:
+    """Merge the fresh successful answers among `source`'s replay rows into `response_cache`, one
+    per cache key: a new key is inserted, a known one updated (`CACHE_UPDATED`). A hash join of
+    the rows against the cache: the cache has no key index (migration 014), as DuckDB would load
+    all of it, for every load, into memory it cannot evict."""
+    cached = ", ".join(f'"{c}"' for c in CACHE_COLUMNS)
+    updated = ", ".join(f'"{c}" = fresh."{c}"' for c in CACHE_UPDATED)
+    wh.execute(
+        f"MERGE INTO response_cache AS held USING ("
+        f"SELECT {cached}, $run_id AS paid_by_run FROM {source} "
+        f"WHERE status = 'ok' AND NOT from_cache "
+        f"QUALIFY row_number() OVER (PARTITION BY cache_key) = 1) AS fresh "
+        f"ON held.cache_key = fresh.cache_key "
+        f"WHEN MATCHED THEN UPDATE SET {updated} "
+        f"WHEN NOT MATCHED THEN INSERT ({cached}, paid_by_run) "
+        f"VALUES ({', '.join(f'fresh.{c}' for c in [*CACHE_COLUMNS, 'paid_by_run'])})",
+        {**(params or {}), "run_id": run_id})
 
 
 def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Path]) -> int:
@@ -93,14 +106,12 @@ def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Pa
     unsure = [j for j in journals if lacking(wh, j, shards) != 0]
     before = replay_count(wh)
     for batch in by_rows(shards, LOAD_ROWS):
-        with wh.transaction():
-            store_shards(wh, run_id, batch)
+        wh.atomic(lambda batch=batch: store_shards(wh, run_id, batch))
         for shard in batch:
             shard.unlink(missing_ok=True)
     missing: dict[Path, int] = {}
     for path in unsure:
-        with wh.transaction():
-            missing[path] = store_journal(wh, run_id, path)
+        missing[path] = wh.atomic(lambda path=path: store_journal(wh, run_id, path))
     added = replay_count(wh) - before
     for path in journals:
         if missing.get(path):
@@ -152,13 +163,8 @@ def store_shards(wh: Warehouse, run_id: str, shards: list[Path]) -> None:
     """Append the shards' rows, and cache their fresh successful answers (no transaction)."""
     files = {"files": [str(s) for s in shards]}
     source = "read_parquet($files, union_by_name = true)"
-    columns = ", ".join(f'"{r[0]}"' for r in wh.execute(f"DESCRIBE SELECT * FROM {source}", files))
-    wh.execute(f"INSERT INTO replays ({columns}) SELECT {columns} FROM {source} "
-               "ON CONFLICT DO NOTHING", files)
-    cached = ", ".join(f'"{c}"' for c in CACHE_COLUMNS)
-    wh.execute(f"INSERT INTO response_cache ({cached}, paid_by_run) SELECT {cached}, $run_id "
-               f"FROM {source} WHERE status = 'ok' AND NOT from_cache {CACHE_UPSERT}",
-               {**files, "run_id": run_id})
+    wh.insert_new("replays", source, REPLAY_KEY, run_id, files)
+    cache_answers(wh, source, run_id, files)
 
 
 def store_journal(wh: Warehouse, run_id: str, journal: Path) -> int:

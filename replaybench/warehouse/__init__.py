@@ -13,20 +13,22 @@ shards first, loaded in one short step).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import polars as pl
 
 from replaybench.errors import WarehouseError
 from replaybench.locks import WarehouseLock
+from replaybench.warehouse import memory
 
 _PACKAGE = "replaybench.warehouse"
+T = TypeVar("T")
 
 
 @cache
@@ -64,6 +66,7 @@ class Warehouse:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path):
         self.con = con
         self.path = path
+        self._depth = 0  # open transactions (`transaction`)
 
     def migrate(self) -> list[int]:
         """Apply the migrations this file has not seen; return their versions."""
@@ -94,8 +97,14 @@ class Warehouse:
     def execute(self, sql: str, params: dict[str, Any] | list | None = None) -> Rows:
         """Run one statement and fetch its whole result (DuckDB 2.0 refuses other work on a
         connection while a result is half-read)."""
-        cur = self.con.execute(sql, params or {})
-        return Rows(cur.fetchall() if cur.description else [])
+        while True:
+            try:
+                cur = self.con.execute(sql, params or {})
+                return Rows(cur.fetchall() if cur.description else [])
+            except duckdb.OutOfMemoryException as exc:
+                # in a transaction the work is undone: `atomic` grows the limit and runs it again
+                if self._depth or not memory.grow(self.con, exc):
+                    raise
 
     def query(self, name: str, **params: Any) -> Rows:
         """Execute `sql/NAME.sql` with named parameters."""
@@ -104,7 +113,12 @@ class Warehouse:
     def frame(self, sql_or_name: str, **params: Any) -> pl.DataFrame:
         """A query's result as a Polars frame; a bare word is the name of a SQL file."""
         sql = sql_text(sql_or_name) if re.fullmatch(r"\w+", sql_or_name) else sql_or_name
-        return self.con.sql(sql, params=params or None).pl()
+        while True:
+            try:
+                return self.con.sql(sql, params=params or None).pl()
+            except duckdb.OutOfMemoryException as exc:
+                if self._depth or not memory.grow(self.con, exc):
+                    raise
 
     @contextmanager
     def registered(self, name: str, frame: pl.DataFrame) -> Iterator[None]:
@@ -125,18 +139,61 @@ class Warehouse:
             self.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming {on_conflict}")
         return self._count(table) - before
 
+    def insert_new(self, table: str, source: str, keys: tuple[str, ...], run_id: str,
+                   params: dict[str, Any] | None = None) -> int:
+        """Insert the rows of `source` (a table expression) for the run `run_id` whose `keys`
+        `table` does not hold yet, each key once; return rows added. What a primary key would
+        give, without its index: the tables a night fills have none (migration 014), as DuckDB
+        keeps in memory, unevictable, every key a connection writes. The anti-join reads only
+        the run's rows of `table` (its row groups are pruned by run_id). The caller holds the
+        warehouse's write turn, so no other writer adds the same key meanwhile."""
+        columns = [r[0] for r in self.execute(f"DESCRIBE SELECT * FROM {source}", params)]
+        listed = ", ".join(f'"{c}"' for c in columns)
+        key_list = ", ".join(f'"{k}"' for k in keys)
+        matched = " AND ".join(f'held."{k}" = fresh."{k}"' for k in keys)
+        before = self._count(table)
+        self.execute(
+            f"INSERT INTO {table} ({listed}) SELECT {listed} FROM ("
+            f"SELECT * FROM {source} WHERE run_id = $run_id "
+            f"QUALIFY row_number() OVER (PARTITION BY {key_list}) = 1) AS fresh "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS held "
+            f"WHERE held.run_id = $run_id AND {matched})",
+            {**(params or {}), "run_id": run_id})
+        return self._count(table) - before
+
     def _count(self, table: str) -> int:
         return self.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """The block in one transaction, undone if it raises. A statement that ran out of the
+        process's memory limit grows it (`memory.grow`) before the error goes on, so that the
+        work has room when it is run again (`atomic` runs it again at once)."""
         self.con.execute("BEGIN")
+        self._depth += 1
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             self.con.execute("ROLLBACK")
+            if isinstance(exc, duckdb.OutOfMemoryException):
+                memory.grow(self.con, exc)
             raise
+        finally:
+            self._depth -= 1
         self.con.execute("COMMIT")
+
+    def atomic(self, work: Callable[[], T]) -> T:
+        """`work()` in one transaction; if a statement runs out of the process's memory limit,
+        the work, undone, runs again under the grown limit, until the limit cannot grow. For the
+        steps that write much at once (replay's load, the checks, the scores and decisions)."""
+        while True:
+            before = memory.limit()
+            try:
+                with self.transaction():
+                    return work()
+            except duckdb.OutOfMemoryException:
+                if memory.limit() == before:  # it could not grow
+                    raise
 
     def close(self) -> None:
         self.con.close()
@@ -160,6 +217,7 @@ def open_warehouse(path: str | Path, *, read_only: bool = False) -> Iterator[War
                 ) from None
             raise WarehouseError(f"cannot open the warehouse {path}: {exc}") from None
         con.execute("SET TimeZone = 'UTC'")
+        memory.apply(con)
         wh = Warehouse(con, path)
         try:
             if not read_only:

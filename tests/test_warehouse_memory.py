@@ -1,0 +1,246 @@
+"""The warehouse within a memory limit: the tables a night fills hold no key index (DuckDB keeps
+what a connection writes of one in memory, unevictable), each row still stored once; the
+process's DuckDB limit from REPLAYBENCH_WAREHOUSE_MEMORY, doubled when a statement runs out of
+it. Real DuckDB files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from replaybench.errors import WarehouseError
+from replaybench.warehouse import memory, migrations, open_warehouse
+
+
+@pytest.fixture(autouse=True)
+def fresh_limit():
+    memory.reset()
+    yield
+    memory.reset()
+
+
+def replay_row(run_id: str, request_id: str, model: str, text: str) -> dict:
+    return {"run_id": run_id, "request_id": request_id, "model": model, "prompt_version": "p@v1",
+            "provider": "openai", "base_url": "http://127.0.0.1:9/v1", "model_sent": model,
+            "output_text": text, "status": "ok", "attempts": 1, "simulated": True}
+
+
+def test_the_tables_a_night_fills_have_no_key_index(tmp_path):
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        keyed = {r[0] for r in wh.execute(
+            "SELECT table_name FROM duckdb_constraints() WHERE constraint_type IN "
+            "('PRIMARY KEY', 'UNIQUE')")}
+        indexed = {r[0] for r in wh.execute("SELECT table_name FROM duckdb_indexes()")}
+    assert not {"replays", "checks", "response_cache"} & (keyed | indexed)
+    assert "logs" in keyed  # still keyed: ingest has no write turn of its own to dedupe in
+
+
+def test_insert_new_stores_each_key_of_the_run_once(tmp_path):
+    """Rows already held, rows repeated within the batch, and another run's same keys."""
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        wh.insert("replays", pl.DataFrame([replay_row("r1", "a", "m", "first"),
+                                           replay_row("r2", "b", "m", "other run")]))
+        batch = pl.DataFrame([replay_row("r1", "a", "m", "again"),    # held: not stored
+                              replay_row("r1", "b", "m", "new"),      # new, twice in the batch
+                              replay_row("r1", "b", "m", "new"),
+                              replay_row("r1", "b", "m2", "new too")])
+        with wh.registered("_batch", batch):
+            added = wh.insert_new("replays", "_batch", ("run_id", "request_id", "model"), "r1")
+            again = wh.insert_new("replays", "_batch", ("run_id", "request_id", "model"), "r1")
+        rows = wh.execute("SELECT run_id, request_id, model, output_text FROM replays "
+                          "ORDER BY ALL").fetchall()
+    assert (added, again) == (2, 0)
+    assert rows == [("r1", "a", "m", "first"), ("r1", "b", "m", "new"), ("r1", "b", "m2", "new too"),
+                    ("r2", "b", "m", "other run")]
+
+
+TABLES = ("replays", "checks", "response_cache")
+COLUMNS = ("SELECT column_name, column_default, is_nullable FROM information_schema.columns "
+           "WHERE table_name IN ('replays', 'checks', 'response_cache') "
+           "ORDER BY table_name, ordinal_position")
+
+
+def test_migration_014_keeps_every_row_and_default(tmp_path):
+    """A warehouse from before 014 (its replays, checks and cache keyed) keeps its rows, column order
+    and defaults when the tables are built again without the key."""
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
+                "applied_at TIMESTAMPTZ DEFAULT now())")
+    for version, name, text in migrations():
+        if version < 14:
+            con.execute(text)
+            con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                        [version, name])
+    con.execute("INSERT INTO replays (run_id, request_id, model, prompt_version, provider, "
+                "base_url, model_sent, status, attempts, simulated) VALUES "
+                "('r1', 'a', 'm', 'p@v1', 'openai', 'u', 'm', 'ok', 1, true)")
+    con.execute("INSERT INTO checks VALUES ('r1', 'a', 'm', 'p@v1', 'answered', true, NULL)")
+    con.execute("INSERT INTO response_cache (cache_key, provider, base_url, model_sent, "
+                "output_text, paid_by_run) VALUES ('k', 'openai', 'u', 'm', 'an answer', 'r1')")
+    columns = con.execute(COLUMNS).fetchall()
+    before = {t: con.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
+    con.close()
+
+    with open_warehouse(path) as wh:
+        assert wh.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] >= 14
+        after = {t: wh.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
+        columns_after = wh.execute(COLUMNS).fetchall()
+        wh.execute("SELECT * FROM answers LIMIT 0")  # the views over them still bind
+    assert after == before
+    # the same columns in the same order with the same defaults; the keys stay NOT NULL
+    keys = {"run_id", "request_id", "model", "check", "cache_key"}  # NOT NULL as a key or now
+    assert [c if c[0] not in keys else c[:2] for c in columns_after] == [
+        c if c[0] not in keys else c[:2] for c in columns]
+    assert {c[0] for c in columns_after if c[2] == "NO"} >= {"run_id", "request_id", "model",
+                                                             "cache_key"}
+
+
+def setting(wh, name: str) -> str:
+    return wh.execute(f"SELECT current_setting('{name}')").fetchone()[0]
+
+
+def test_the_limit_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(memory.VARIABLE, "96MiB")
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        assert setting(wh, "memory_limit") == "96.0 MiB"
+    monkeypatch.setenv(memory.VARIABLE, "0")  # DuckDB's own default: 80 % of the RAM
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        default = duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        assert setting(wh, "memory_limit") == default
+    monkeypatch.setenv(memory.VARIABLE, "a lot")
+    refused = "REPLAYBENCH_WAREHOUSE_MEMORY='a lot' is not an amount of memory"
+    with pytest.raises(WarehouseError, match=refused), open_warehouse(tmp_path / "w.duckdb"):
+        pass
+
+
+LISTS = ("SELECT sum(len(l)) FROM (SELECT list(i) AS l FROM range(2000000) AS t(i) "
+         "GROUP BY i % 10)")
+"""A query DuckDB cannot spill (its lists are held whole): needs about 64 MB."""
+
+
+def lists_into(wh) -> None:
+    """Write what LISTS counts, in the caller's transaction."""
+    wh.execute(f"CREATE TABLE counted AS {LISTS}")
+
+
+def test_work_that_outgrows_the_limit_runs_again_under_a_doubled_one(tmp_path, monkeypatch,
+                                                                     caplog):
+    """The work is undone, the limit doubled (until it fits) and the work run again, once
+    whole; later connections of the process get the grown limit."""
+    monkeypatch.setenv(memory.VARIABLE, "8MB")
+    with (caplog.at_level(logging.WARNING, logger="replaybench.warehouse.memory"),
+          open_warehouse(tmp_path / "w.duckdb") as wh):
+        wh.atomic(lambda: lists_into(wh))
+        assert wh.execute("SELECT * FROM counted").fetchall() == [(2_000_000,)]
+    assert memory.limit() >= 64_000_000
+    assert "ran out of its memory limit (REPLAYBENCH_WAREHOUSE_MEMORY=8MB)" in caplog.text
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        assert wh.execute(LISTS).fetchone() == (2_000_000,)  # no need to grow again
+    assert caplog.text.count("ran out of its memory limit") == 3  # 8 → 16 → 32 → 64 MB
+
+
+def test_a_statement_outside_a_transaction_runs_again_too(tmp_path, monkeypatch):
+    monkeypatch.setenv(memory.VARIABLE, "8MB")
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        assert wh.execute(LISTS).fetchone() == (2_000_000,)
+        assert wh.frame(LISTS).item() == 2_000_000
+
+
+def test_a_limit_that_cannot_grow_fails_with_duckdbs_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(memory.VARIABLE, "8MB")
+    monkeypatch.setattr(memory, "ceiling", lambda: 8_000_000)
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        with pytest.raises(duckdb.OutOfMemoryException):
+            wh.atomic(lambda: lists_into(wh))
+        assert not wh.execute("SELECT * FROM duckdb_tables() WHERE table_name = 'counted'")
+
+
+def test_the_key_indexes_get_room_beyond_the_limit(tmp_path, monkeypatch):
+    """What DuckDB cannot evict is not squeezed into the amount asked for: a warehouse whose
+    keyed tables hold 300,000 rows gets KEY_BYTES for each on top of it."""
+    monkeypatch.setenv(memory.VARIABLE, "64MiB")
+    path = tmp_path / "w.duckdb"
+    with open_warehouse(path) as wh:
+        empty = wh.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        wh.execute("INSERT INTO samples (run_id, request_id, prompt_version) "
+                   "SELECT 'r1', md5(i::VARCHAR), 'p@v1' FROM range(300000) AS t(i)")
+    with open_warehouse(path) as wh:
+        grown = wh.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        room = memory.index_room(wh.con)
+    assert empty.startswith("64.")  # the other keyed tables are empty or all but
+    assert room >= 300_000 * memory.KEY_BYTES
+    assert float(grown.split()[0]) * 2**20 >= 64 * 2**20 + room * 0.95
+
+
+def test_the_spill_folder_is_beside_the_warehouse(tmp_path):
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        assert Path(setting(wh, "temp_directory")) == tmp_path / "w.duckdb.tmp"
+
+
+def test_ingest_gets_its_own_room_and_gives_it_back(tmp_path, monkeypatch, demo_slice):
+    """Ingest's streaming read runs under at least its own MEMORY_LIMIT, and the connection has
+    the process's limit again afterwards (not DuckDB's 80 % of RAM)."""
+    from replaybench.ingest import load as ingest_load
+
+    monkeypatch.setenv(memory.VARIABLE, "64MiB")
+    seen = []
+    real = ingest_load._follow
+
+    def follow(wh, phase):
+        seen.append(wh.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        return real(wh, phase)
+
+    monkeypatch.setattr(ingest_load, "_follow", follow)
+    path = tmp_path / "w.duckdb"
+    ingest_load.ingest_paths(path, [demo_slice])
+    with open_warehouse(path) as wh:
+        after = float(wh.execute("SELECT current_setting('memory_limit')").fetchone()[0].split()[0])
+        room = memory.index_room(wh.con)
+    assert seen and all(s.endswith("MiB") and float(s.split()[0]) >= 950 for s in seen)
+    assert after * 2**20 == pytest.approx(64 * 2**20 + room, rel=0.01)
+
+
+def test_paid_answers_merge_into_the_cache_once_per_key(tmp_path):
+    """A new key is inserted, a known one takes the new answer and payer (keeping when it was
+    first cached), a key twice in the batch is cached once, and answers not paid for (errors,
+    answers taken from the cache) are not cached."""
+    from replaybench.replay.load import CACHE_COLUMNS, cache_answers
+
+    def answer(key: str, text: str, status: str = "ok", from_cache: bool = False) -> dict:
+        row = {c: None for c in CACHE_COLUMNS}
+        return {**row, "cache_key": key, "provider": "openai", "base_url": "u", "model_sent": "m",
+                "output_text": text, "status": status, "from_cache": from_cache}
+
+    schema = {c: pl.String for c in ["cache_key", "provider", "base_url", "model_sent", "params",
+                                     "output_text", "reasoning_text", "finish_reason", "status"]}
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        first = pl.DataFrame([answer("k1", "old")], schema_overrides=schema)
+        with wh.registered("_rows", first):
+            cache_answers(wh, "_rows", "r1")
+        created = wh.execute("SELECT created_at FROM response_cache").fetchone()[0]
+        batch = pl.DataFrame([answer("k1", "new"), answer("k2", "two"), answer("k2", "two"),
+                              answer("k3", "failed", status="error"),
+                              answer("k4", "reused", from_cache=True)], schema_overrides=schema)
+        with wh.registered("_rows", batch):
+            cache_answers(wh, "_rows", "r2")
+        rows = wh.execute("SELECT cache_key, output_text, paid_by_run FROM response_cache "
+                          "ORDER BY 1").fetchall()
+        kept = wh.execute("SELECT created_at FROM response_cache WHERE cache_key = 'k1'").fetchone()
+    assert rows == [("k1", "new", "r2"), ("k2", "two", "r2")]
+    assert kept == (created,)
+
+
+def test_a_transaction_that_runs_out_grows_the_limit_for_its_next_attempt(tmp_path, monkeypatch):
+    """Work in a plain transaction cannot be run again for its caller: it fails, undone, and the
+    limit has grown, so that its next attempt in the process (a task's retry) has the room."""
+    monkeypatch.setenv(memory.VARIABLE, "8MB")
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        with pytest.raises(duckdb.OutOfMemoryException), wh.transaction():
+            lists_into(wh)
+        assert not wh.execute("SELECT * FROM duckdb_tables() WHERE table_name = 'counted'")
+        assert memory.limit() == 16_000_000
