@@ -250,7 +250,7 @@ def _duckdb_reading(wh: Warehouse, phase: progress.Phase | None) -> Iterator[Non
     # the query profile says how many lines read_json read (_rows_read_json_read)
     wh.con.execute("PRAGMA enable_profiling = 'no_output'")
     try:
-        with memory.at_least(wh.con, MEMORY_LIMIT), _follow(wh, phase):
+        with memory.at_least(wh.con, wh.path, MEMORY_LIMIT), _follow(wh, phase):
             yield
     finally:
         wh.con.execute("PRAGMA disable_profiling")

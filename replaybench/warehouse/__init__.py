@@ -67,6 +67,7 @@ class Warehouse:
         self.con = con
         self.path = path
         self._depth = 0  # open transactions (`transaction`)
+        self._grew = False  # the last transaction that ran out of memory grew the limit
 
     def migrate(self) -> list[int]:
         """Apply the migrations this file has not seen; return their versions."""
@@ -79,16 +80,13 @@ class Warehouse:
         for version, name, text in migrations():
             if version in done:
                 continue
-            self.con.execute("BEGIN")
-            try:
+            def apply(text: str = text, version: int = version, name: str = name) -> None:
                 self.execute(text)
                 self.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name]
                 )
-                self.con.execute("COMMIT")
-            except Exception:
-                self.con.execute("ROLLBACK")
-                raise
+
+            self.atomic(apply)
             applied.append(version)
         return applied
 
@@ -103,7 +101,7 @@ class Warehouse:
                 return Rows(cur.fetchall() if cur.description else [])
             except duckdb.OutOfMemoryException as exc:
                 # in a transaction the work is undone: `atomic` grows the limit and runs it again
-                if self._depth or not memory.grow(self.con, exc):
+                if self._depth or not memory.grow(self.con, self.path, exc):
                     raise
 
     def query(self, name: str, **params: Any) -> Rows:
@@ -117,7 +115,7 @@ class Warehouse:
             try:
                 return self.con.sql(sql, params=params or None).pl()
             except duckdb.OutOfMemoryException as exc:
-                if self._depth or not memory.grow(self.con, exc):
+                if self._depth or not memory.grow(self.con, self.path, exc):
                     raise
 
     @contextmanager
@@ -145,8 +143,10 @@ class Warehouse:
         `table` does not hold yet, each key once; return rows added. What a primary key would
         give, without its index: the tables a night fills have none (migration 014), as DuckDB
         keeps in memory, unevictable, every key a connection writes. The anti-join reads only
-        the run's rows of `table` (its row groups are pruned by run_id). The caller holds the
-        warehouse's write turn, so no other writer adds the same key meanwhile."""
+        the run's rows of `table` (its row groups are pruned by run_id). Two connections adding
+        the same key at once would both add it: the caller must be the run's only writer of
+        `table` (replay's load holds `replay.load.warehouse_turn`, and a run's day is leased to
+        one process)."""
         columns = [r[0] for r in self.execute(f"DESCRIBE SELECT * FROM {source}", params)]
         listed = ", ".join(f'"{c}"' for c in columns)
         key_list = ", ".join(f'"{k}"' for k in keys)
@@ -176,7 +176,7 @@ class Warehouse:
         except BaseException as exc:
             self.con.execute("ROLLBACK")
             if isinstance(exc, duckdb.OutOfMemoryException):
-                memory.grow(self.con, exc)
+                self._grew = memory.grow(self.con, self.path, exc)
             raise
         finally:
             self._depth -= 1
@@ -187,12 +187,12 @@ class Warehouse:
         the work, undone, runs again under the grown limit, until the limit cannot grow. For the
         steps that write much at once (replay's load, the checks, the scores and decisions)."""
         while True:
-            before = memory.limit()
+            self._grew = False
             try:
                 with self.transaction():
                     return work()
             except duckdb.OutOfMemoryException:
-                if memory.limit() == before:  # it could not grow
+                if not self._grew:  # at DuckDB's own limit already
                     raise
 
     def close(self) -> None:
@@ -216,8 +216,12 @@ def open_warehouse(path: str | Path, *, read_only: bool = False) -> Iterator[War
                     "allows one at a time); close it and try again"
                 ) from None
             raise WarehouseError(f"cannot open the warehouse {path}: {exc}") from None
-        con.execute("SET TimeZone = 'UTC'")
-        memory.apply(con)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            memory.opened(con, path)
+        except BaseException:
+            con.close()
+            raise
         wh = Warehouse(con, path)
         try:
             if not read_only:
@@ -225,3 +229,4 @@ def open_warehouse(path: str | Path, *, read_only: bool = False) -> Iterator[War
             yield wh
         finally:
             wh.close()
+            memory.closed(path)

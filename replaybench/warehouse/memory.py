@@ -7,25 +7,31 @@ it evicts that cache and spills what a query holds to `<warehouse>.tmp/` (`bench
 prints what a night's phases take at two sizes).
 
 A limit belongs to DuckDB's database instance, which every connection of the process to the file
-shares (the nights of a parallel backfill too), so it is set the same at every open. What DuckDB
-cannot evict, the key indexes of the tables that have one, gets room on top of the amount asked
-for (`index_room`): the tables a night fills have none (migration 014), but `logs`,
-`samples` and `decision_evidence` have one. If a statement still runs out, the limit is doubled
-for the rest of the process (a warning says so) and the statement, or the unit of work given to
-`Warehouse.atomic`, runs again; other work in a transaction fails, and finds the room when it is
-run again. The limit is never lowered while the process lives, so another connection never
-finds less room than it started with. A commit cannot be run again: one that finds no room ends
-DuckDB's instance for the whole process, which is what the index room is for.
+shares (the nights of a parallel backfill too): a connection never lowers the limit another open
+connection works under (`opened`, `at_least`).
+
+What DuckDB cannot evict, the key indexes of the tables that have one, gets room on top of the
+amount asked for (`index_room`): the tables a night fills most have none (migration 014), but
+`logs`, `samples`, `decision_evidence`, `redacted_requests` and smaller ones have one. A commit
+that finds no room for them ends DuckDB's instance for the whole process; it cannot be run again.
+
+If a statement still runs out, the limit is doubled for the rest of the process (a warning says
+so) and the statement, or the unit of work given to `Warehouse.atomic`, runs again; other work in
+a transaction fails, and finds the room when it is run again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
 import duckdb
 
@@ -38,31 +44,58 @@ DEFAULT = "128MB"
 UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
-_lock = threading.Lock()
-_grown: int | None = None  # bytes: the limit after this process ran out of it
+_lock = threading.RLock()  # limit() is read while it is held
+_grown = 0  # bytes: what the amount asked for has grown to, after this process ran out of it
+
+
+@dataclass
+class _Instance:
+    """DuckDB's database instance of one warehouse file in this process, while connections to it
+    are open: how many, the limit set on it, and the floors of `at_least` blocks under way."""
+
+    live: int = 0
+    held: int = 0
+    floors: list[int] = field(default_factory=list)
+
+
+_instances: dict[Path, _Instance] = {}
 
 
 def configured() -> int | None:
     """The limit the environment asks for, in bytes; None for DuckDB's own default."""
     text = os.environ.get(VARIABLE, DEFAULT).strip()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)", text)
-    if not m or m.group(2).lower() not in UNITS:
+    amount = parse(text)
+    if amount is None:
         raise WarehouseError(f"{VARIABLE}={text!r} is not an amount of memory (e.g. 256MB, 1GiB, "
                              "or 0 for DuckDB's default)")
-    amount = int(float(m.group(1)) * UNITS[m.group(2).lower()])
     return amount or None
 
 
+def parse(text: str) -> int | None:
+    """Bytes of an amount such as `256MB` or `1GiB`; None if it is not one."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)", text.strip())
+    if not m or m.group(2).lower() not in UNITS:
+        return None
+    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+
+
+@cache
 def ceiling() -> int:
-    """The most the limit grows to: DuckDB's own default, 80 % of the machine's RAM."""
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
+    """The most the limit grows to: DuckDB's own default, 80 % of the memory the process may use
+    (the machine's, or its cgroup's when that is less)."""
+    allowed = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for cgroup in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        with contextlib.suppress(OSError, ValueError):
+            allowed = min(allowed, int(Path(cgroup).read_text().strip()))
+    return int(allowed * 0.8)
 
 
 def limit() -> int | None:
-    """The limit a connection of this process gets now, in bytes (None: DuckDB's default)."""
+    """The amount asked for, or what it has grown to in this process, in bytes (None: DuckDB's
+    default)."""
     wanted = configured()
     with _lock:
-        return None if wanted is None else max(wanted, _grown or 0)
+        return None if wanted is None else max(wanted, _grown)
 
 
 KEY_BYTES = 128
@@ -83,44 +116,89 @@ def index_room(con: duckdb.DuckDBPyConnection) -> int:
     return int(rows) * KEY_BYTES
 
 
-def apply(con: duckdb.DuckDBPyConnection) -> None:
-    """Set the process's limit on a new connection: what is asked for (or grown to), plus room
-    for the key indexes, so that only DuckDB's cache and its queries' intermediates (which it
-    evicts and spills) are held to the amount asked for. An index that outgrows its room at a
-    commit would end the database instance ("invalidated"), not just the statement."""
-    if (amount := limit()) is not None:
-        con.execute(f"SET memory_limit = '{min(amount + index_room(con), ceiling())}B'")
-    else:
+def _target(con: duckdb.DuckDBPyConnection, instance: _Instance) -> int | None:
+    """The limit the instance should have: what is asked for (or grown to) plus room for the key
+    indexes, at least every floor under way; None for DuckDB's default."""
+    if (amount := limit()) is None:
+        return None
+    return max([min(amount + index_room(con), ceiling()), *instance.floors])
+
+
+def _set(con: duckdb.DuckDBPyConnection, instance: _Instance, target: int | None) -> None:
+    if target is None:
         con.execute("RESET memory_limit")
+    else:
+        con.execute(f"SET memory_limit = '{target}B'")
+    instance.held = ceiling() if target is None else target
+
+
+def opened(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """A new connection to `path`: the first of the process sets the instance's limit (what is
+    asked for, plus room for the key indexes: only DuckDB's cache and its queries'
+    intermediates, which it evicts and spills, are held to the amount asked for); a later one
+    only ever raises it, so that no connection under way finds less room than it had."""
+    path = path.resolve()
+    with _lock:
+        instance = _instances.setdefault(path, _Instance())
+        instance.live += 1
+        try:
+            target = _target(con, instance)
+            if instance.live == 1 or (target or ceiling()) > instance.held:
+                _set(con, instance, target)
+        except BaseException:
+            _forget(path)
+            raise
+
+
+def closed(path: Path) -> None:
+    """A connection to `path` closed; with the last, DuckDB's instance and its limit are gone."""
+    with _lock:
+        _forget(path.resolve())
+
+
+def _forget(path: Path) -> None:
+    instance = _instances.get(path)
+    if instance is not None:
+        instance.live -= 1
+        if instance.live <= 0:
+            del _instances[path]
 
 
 @contextmanager
-def at_least(con: duckdb.DuckDBPyConnection, amount: int) -> Iterator[None]:
-    """The process's limit, or `amount` if that is more, for the block (a step that knows what it
-    needs: ingest's streaming read); then the process's limit again."""
-    current = limit()
-    if current is None or amount > current + index_room(con):
-        con.execute(f"SET memory_limit = '{amount}B'")
+def at_least(con: duckdb.DuckDBPyConnection, path: Path, amount: int) -> Iterator[None]:
+    """At least `amount` for the block (a step that knows what it needs: ingest's streaming read),
+    then the process's limit again, unless another connection is open (a limit is lowered only
+    when no other connection can be using the room)."""
+    with _lock:
+        instance = _instances[path.resolve()]
+        instance.floors.append(amount)
+        if amount > instance.held:
+            _set(con, instance, amount)
     try:
         yield
     finally:
-        apply(con)
+        with _lock:
+            instance.floors.remove(amount)
+            # more pinned than the lower limit allows: the room stays until the warehouse closes
+            if instance.live == 1:
+                with contextlib.suppress(duckdb.OutOfMemoryException):
+                    _set(con, instance, _target(con, instance))
 
 
-def grow(con: duckdb.DuckDBPyConnection, error: duckdb.OutOfMemoryException) -> bool:
-    """After `error`: double the process's limit and set it; False when it cannot grow (no limit
-    set, or already at the ceiling), and the error stands."""
+def grow(con: duckdb.DuckDBPyConnection, path: Path, error: duckdb.OutOfMemoryException) -> bool:
+    """After `error`: double the instance's limit, and what the process's later connections get;
+    False when it cannot grow (at DuckDB's default), and the error stands."""
     global _grown
-    current = limit()
-    if current is None or current >= ceiling():
-        return False
-    bigger = min(current * 2, ceiling())
     with _lock:
-        _grown = max(_grown or 0, bigger)
-    con.execute(f"SET memory_limit = '{min(bigger + index_room(con), ceiling())}B'")
+        instance = _instances[path.resolve()]
+        target = min(instance.held * 2, ceiling())
+        if target <= instance.held:
+            return False
+        _set(con, instance, target)
+        _grown = max(_grown, target - index_room(con))
     log.warning("the warehouse ran out of its memory limit (%s=%s): raised to %d MB for the rest "
                 "of this process (%s)", VARIABLE, os.environ.get(VARIABLE, DEFAULT),
-                bigger >> 20, str(error).splitlines()[0])
+                target >> 20, str(error).splitlines()[0])
     return True
 
 
@@ -128,4 +206,4 @@ def reset() -> None:
     """Forget a grown limit (tests)."""
     global _grown
     with _lock:
-        _grown = None
+        _grown = 0

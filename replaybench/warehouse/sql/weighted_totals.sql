@@ -12,4 +12,4 @@ FROM scores AS s
 JOIN traffic_mix AS m USING (run_id, prompt_version)
 WHERE s.run_id = $run_id
 GROUP BY s.model
-ORDER BY s.model = $baseline DESC, pass_rate DESC;
+ORDER BY s.model = $baseline DESC, pass_rate DESC, s.model;  -- ties in a stable order
