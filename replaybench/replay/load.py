@@ -105,10 +105,7 @@ def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Pa
     answers (or one DuckDB cannot read: a line cut short) is parsed here, a piece at a time."""
     unsure = [j for j in journals if lacking(wh, j, shards) != 0]
     before = replay_count(wh)
-    for batch in by_rows(shards, LOAD_ROWS):
-        wh.atomic(lambda batch=batch: store_shards(wh, run_id, batch))
-        for shard in batch:
-            shard.unlink(missing_ok=True)
+    store_shard_files(wh, run_id, shards)
     missing: dict[Path, int] = {}
     for path in unsure:
         missing[path] = wh.atomic(lambda path=path: store_journal(wh, run_id, path))
@@ -157,6 +154,15 @@ def lacking(wh: Warehouse, journal: Path, shards: list[Path]) -> int | None:
         ).fetchone()[0]
     except duckdb.Error:
         return None
+
+
+def store_shard_files(wh: Warehouse, run_id: str, shards: list[Path]) -> None:
+    """Store shards `LOAD_ROWS` rows a transaction (run again under a grown memory limit if it
+    runs out), each shard deleted once its rows are stored."""
+    for batch in by_rows(shards, LOAD_ROWS):
+        wh.atomic(lambda batch=batch: store_shards(wh, run_id, batch))
+        for shard in batch:
+            shard.unlink(missing_ok=True)
 
 
 def store_shards(wh: Warehouse, run_id: str, shards: list[Path]) -> None:

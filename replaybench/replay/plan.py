@@ -31,7 +31,7 @@ from replaybench.pricing import price_table
 from replaybench.providers import Completion
 from replaybench.replay.files import leftovers, plan_path, shard_folder
 from replaybench.replay.journal import RowMaker
-from replaybench.replay.load import LOAD_ROWS, by_rows, load_files, store_shards, warehouse_turn
+from replaybench.replay.load import load_files, store_shard_files, warehouse_turn
 from replaybench.runs import Run
 from replaybench.warehouse import Warehouse, open_warehouse, sql_text
 
@@ -203,10 +203,8 @@ class PlanWriter:
             file.close()
         if self.lookup is not None:
             self.lookup.close()
-        for batch in by_rows(self.reused_files, LOAD_ROWS):  # as a load stores a send's shards
-            self.wh.atomic(lambda batch=batch: store_shards(self.wh, self.run_id, batch))
-            for shard in batch:
-                shard.unlink(missing_ok=True)
+        if self.reused_files:
+            store_shard_files(self.wh, self.run_id, self.reused_files)
         return self.written, self.requested, self.reused
 
     def abandon(self) -> None:

@@ -95,14 +95,11 @@ class Warehouse:
     def execute(self, sql: str, params: dict[str, Any] | list | None = None) -> Rows:
         """Run one statement and fetch its whole result (DuckDB 2.0 refuses other work on a
         connection while a result is half-read)."""
-        while True:
-            try:
-                cur = self.con.execute(sql, params or {})
-                return Rows(cur.fetchall() if cur.description else [])
-            except duckdb.OutOfMemoryException as exc:
-                # in a transaction the work is undone: `atomic` grows the limit and runs it again
-                if self._depth or not memory.grow(self.con, self.path, exc):
-                    raise
+        def run() -> Rows:
+            cur = self.con.execute(sql, params or {})
+            return Rows(cur.fetchall() if cur.description else [])
+
+        return self._with_room(run)
 
     def query(self, name: str, **params: Any) -> Rows:
         """Execute `sql/NAME.sql` with named parameters."""
@@ -111,9 +108,14 @@ class Warehouse:
     def frame(self, sql_or_name: str, **params: Any) -> pl.DataFrame:
         """A query's result as a Polars frame; a bare word is the name of a SQL file."""
         sql = sql_text(sql_or_name) if re.fullmatch(r"\w+", sql_or_name) else sql_or_name
+        return self._with_room(lambda: self.con.sql(sql, params=params or None).pl())
+
+    def _with_room(self, statement: Callable[[], T]) -> T:
+        """One statement, run again under a grown limit while it runs out of memory; in a
+        transaction the error goes on (the work is undone: `atomic` runs it again)."""
         while True:
             try:
-                return self.con.sql(sql, params=params or None).pl()
+                return statement()
             except duckdb.OutOfMemoryException as exc:
                 if self._depth or not memory.grow(self.con, self.path, exc):
                     raise
@@ -151,15 +153,13 @@ class Warehouse:
         listed = ", ".join(f'"{c}"' for c in columns)
         key_list = ", ".join(f'"{k}"' for k in keys)
         matched = " AND ".join(f'held."{k}" = fresh."{k}"' for k in keys)
-        before = self._count(table)
-        self.execute(
+        return self.execute(
             f"INSERT INTO {table} ({listed}) SELECT {listed} FROM ("
             f"SELECT * FROM {source} WHERE run_id = $run_id "
             f"QUALIFY row_number() OVER (PARTITION BY {key_list}) = 1) AS fresh "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS held "
             f"WHERE held.run_id = $run_id AND {matched})",
-            {**(params or {}), "run_id": run_id})
-        return self._count(table) - before
+            {**(params or {}), "run_id": run_id}).fetchone()[0]  # DuckDB counts what it added
 
     def _count(self, table: str) -> int:
         return self.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
