@@ -251,8 +251,7 @@ def table(results: list[dict]) -> None:
               f"{replay['rows']:,} answers replayed ({replay['failed_calls']:,} failed calls; the "
               f"fleet used {replay['fleet_cpu']:.1f} CPU s), {r['validate']['rows']:,} checks; "
               f"setup (logs written and ingested, not measured) {r['setup_s']:.1f} s")
-    if len(results) > 1:
-        first, last = results[0], results[-1]
+    for first, last in zip(results, results[1:], strict=False):  # each size against the one before
         scale = last["requests"] / first["requests"]
         print(f"\n{last['requests']:,} ÷ {first['requests']:,} ({scale:.0f}× the requests): "
               "wall time × " + ", ".join(

@@ -45,9 +45,15 @@ def settings(tmp_path):
     return load_settings(write_config(tmp_path))
 
 
+def record(wh, settings, run, frame: pl.DataFrame):
+    """`evidence.record_night` on outcomes held in a frame (score_run gathers them in DuckDB)."""
+    with wh.registered("_outcomes", frame):
+        return evidence.record_night(wh, settings, run, "_outcomes")
+
+
 def night(wh, settings, day: int, frame: pl.DataFrame, force: bool = False):
     run = runs.begin(wh, settings, date(2026, 11, day), "nightly", force)
-    after = evidence.record_night(wh, settings, run, frame)
+    after = record(wh, settings, run, frame)
     runs.finish(wh, run.run_id, runs.COMPLETED)
     return run, after
 
@@ -67,7 +73,7 @@ def test_evidence_accumulates_across_nights_and_counts_a_request_once(settings):
         dec = second[(PV, "glm-5.2")]
         assert (dec["pairs"], dec["nights"]) == (200, 2)
         # scoring the same run again changes nothing; a forced rerun of the same requests adds none
-        again = evidence.record_night(wh, settings, run2, outcomes(ids(100, 100), same, same))
+        again = record(wh, settings, run2, outcomes(ids(100, 100), same, same))
         assert again[(PV, "glm-5.2")]["pairs"] == 200
         _, forced = night(wh, settings, 21, outcomes(ids(100, 100), same, same), force=True)
         assert forced[(PV, "glm-5.2")]["pairs"] == 200
@@ -163,7 +169,7 @@ def test_the_sample_serves_only_open_decisions(tmp_path, demo_slice):
                 bad = pv == pvs[0] or (pv == pvs[1] and name == "glm-5.2")
                 frames.append(outcomes(pv_ids, [not bad] * len(pv_ids), [True] * len(pv_ids),
                                        model=name, pv=pv))
-        after = evidence.record_night(wh, settings, run,
+        after = record(wh, settings, run,
                                       pl.concat(frames).unique(subset=["request_id", "model"]))
         reached = sorted(k for k, d in after.items() if d["state"] == rules.REGRESSED)
         assert reached == sorted([(pvs[0], c) for c in ("deepseek-v4-pro", "glm-5.2",
@@ -216,7 +222,7 @@ def test_monitoring_keeps_a_small_sample_of_settled_prompt_versions(tmp_path, de
         pv = sorted(sizes)[0]
         pv_ids = wh.frame("SELECT request_id FROM samples WHERE prompt_version = $pv",
                           pv=pv)["request_id"].to_list()
-        evidence.record_night(wh, settings, run, pl.concat(
+        record(wh, settings, run, pl.concat(
             [outcomes(pv_ids, [False] * len(pv_ids), [True] * len(pv_ids), model=name, pv=pv)
              for name in ("glm-5.2", "deepseek-v4-pro", "minimax-m3")]).unique(
             subset=["request_id", "model"]))
@@ -246,3 +252,10 @@ def test_a_call_that_failed_in_transit_is_no_evidence_until_it_is_answered(setti
         _, again = night(wh, settings, 20, outcomes(ids(0, 100), passes, passes), force=True)
         dec = again[(PV, "glm-5.2")]
         assert (dec["pairs"], dec["error_rate"]) == (100, 0.0)
+        # nothing replaces an answer: the same requests failing later leave the evidence as it is
+        _, later = night(wh, settings, 20, failed, force=True)
+        dec = later[(PV, "glm-5.2")]
+        assert (dec["pairs"], dec["error_rate"]) == (100, 0.0)
+        rows = wh.execute("SELECT count(*), count(DISTINCT request_id) FROM decision_evidence "
+                          "WHERE decision_id = $d", {"d": dec["decision_id"]}).fetchone()
+        assert rows == (100, 100)

@@ -511,7 +511,15 @@ def test_a_candidate_that_needs_redaction_is_never_sent_an_unredacted_request(tm
         with open_warehouse(settings.warehouse) as wh:
             first = redact_run(wh, settings, run)
             again = redact_run(wh, settings, run)
-        assert (first.requests, again.requests) == (N, 0)
+            # a copy from before parameters were redacted is replaced, not stored twice
+            wh.execute("UPDATE redacted_requests SET params = NULL WHERE request_id = "
+                       "(SELECT min(request_id) FROM redacted_requests)")
+            legacy = redact_run(wh, settings, run)
+            copies = wh.execute("SELECT count(*), count(DISTINCT request_id), count(params) "
+                                "FROM redacted_requests WHERE run_id = $r",
+                                {"r": run.run_id}).fetchone()
+        assert (first.requests, again.requests, legacy.requests) == (N, 0, 1)
+        assert copies == (N, N, N)
         assert first.counts["EMAIL"] == 3 * N and first.counts["CARD"] == N
         outcome = asyncio.run(replay_candidate(settings, run, settings.candidates[0]))
         assert outcome.ok == N and len(fleet.bodies) == N

@@ -88,11 +88,16 @@ def test_the_answers_read_in_pieces_are_the_answers_query(night):
     settings, run = night
     with open_warehouse(settings.warehouse) as wh:
         wh.query("answer_macros")
-        whole = wh.frame("answers", run_id=run.run_id)
+        whole = wh.frame("answers", run_id=run.run_id, with_question=True)
     pieces = list(answer_chunks(settings.warehouse, run.run_id, SMALL))
     assert len(pieces) > len(whole.get_column("prompt_version").unique()) * 4
     assert all(p.height <= SMALL for p in pieces)
     assert pl.concat(pieces).equals(whole)
+    assert whole.get_column("user_message").null_count() == 0  # every request's question
+    # a night without a judge does not read the logs for it: the same answers, no question
+    unasked = pl.concat(answer_chunks(settings.warehouse, run.run_id, SMALL, questions=False))
+    assert unasked.get_column("user_message").null_count() == unasked.height
+    assert unasked.drop("user_message").equals(whole.drop("user_message"))
 
 
 def test_a_night_validated_in_chunks_stores_what_one_batch_stores(validated):
@@ -155,3 +160,27 @@ def test_the_stored_results_keep_no_per_row_lists_however_chunked(validated):
         for result in doc["results"]:
             assert "unexpected_list" not in result["result"]
             assert "unexpected_index_list" not in result["result"]
+
+
+def test_a_judge_is_shown_each_request_s_question_from_the_logs(night, tmp_path):
+    """Only a night with a judge reads the logs for the questions (`answer_chunks`' questions);
+    its judge is shown each one, as logged."""
+    from tests.servers import RecordingFleet
+
+    settings, run = night
+    copy = tmp_path / "warehouse.duckdb"
+    copy.write_bytes(settings.warehouse.read_bytes())
+    with RecordingFleet() as judge:
+        judged = load_settings(write_config(
+            tmp_path, judge.base_url, sample={"per_prompt_version": 8, "seed": 7},
+            judge={"base_url": judge.base_url, "model": "gpt-5", "trusted": True}))
+        validate_run(judged, run, chunk_rows=SMALL)
+    with open_warehouse(copy) as wh:
+        asked = wh.execute(
+            "SELECT DISTINCT l.messages->>'$[#-1].content' FROM checks AS c "
+            "JOIN logs AS l USING (request_id) WHERE c.run_id = $r AND c.\"check\" = 'judge'",
+            {"r": run.run_id}).fetchall()
+    bodies = [json.loads(b) for b in judge.bodies]
+    shown = json.dumps(bodies)
+    assert asked and bodies
+    assert all(json.dumps(question)[1:-1] in shown for (question,) in asked)

@@ -35,7 +35,8 @@ def test_the_tables_a_night_fills_have_no_key_index(tmp_path):
             "SELECT table_name FROM duckdb_constraints() WHERE constraint_type IN "
             "('PRIMARY KEY', 'UNIQUE')")}
         indexed = {r[0] for r in wh.execute("SELECT table_name FROM duckdb_indexes()")}
-    assert not {"replays", "checks", "response_cache"} & (keyed | indexed)
+    assert not {"replays", "checks", "response_cache", "samples", "redacted_requests",
+                "decision_evidence"} & (keyed | indexed)
     assert "logs" in keyed  # still keyed: ingest has no write turn of its own to dedupe in
 
 
@@ -58,47 +59,75 @@ def test_insert_new_stores_each_key_of_the_run_once(tmp_path):
                     ("r2", "b", "m", "other run")]
 
 
-TABLES = ("replays", "checks", "response_cache")
-COLUMNS = ("SELECT column_name, column_default, is_nullable, data_type "
-           "FROM information_schema.columns "
-           "WHERE table_name IN ('replays', 'checks', 'response_cache') "
-           "ORDER BY table_name, ordinal_position")
+def columns_of(con, tables: tuple[str, ...]) -> list[tuple]:
+    return con.execute(
+        "SELECT table_name, column_name, column_default, is_nullable, data_type "
+        "FROM information_schema.columns WHERE list_contains($t, table_name) "
+        "ORDER BY table_name, ordinal_position", {"t": list(tables)}).fetchall()
 
 
-def test_migration_014_keeps_every_row_and_default(tmp_path):
-    """A warehouse from before 014 (its replays, checks and cache keyed) keeps its rows, column order
-    and defaults when the tables are built again without the key."""
-    path = tmp_path / "old.duckdb"
+def warehouse_before(path: Path, version: int) -> duckdb.DuckDBPyConnection:
+    """A warehouse file migrated up to (not including) `version`."""
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
                 "applied_at TIMESTAMPTZ DEFAULT now())")
-    for version, name, text in migrations():
-        if version < 14:
+    for number, name, text in migrations():
+        if number < version:
             con.execute(text)
             con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
-                        [version, name])
-    con.execute("INSERT INTO replays (run_id, request_id, model, prompt_version, provider, "
-                "base_url, model_sent, status, attempts, simulated) VALUES "
-                "('r1', 'a', 'm', 'p@v1', 'openai', 'u', 'm', 'ok', 1, true)")
-    con.execute("INSERT INTO checks VALUES ('r1', 'a', 'm', 'p@v1', 'answered', true, NULL)")
-    con.execute("INSERT INTO response_cache (cache_key, provider, base_url, model_sent, "
-                "output_text, paid_by_run) VALUES ('k', 'openai', 'u', 'm', 'an answer', 'r1')")
-    columns = con.execute(COLUMNS).fetchall()
-    before = {t: con.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
+                        [number, name])
+    return con
+
+
+REBUILT = {
+    14: ("replays", "checks", "response_cache"),
+    15: ("samples", "redacted_requests", "decision_evidence"),
+}
+ROWS = {
+    14: ["INSERT INTO replays (run_id, request_id, model, prompt_version, provider, base_url, "
+         "model_sent, status, attempts, simulated) VALUES "
+         "('r1', 'a', 'm', 'p@v1', 'openai', 'u', 'm', 'ok', 1, true)",
+         "INSERT INTO checks VALUES ('r1', 'a', 'm', 'p@v1', 'answered', true, NULL)",
+         "INSERT INTO response_cache (cache_key, provider, base_url, model_sent, output_text, "
+         "paid_by_run) VALUES ('k', 'openai', 'u', 'm', 'an answer', 'r1')"],
+    15: ["INSERT INTO samples VALUES ('r1', 'a', 'p@v1'), ('r1', 'b', 'p@v1')",
+         "INSERT INTO redacted_requests VALUES ('r1', 'a', '[]', '{}', NULL), "
+         "('r1', 'b', '[{\"role\": \"user\"}]', '{\"EMAIL\": 1}', '{}')",
+         "INSERT INTO decision_evidence VALUES ('d1', 'a', 'r1', true, false, false, true, "
+         "0.001, NULL)"],
+}
+KEYS = {"run_id", "request_id", "model", "check", "cache_key", "decision_id"}
+
+
+@pytest.mark.parametrize("version", sorted(REBUILT))
+def test_a_migration_that_drops_keys_keeps_every_row_and_default(tmp_path, version):
+    """A warehouse from before the migration (the tables keyed) keeps its rows, column order,
+    types and defaults when the tables are built again without the key; the key's columns stay
+    NOT NULL."""
+    path, tables = tmp_path / "old.duckdb", REBUILT[version]
+    con = warehouse_before(path, version)
+    for statement in ROWS[version]:
+        con.execute(statement)
+    columns = columns_of(con, tables)
+    before = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
     con.close()
 
     with open_warehouse(path) as wh:
-        assert wh.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] >= 14
-        after = {t: wh.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
-        columns_after = wh.execute(COLUMNS).fetchall()
-        wh.execute("SELECT * FROM answers LIMIT 0")  # the views over them still bind
-    assert after == before
-    # the same columns in the same order with the same defaults; the keys stay NOT NULL
-    keys = {"run_id", "request_id", "model", "check", "cache_key"}  # NOT NULL as a key or now
-    assert [c if c[0] not in keys else (c[0], c[1], c[3]) for c in columns_after] == [
-        c if c[0] not in keys else (c[0], c[1], c[3]) for c in columns]
-    assert {c[0] for c in columns_after if c[2] == "NO"} >= {"run_id", "request_id", "model",
-                                                             "cache_key"}
+        assert wh.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] >= version
+        after = {t: wh.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+        columns_after = columns_of(wh.con, tables)
+        for view in ("answers", "redaction_audit"):  # the views over them still bind
+            wh.execute(f"SELECT * FROM {view} LIMIT 0")
+        keyed = {r[0] for r in wh.execute("SELECT table_name FROM duckdb_constraints() WHERE "
+                                          "constraint_type IN ('PRIMARY KEY', 'UNIQUE')")}
+    assert all(before[t] for t in tables) and after == before
+    assert not keyed & set(tables)
+
+    def shape(c):  # a key's column was NOT NULL by being the key, and says so now
+        return c if c[1] not in KEYS else (c[0], c[1], c[2], c[4])
+
+    assert [shape(c) for c in columns_after] == [shape(c) for c in columns]
+    assert {c[1] for c in columns_after if c[3] == "NO"} >= KEYS & {c[1] for c in columns}
 
 
 def setting(wh, name: str) -> str:
@@ -168,14 +197,48 @@ def test_the_key_indexes_get_room_beyond_the_limit(tmp_path, monkeypatch):
     path = tmp_path / "w.duckdb"
     with open_warehouse(path) as wh:
         empty = wh.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-        wh.execute("INSERT INTO samples (run_id, request_id, prompt_version) "
-                   "SELECT 'r1', md5(i::VARCHAR), 'p@v1' FROM range(300000) AS t(i)")
+        wh.execute("INSERT INTO rejects (source, position, item, reason, raw) "
+                   "SELECT 'a.jsonl', i, 0, 'bad', '' FROM range(300000) AS t(i)")
     with open_warehouse(path) as wh:
         grown = wh.execute("SELECT current_setting('memory_limit')").fetchone()[0]
         room = memory.index_room(wh.con)
     assert empty.startswith("64.")  # the other keyed tables are empty or all but
     assert room >= 300_000 * memory.KEY_BYTES
     assert float(grown.split()[0]) * 2**20 >= 64 * 2**20 + room * 0.95
+
+
+def test_the_logs_index_gets_room_only_while_ingest_writes_it(tmp_path, monkeypatch, demo_slice):
+    """The logs grow with every night the warehouse keeps, and only ingest writes them: the other
+    steps' limit does not grow with them; ingest's has room for all of their key index."""
+    from replaybench.ingest import load as ingest_load
+
+    monkeypatch.setenv(memory.VARIABLE, "64MiB")
+    path = tmp_path / "w.duckdb"
+    with open_warehouse(path) as wh:
+        wh.execute("INSERT INTO logs (request_id, ts, prompt_version, messages, status, "
+                   "source_format) SELECT md5(i::VARCHAR), now(), 'p@v1', '[]', 'ok', 'openai' "
+                   "FROM range(400000) AS t(i)")
+    with open_warehouse(path) as wh:
+        step = mib(wh)
+        logs_room = memory.index_room(wh.con, memory.WRITTEN_BY_INGEST) / 2**20
+    assert logs_room >= 400_000 * memory.KEY_BYTES / 2**20
+    assert step < 64 + 2  # another step: what is asked for, and the few small keyed tables
+
+    monkeypatch.setattr(memory, "KEY_BYTES", 4096)  # room past ingest's own streaming floor
+    seen = []
+    real = ingest_load._follow
+
+    def follow(wh, phase):
+        seen.append(mib(wh))
+        return real(wh, phase)
+
+    monkeypatch.setattr(ingest_load, "_follow", follow)
+    result = ingest_load.ingest_paths(path, [demo_slice])
+    assert result.ingested > 0
+    # above ingest's own floor (1 GB); DuckDB shows a limit to two digits (1.5 GiB)
+    assert seen and min(seen) >= (64 + logs_room * 4096 / 128) * 0.9 > ingest_load.MEMORY_LIMIT / 2**20
+    with open_warehouse(path) as wh:
+        assert mib(wh) < 64 + 2
 
 
 def test_the_spill_folder_is_beside_the_warehouse(tmp_path):

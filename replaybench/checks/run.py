@@ -79,7 +79,10 @@ def validate_run(settings: Settings, run: Run, chunk_rows: int = CHUNK_ROWS) -> 
     with open_warehouse(settings.warehouse) as wh:
         wh.execute("DELETE FROM checks WHERE run_id = $r", {"r": run.run_id})
     stored = 0
-    for part in night.checks(answer_chunks(settings.warehouse, run.run_id, chunk_rows)):
+    # the request's question is read from the logs only for a judge, which is shown it
+    answers = answer_chunks(settings.warehouse, run.run_id, chunk_rows,
+                            questions=night.judge is not None)
+    for part in night.checks(answers):
         part = night.finished(part)
         with open_warehouse(settings.warehouse) as wh:
             wh.atomic(lambda part=part: wh.insert("checks",

@@ -143,9 +143,9 @@ SELECT c.prompt_version, c.model AS candidate, c.request_id,
        c.status <> 'ok' AS candidate_error,
        c.status = 'ok' OR (c.error_kind = 'bad_request' AND coalesce(c.attempts, 0) > 0) AS counts,
        c.cost_usd AS candidate_cost, b.cost_usd AS baseline_cost
-FROM _outcomes AS c
-JOIN _outcomes AS b ON b.request_id = c.request_id AND b.model = $baseline
-WHERE c.model <> $baseline
+FROM {outcomes} AS c
+JOIN {outcomes} AS b ON b.request_id = c.request_id AND b.model = $baseline
+WHERE c.model <> $baseline AND list_contains($compared, c.model)
 """
 
 _TALLY = """
@@ -168,13 +168,15 @@ FROM decision_evidence WHERE decision_id = $d
 """
 
 _ADD = """
-INSERT INTO decision_evidence BY NAME SELECT * FROM _night
-ON CONFLICT (decision_id, request_id) DO UPDATE SET
-    run_id = excluded.run_id, candidate_passed = excluded.candidate_passed,
-    baseline_passed = excluded.baseline_passed, candidate_error = excluded.candidate_error,
-    counts = excluded.counts, candidate_cost = excluded.candidate_cost,
-    baseline_cost = excluded.baseline_cost
-WHERE NOT decision_evidence.counts  -- an answer replaces a failed call; nothing replaces an answer
+MERGE INTO decision_evidence AS held USING _night AS fresh
+ON held.decision_id = fresh.decision_id AND held.request_id = fresh.request_id
+-- an answer replaces a failed call; nothing replaces an answer
+WHEN MATCHED AND NOT held.counts THEN UPDATE SET
+    run_id = fresh.run_id, candidate_passed = fresh.candidate_passed,
+    baseline_passed = fresh.baseline_passed, candidate_error = fresh.candidate_error,
+    counts = fresh.counts, candidate_cost = fresh.candidate_cost,
+    baseline_cost = fresh.baseline_cost
+WHEN NOT MATCHED THEN INSERT BY NAME
 """
 
 
@@ -186,16 +188,34 @@ def tally(wh: Warehouse, decision_id: str) -> rules.Tally:
 
 
 def record_night(wh: Warehouse, settings: Settings, run: Run,
-                 outcomes: pl.DataFrame) -> dict[tuple[str, str], dict]:
+                 outcomes: str) -> dict[tuple[str, str], dict]:
     """Add tonight's pairs to every decision they serve, look once at each, and return the
-    decision rows after tonight by (prompt_version, candidate). Idempotent per run."""
+    decision rows after tonight by (prompt_version, candidate). Idempotent per run.
+
+    `outcomes` names the table (or view) of the night's outcomes (`scores.EVIDENCE_COLUMNS`);
+    the night's pairs stay in DuckDB (`_night_pairs`, a temp table), and Python holds one
+    decision's at a time."""
     digests = suite_digests(settings.suites)
     production = production_models(wh, run)
     compared = {c.name: c for c in _compared(settings)}
-    with wh.registered("_outcomes", outcomes):
-        pairs = wh.frame(_PAIRS, baseline=settings.baseline)
-    pairs = pairs.filter(pl.col("candidate").is_in(list(compared)))
-    groups = sorted({(pv, c) for pv, c in pairs.select("prompt_version", "candidate").iter_rows()})
+    wh.execute("CREATE OR REPLACE TEMP TABLE _night_pairs AS " + _PAIRS.format(outcomes=outcomes),
+               {"baseline": settings.baseline, "compared": list(compared)})
+    try:
+        return _record(wh, settings, run, compared, digests, production)
+    finally:
+        wh.execute("DROP TABLE IF EXISTS _night_pairs")
+
+
+def _pairs_of(wh: Warehouse, pv: str, candidate: str) -> pl.DataFrame:
+    """Tonight's pairs of one prompt_version and candidate (`_night_pairs`)."""
+    return wh.frame("SELECT * FROM _night_pairs WHERE prompt_version = $pv AND candidate = $c",
+                    pv=pv, c=candidate)
+
+
+def _record(wh: Warehouse, settings: Settings, run: Run, compared: dict[str, Candidate],
+            digests: dict[str, str], production: dict[str, str]) -> dict[tuple[str, str], dict]:
+    groups = [tuple(r) for r in wh.execute(
+        "SELECT DISTINCT prompt_version, candidate FROM _night_pairs ORDER BY ALL")]
     day = run.run_date - timedelta(days=1)  # the night's day of traffic
     now = datetime.now(UTC)
     live: dict[tuple[str, str], dict] = {}
@@ -208,8 +228,7 @@ def record_night(wh: Warehouse, settings: Settings, run: Run,
         else:
             live[(pv, name)] = dec
     for pv, name, key, parts in opening:  # one family: the decisions opened together tonight
-        night = pairs.filter((pl.col("prompt_version") == pv) & (pl.col("candidate") == name))
-        first = _tally_of(night)
+        first = _tally_of(_pairs_of(wh, pv, name))
         plan = rules.plan(len(opening), first.pairs, rules.planning_discordance(first),
                           alpha=settings.decide.alpha, margin=settings.decide.margin,
                           difference=settings.sample.min_detectable_difference,
@@ -237,7 +256,7 @@ def record_night(wh: Warehouse, settings: Settings, run: Run,
         if dec["state"] != rules.OPEN and dec["reached_run"] != run.run_id:
             after[(pv, name)] = dec
             continue
-        night = pairs.filter((pl.col("prompt_version") == pv) & (pl.col("candidate") == name))
+        night = _pairs_of(wh, pv, name)
         with wh.registered("_night", night.drop("prompt_version", "candidate").with_columns(
                 decision_id=pl.lit(dec["decision_id"]), run_id=pl.lit(run.run_id))):
             wh.execute(_ADD)

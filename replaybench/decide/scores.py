@@ -206,27 +206,46 @@ EVIDENCE_COLUMNS = ["prompt_version", "model", "request_id", "passed", "status",
                     "attempts", "cost_usd"]
 """The outcome columns the decisions' evidence reads (`evidence.record_night`)."""
 
+EVIDENCE = "_night_outcomes"
+"""The temp table the night's EVIDENCE_COLUMNS gather in while it is scored."""
+
 
 def score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
     """Score tonight, add its pairs to the decisions and look at them; store the run's scores
     (replacing any from an earlier attempt). Scores are per prompt_version, so the outcomes
-    are read and scored one prompt_version at a time; the decisions get the few columns they
-    read of all of them."""
-    parts, evidence_rows = [], []
+    are read and scored one prompt_version at a time; the few columns the decisions read of
+    all of them gather in DuckDB (a temp table it may spill), not in Python, so that the
+    memory a night takes follows its largest prompt_version, not its size."""
+    wh.execute(f"DROP TABLE IF EXISTS {EVIDENCE}")
+    try:
+        return _score_run(wh, settings, run)
+    finally:
+        wh.execute(f"DROP TABLE IF EXISTS {EVIDENCE}")
+
+
+def _keep_evidence(wh: Warehouse, outcomes: pl.DataFrame) -> None:
+    with wh.registered("_part", outcomes.select(EVIDENCE_COLUMNS)):
+        wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {EVIDENCE} AS SELECT * FROM _part LIMIT 0")
+        wh.execute(f"INSERT INTO {EVIDENCE} SELECT * FROM _part")
+
+
+def _score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
+    parts = []
     for (prompt_version,) in wh.execute(
             "SELECT DISTINCT prompt_version FROM answers WHERE run_id = $r ORDER BY 1",
             {"r": run.run_id}):
         outcomes = wh.frame("outcomes", run_id=run.run_id, prompt_version=prompt_version)
         parts.append(score_outcomes(outcomes, settings.baseline))
-        evidence_rows.append(outcomes.select(EVIDENCE_COLUMNS))
-    if parts:
-        scores, outcomes = pl.concat(parts), pl.concat(evidence_rows)
-    else:  # nothing answered: the shapes of an empty night
+        _keep_evidence(wh, outcomes)
+        del outcomes
+    if not parts:  # nothing answered: the shapes of an empty night
         outcomes = wh.frame("outcomes", run_id=run.run_id, prompt_version=None)
-        scores = score_outcomes(outcomes, settings.baseline)
-        outcomes = outcomes.select(EVIDENCE_COLUMNS)
+        parts.append(score_outcomes(outcomes, settings.baseline))
+        _keep_evidence(wh, outcomes)
+    scores = pl.concat(parts)
+
     def store() -> pl.DataFrame:
-        decisions = evidence.record_night(wh, settings, run, outcomes)
+        decisions = evidence.record_night(wh, settings, run, EVIDENCE)
         decided = with_decisions(scores, decisions, settings.baseline, settings.noise_floor)
         for row in decided.filter(pl.col("decision_id").is_not_null()).iter_rows(named=True):
             wh.execute("UPDATE decisions SET reason = $why WHERE decision_id = $d",

@@ -52,7 +52,7 @@ from replaybench.ingest.formats import LOG_SCHEMA, IngestOptions, Reject
 from replaybench.ingest.load import RAW_CHARS, REASON_CHARS, IngestResult, parse_record
 from replaybench.ingest.sources import Item, LogSource, Read, register_source
 from replaybench.providers.base import retry_after
-from replaybench.warehouse import Warehouse
+from replaybench.warehouse import Warehouse, memory
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +316,8 @@ class _Store:
                                     "reason": reason, "raw": _raw(record)})
                 else:
                     rows.append(got)
-        with self.wh.transaction():
+        with memory.writing(self.wh.con, self.wh.path, memory.WRITTEN_BY_INGEST), \
+                self.wh.transaction():
             if rows:
                 frame = pl.DataFrame(rows, schema=LOG_SCHEMA, orient="row").with_columns(
                     pl.lit(self.source).alias("source"))

@@ -144,6 +144,12 @@ def ingest_file(wh: Warehouse, path: Path, fmt: str = "auto",
     _check_path(path)
     if fmt != "auto" and fmt not in logformats.FORMATS:
         raise IngestError(f"unknown format {fmt!r}; known: auto, {', '.join(logformats.FORMATS)}")
+    with memory.writing(wh.con, wh.path, memory.WRITTEN_BY_INGEST):
+        return _ingest_file(wh, path, fmt, options, source)
+
+
+def _ingest_file(wh: Warehouse, path: Path, fmt: str, options: IngestOptions,
+                 source: str) -> IngestResult:
     name, key = f"ingest {path.name}", f"ingest-{progress.slug(path.name)}"
     if _fast_path_reads(path):
         named = sniff(path, options) if fmt == "auto" else fmt

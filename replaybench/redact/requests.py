@@ -72,9 +72,14 @@ def redact_run(wh: Warehouse, settings: Settings, run: Run) -> Redaction:
     if rows:
         frame = pl.DataFrame(rows, schema=["request_id", "messages", "params", "counts"],
                              orient="row")
-        wh.insert("redacted_requests", frame.with_columns(run_id=pl.lit(run.run_id)),
-                  "ON CONFLICT (run_id, request_id) DO UPDATE SET messages = excluded.messages, "
-                  "params = excluded.params, counts = excluded.counts")
+        # one row a request (no key index: the run's only writer merges), replacing a copy from
+        # before parameters were redacted
+        with wh.registered("_redacted", frame.with_columns(run_id=pl.lit(run.run_id))):
+            wh.execute("MERGE INTO redacted_requests AS held USING _redacted AS fresh "
+                       "ON held.run_id = fresh.run_id AND held.request_id = fresh.request_id "
+                       "WHEN MATCHED THEN UPDATE SET messages = fresh.messages, "
+                       "params = fresh.params, counts = fresh.counts "
+                       "WHEN NOT MATCHED THEN INSERT BY NAME")
     done.requests = len(rows)
     return done
 

@@ -11,9 +11,10 @@ shares (the nights of a parallel backfill too): a connection never lowers the li
 connection works under (`opened`, `at_least`).
 
 What DuckDB cannot evict, the key indexes of the tables that have one, gets room on top of the
-amount asked for (`index_room`): the tables a night fills most have none (migration 014), but
-`logs`, `samples`, `decision_evidence`, `redacted_requests` and smaller ones have one. A commit
-that finds no room for them ends DuckDB's instance for the whole process; it cannot be run again.
+amount asked for (`index_room`). The tables that grow every night have none (migrations 014 and
+015) but `logs`, whose room is made only while ingest writes it (`writing`); the ones left (runs,
+decisions, scores, quotas, rejects) hold a few rows a night. A commit that finds no room for an
+index ends DuckDB's instance for the whole process; it cannot be run again.
 
 If a statement still runs out, the limit is doubled for the rest of the process (a warning says
 so) and the statement, or the unit of work given to `Warehouse.atomic`, runs again; other work in
@@ -106,14 +107,39 @@ random, as `logs`' are), and a commit that finds no room for it ends the databas
 116 (a sha256 in hex)."""
 
 
-def index_room(con: duckdb.DuckDBPyConnection) -> int:
+WRITTEN_BY_INGEST = frozenset({"logs"})
+"""Keyed tables that grow with the warehouse's history but only ingest writes: their room is made
+while ingest writes them (`writing`), not in every step. A read does not load a key index,
+bar the few nodes of a lookup by key."""
+
+
+def index_room(con: duckdb.DuckDBPyConnection, tables: frozenset[str] | None = None) -> int:
     """Bytes the warehouse's key indexes may take once loaded: KEY_BYTES a row of every table
-    with a primary or unique key (DuckDB's estimate of its rows, read from the catalog)."""
+    with a primary or unique key (DuckDB's estimate of its rows, read from the catalog), those
+    `tables` only, or (by default) all but the ones written only by ingest."""
+    keyed = ("SELECT table_name FROM duckdb_constraints() "
+             "WHERE constraint_type IN ('PRIMARY KEY', 'UNIQUE')")
+    if tables is None:
+        picked, names = "NOT list_contains($names, table_name)", sorted(WRITTEN_BY_INGEST)
+    else:
+        picked, names = "list_contains($names, table_name)", sorted(tables)
     rows = con.execute(
-        "SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() WHERE table_name IN ("
-        "SELECT table_name FROM duckdb_constraints() "
-        "WHERE constraint_type IN ('PRIMARY KEY', 'UNIQUE'))").fetchone()[0]
+        "SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() "
+        f"WHERE table_name IN ({keyed}) AND {picked}", {"names": names}).fetchone()[0]
     return int(rows) * KEY_BYTES
+
+
+@contextmanager
+def writing(con: duckdb.DuckDBPyConnection, path: Path, tables: frozenset[str]) -> Iterator[None]:
+    """Room, for the block, for the key indexes of `tables` as well (ingest writing `logs`:
+    DuckDB loads all of a random key's index to add to it); nothing to do under DuckDB's
+    default."""
+    if (amount := limit()) is None:
+        yield
+        return
+    room = amount + index_room(con) + index_room(con, tables)
+    with at_least(con, path, min(room, ceiling())):
+        yield
 
 
 def _target(con: duckdb.DuckDBPyConnection, instance: _Instance) -> int | None:

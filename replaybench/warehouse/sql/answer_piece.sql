@@ -3,5 +3,6 @@
 -- Needs answer_macros.sql, as answers.sql does.
 SELECT *
 FROM run_answers($run_id, the_version := $prompt_version, the_model := $model,
-                 first_request := $first_request, last_request := $last_request)
+                 first_request := $first_request, last_request := $last_request,
+                 with_question := $with_question)
 ORDER BY prompt_version, model, request_id;

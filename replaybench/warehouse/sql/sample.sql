@@ -7,11 +7,17 @@ WITH eligible AS (
     SELECT request_id, prompt_version
     FROM window_logs($window_start, $window_end, $endpoints, $model_ids, $successful_only)
 )
-SELECT $run_id, e.request_id, e.prompt_version
-FROM eligible AS e
-JOIN _quotas AS q USING (prompt_version)
-QUALIFY row_number() OVER (
-    PARTITION BY e.prompt_version
-    ORDER BY hash(e.request_id || ':' || $seed), e.request_id
-) <= q.quota
-ON CONFLICT DO NOTHING;
+SELECT $run_id, drawn.request_id, drawn.prompt_version
+FROM (
+    SELECT e.request_id, e.prompt_version
+    FROM eligible AS e
+    JOIN _quotas AS q USING (prompt_version)
+    QUALIFY row_number() OVER (
+        PARTITION BY e.prompt_version
+        ORDER BY hash(e.request_id || ':' || $seed), e.request_id
+    ) <= q.quota
+) AS drawn
+-- a resumed run draws the same requests: only those it has not stored yet are added (samples
+-- has no key index, migration 015; the run's day is leased to one process)
+WHERE NOT EXISTS (SELECT 1 FROM samples AS s
+                  WHERE s.run_id = $run_id AND s.request_id = drawn.request_id);
