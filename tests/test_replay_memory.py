@@ -9,6 +9,7 @@ import json
 import pickle
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 import replaybench.replay.journal as journal_module
@@ -90,7 +91,8 @@ def night_with_twins(tmp_path: Path, demo_slice: Path, fleet, copies: int = 3):
         for n in range(copies):
             again.append(json.dumps({**record, "request_id": f"{record['request_id']}-again-{n}"}))
     logs = tmp_path / "twins.jsonl"
-    logs.write_text("\n".join(lines + again) + "\n")
+    # the copies in the opposite order of their questions: a plan finds them out of order
+    logs.write_text("\n".join(lines + again[::-1]) + "\n")
     return sampled_run(tmp_path, logs, fleet, [candidate(fleet, "glm-5.2")], 1000)
 
 
@@ -129,6 +131,9 @@ def test_the_same_question_is_asked_once_whichever_batch_it_falls_in(
 
     assert sum(len(g) for g in groups) == sampled == 40 + 8 * 3
     assert len(groups) == 40 and all(len(g) in (1, 4) for g in groups)
+    # the copies are kept in the order of their question's row: a send reads them in step
+    firsts = pq.read_table(plan.twins_path, columns=["first_row"]).column("first_row").to_pylist()
+    assert len(firsts) == 24 and firsts == sorted(firsts) and len(set(firsts)) == 8
     assert all(len({r["cache_key"] for r in g}) == 1 for g in groups)
     load_replay(settings, run, glm, plan, [asyncio.run(send_plan(plan))])
 

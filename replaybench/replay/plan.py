@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,6 +38,13 @@ from replaybench.warehouse import Warehouse, open_warehouse, sql_text
 
 PLAN_BATCH = 2_000  # requests prepared, and read back while sending, at a time
 TWIN_COLUMNS = ["request_id", "prompt_version", "ts", "params_json", "cache_key"]
+"""What a twin (a question asked again within the plan) keeps; its twins file adds `first_row`,
+the plan row of the question's first asking, and is sorted by it (`PlanWriter.close`), so that
+a send reads each question's twins beside it instead of holding them all."""
+PARAMS_KEPT = 1_000
+"""Distinct parameters parsed once and shared while a plan is read; most requests share a few,
+but logs that carry a per-request `user` or `metadata` have one each, and a night's worth of
+them would be held to its end."""
 
 
 @dataclass
@@ -93,7 +101,7 @@ def plan_replay(settings: Settings, run: Run, candidate: Candidate,
         pending = wh.con.sql(sql_text("pending_replays"), params={
             "run_id": run.run_id, "model": candidate.name, "redacted": redacted,
             "every_sampled": candidate.replays_production}).to_arrow_reader(PLAN_BATCH)
-        writer = PlanWriter(settings, run, candidate, path, wh if use_cache else None)
+        writer = PlanWriter(settings, run, candidate, path, wh, use_cache)
         try:
             for batch in pending:
                 writer.add(batch)
@@ -111,13 +119,13 @@ class PlanWriter:
     response cache answers (`wh`: None when the cache is not used)."""
 
     def __init__(self, settings: Settings, run: Run, candidate: Candidate, path: Path,
-                 wh: Warehouse | None):
+                 wh: Warehouse, use_cache: bool = True):
         self.candidate, self.path, self.wh = candidate, path, wh
         self.rows = RowMaker(run, candidate, price_table(settings), settings.tz)
         self.run_id = run.run_id
-        self.lookup = wh.con.cursor() if wh is not None else None  # beside the pending result
+        self.lookup = wh.con.cursor() if use_cache else None  # beside the pending result
         self.params: dict[tuple[str | None, str | None], tuple[dict[str, Any], str]] = {}
-        self.asked: set[bytes] = set()  # the questions already in the plan (digests)
+        self.asked: dict[bytes, int] = {}  # the questions in the plan (digests): their rows
         self.files: dict[Path, pq.ParquetWriter] = {}
         self.reused_files: list[Path] = []
         # named as a send's shards are, so that a plan that fails before storing them leaves
@@ -141,10 +149,10 @@ class PlanWriter:
                 reused.append(self.rows.row(request, cached[key].reused(), True))
                 continue
             digest = bytes.fromhex(key)
-            if digest in self.asked:
-                twins.append(request)
+            if (row := self.asked.get(digest)) is not None:
+                twins.append({**request, "first_row": row})
             else:
-                self.asked.add(digest)
+                self.asked[digest] = self.written + len(first)
                 first.append(request)
         self.written += len(first)
         self.write(self.path, first, batch.schema.field("ts").type)
@@ -191,7 +199,8 @@ class PlanWriter:
             return
         schema = pa.schema([("request_id", pa.string()), ("prompt_version", pa.string()),
                             ("ts", ts), ("messages", pa.string()), ("params_json", pa.string()),
-                            ("cache_key", pa.string())])
+                            ("cache_key", pa.string()),
+                            *([("first_row", pa.int64())] if path != self.path else [])])
         if path not in self.files:
             self.files[path] = pq.ParquetWriter(path, schema)
         self.files[path].write_table(
@@ -203,6 +212,13 @@ class PlanWriter:
             file.close()
         if self.lookup is not None:
             self.lookup.close()
+        twins = twins_path(self.path)
+        if twins in self.files:  # in the order of their first asking, by DuckDB (out of core)
+            ordered = twins.with_suffix(".sorting")
+            self.wh.execute("COPY (SELECT * FROM read_parquet($twins) ORDER BY first_row) "
+                            f"TO $ordered (FORMAT parquet, ROW_GROUP_SIZE {PLAN_BATCH})",
+                            {"twins": str(twins), "ordered": str(ordered)})
+            ordered.replace(twins)
         if self.reused_files:
             store_shard_files(self.wh, self.run_id, self.reused_files)
         return self.written, self.requested, self.reused
@@ -235,12 +251,17 @@ def messages_of(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _groups(path: Path, start: int, stop: int) -> Iterator[list[dict[str, Any]]]:
-    """Rows [start, stop) of a plan file, each with its twins."""
-    twins: dict[str, list[dict[str, Any]]] = {}
-    for twin in _rows(twins_path(path), columns=TWIN_COLUMNS):
-        twins.setdefault(twin["cache_key"], []).append(twin)
-    for request in _rows(path, start, stop):
-        yield [request, *twins.get(request["cache_key"], ())]
+    """Rows [start, stop) of a plan file, each with its twins: both files are read in step, a
+    batch at a time (the twins are in the order of their question's row)."""
+    twins = _rows(twins_path(path), columns=[*TWIN_COLUMNS, "first_row"])
+    twin = next(twins, None)
+    for row, request in enumerate(_rows(path, start, stop), start):
+        same = []
+        while twin is not None and twin["first_row"] <= row:
+            if twin.pop("first_row") == row:  # (an earlier row's: another chunk's)
+                same.append(twin)
+            twin = next(twins, None)
+        yield [request, *same]
 
 
 def _rows(path: Path, start: int = 0, stop: int | None = None,
@@ -271,6 +292,8 @@ def _rows(path: Path, start: int = 0, stop: int | None = None,
             for request in dicts(batch.slice(lo, max(hi - lo, 0))):
                 text = request["params_json"]
                 if (sent := params.get(text)) is None:
+                    if len(params) >= PARAMS_KEPT:  # logs whose every request has its own
+                        params.clear()
                     sent = params[text] = json.loads(text)
                 request["send_params"] = sent
                 yield request
@@ -286,14 +309,14 @@ def chunks(plan: ReplayPlan, size: int) -> list[ReplayPlan]:
     never split)."""
     if plan.path is None:
         return [dataclasses.replace(plan, chunk=1)]
-    twins: dict[str, int] = {}
-    for twin in _rows(twins_path(plan.path), columns=["params_json", "cache_key"]):
-        twins[twin["cache_key"]] = twins.get(twin["cache_key"], 0) + 1
-    keys = pq.read_table(plan.path, columns=["cache_key"]).column("cache_key").to_pylist()
+    twins = twins_path(plan.path)
+    per_row = (np.bincount(pq.read_table(twins, columns=["first_row"]).column("first_row")
+                           .to_numpy(), minlength=plan.stop)
+               if twins.exists() else np.zeros(plan.stop, dtype=np.int64))
     pieces: list[ReplayPlan] = []
     start, requests = plan.start, 0
     for row in range(plan.start, plan.stop):
-        requests += 1 + twins.get(keys[row], 0)
+        requests += 1 + int(per_row[row])
         if requests >= size or row == plan.stop - 1:
             pieces.append(dataclasses.replace(plan, start=start, stop=row + 1, size=requests,
                                               chunk=len(pieces) + 1))
