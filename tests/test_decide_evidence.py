@@ -259,3 +259,36 @@ def test_a_call_that_failed_in_transit_is_no_evidence_until_it_is_answered(setti
         rows = wh.execute("SELECT count(*), count(DISTINCT request_id) FROM decision_evidence "
                           "WHERE decision_id = $d", {"d": dec["decision_id"]}).fetchone()
         assert rows == (100, 100)
+
+
+def test_a_night_that_runs_out_of_memory_is_recorded_again_whole(settings, monkeypatch):
+    """Scoring records a night in one unit of work (`Warehouse.atomic`): a statement that runs
+    out of memory part way undoes it, the night's pairs table too, and it runs again under the
+    grown limit, with the same evidence as a night that had the room."""
+    from replaybench.warehouse import memory
+    from tests.test_warehouse_memory import LISTS
+
+    monkeypatch.setenv(memory.VARIABLE, "8MB")
+    real, looks = evidence._look, []
+
+    def look(wh, *args):
+        looks.append(1)
+        if len(looks) == 1:
+            wh.execute(LISTS)  # needs more than 8 MB: runs out inside the transaction
+        return real(wh, *args)
+
+    monkeypatch.setattr(evidence, "_look", look)
+    same = [True] * 90 + [False] * 10
+    try:
+        with open_warehouse(settings.warehouse) as wh:
+            run = runs.begin(wh, settings, date(2026, 11, 20), "nightly")
+            with wh.registered("_outcomes", outcomes(ids(0, 100), same, same)):
+                after = wh.atomic(lambda: evidence.record_night(wh, settings, run, "_outcomes"))
+            rows = wh.execute("SELECT count(*), count(DISTINCT request_id) FROM "
+                              "decision_evidence").fetchone()
+            left = wh.execute("SELECT count(*) FROM duckdb_tables() "
+                              "WHERE table_name = '_night_pairs'").fetchone()[0]
+    finally:
+        memory.reset()
+    assert len(looks) == 2 and after[(PV, "glm-5.2")]["pairs"] == 100
+    assert rows == (100, 100) and left == 0

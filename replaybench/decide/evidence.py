@@ -200,10 +200,11 @@ def record_night(wh: Warehouse, settings: Settings, run: Run,
     compared = {c.name: c for c in _compared(settings)}
     wh.execute("CREATE OR REPLACE TEMP TABLE _night_pairs AS " + _PAIRS.format(outcomes=outcomes),
                {"baseline": settings.baseline, "compared": list(compared)})
-    try:
-        return _record(wh, settings, run, compared, digests, production)
-    finally:
-        wh.execute("DROP TABLE IF EXISTS _night_pairs")
+    after = _record(wh, settings, run, compared, digests, production)
+    # not in a `finally`: after a failed statement the transaction refuses any other until it
+    # is rolled back, which takes the table with it
+    wh.execute("DROP TABLE _night_pairs")
+    return after
 
 
 def _pairs_of(wh: Warehouse, pv: str, candidate: str) -> pl.DataFrame:
