@@ -292,3 +292,24 @@ def test_a_night_that_runs_out_of_memory_is_recorded_again_whole(settings, monke
         memory.reset()
     assert len(looks) == 2 and after[(PV, "glm-5.2")]["pairs"] == 100
     assert rows == (100, 100) and left == 0
+
+
+def test_score_records_a_night_s_decisions_in_the_process_s_decision_turn(settings, monkeypatch):
+    """A decision's evidence spans nights and has no key to refuse a request added twice: the
+    nights of a parallel backfill (one process) record their decisions one at a time, each
+    after the one before it committed."""
+    from replaybench.decide import scores
+
+    held = []
+
+    def record_night(wh, settings, run, outcomes):
+        held.append((scores.decision_turn.locked(), wh.con.execute(
+            f"SELECT count(*) FROM {outcomes}").fetchone()[0]))
+        return {}
+
+    monkeypatch.setattr(evidence, "record_night", record_night)
+    with open_warehouse(settings.warehouse) as wh:
+        run = runs.begin(wh, settings, date(2026, 11, 20), "nightly")
+        scores.score_run(wh, settings, run)  # a night with no answers: its decisions all the same
+    assert held == [(True, 0)]
+    assert not scores.decision_turn.locked()

@@ -184,3 +184,23 @@ def test_a_judge_is_shown_each_request_s_question_from_the_logs(night, tmp_path)
     shown = json.dumps(bodies)
     assert asked and bodies
     assert all(json.dumps(question)[1:-1] in shown for (question,) in asked)
+
+
+@pytest.mark.parametrize("entry, reads", [
+    ("{type: expect_column_values_to_not_be_null, kwargs: {column: user_message}}", True),
+    ("{type: expect_column_values_to_not_be_null, kwargs: {column: output_text, "
+     "row_condition: 'user_message.str.len() > 3', condition_parser: pandas}}", True),
+    ("{type: expect_column_values_to_not_be_null, kwargs: {column: output_text}}", False),
+])
+def test_a_night_reads_the_questions_for_a_suite_that_names_them(tmp_path, entry, reads):
+    """Without a judge, the questions are read from the logs only when a suite names
+    `user_message` (in an argument or a row_condition): its checks never see a NULL instead."""
+    from replaybench.checks.run import NightChecks
+    from tests.suite_files import one_expectation
+
+    (tmp_path / "t.yaml").write_text(one_expectation(entry))
+    suites = load_suites(tmp_path)
+    assert suites["t@v1"].reads("user_message") is reads
+    assert NightChecks(suites, None, "r").reads_questions is reads
+    judged = NightChecks(suites, None, "r", judge=object())
+    assert judged.reads_questions

@@ -197,8 +197,8 @@ def test_the_key_indexes_get_room_beyond_the_limit(tmp_path, monkeypatch):
     path = tmp_path / "w.duckdb"
     with open_warehouse(path) as wh:
         empty = wh.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-        wh.execute("INSERT INTO rejects (source, position, item, reason, raw) "
-                   "SELECT 'a.jsonl', i, 0, 'bad', '' FROM range(300000) AS t(i)")
+        wh.execute("INSERT INTO traffic_mix SELECT 'r' || i, 'p@v1', 1, 0.5 "
+                   "FROM range(300000) AS t(i)")
     with open_warehouse(path) as wh:
         grown = wh.execute("SELECT current_setting('memory_limit')").fetchone()[0]
         room = memory.index_room(wh.con)
@@ -239,6 +239,28 @@ def test_the_logs_index_gets_room_only_while_ingest_writes_it(tmp_path, monkeypa
     assert seen and min(seen) >= (64 + logs_room * 4096 / 128) * 0.9 > ingest_load.MEMORY_LIMIT / 2**20
     with open_warehouse(path) as wh:
         assert mib(wh) < 64 + 2
+
+
+def test_running_out_while_ingest_has_room_grows_only_the_amount_asked_for(tmp_path, monkeypatch):
+    """What ingest is given for the logs' index (`writing`) is not what the process's later
+    connections get when a statement runs out inside it: the amount asked for is doubled, not
+    the room held."""
+    monkeypatch.setenv(memory.VARIABLE, "0")  # the logs written with room to spare
+    path = tmp_path / "w.duckdb"
+    with open_warehouse(path) as wh:
+        wh.execute("INSERT INTO logs (request_id, ts, prompt_version, messages, status, "
+                   "source_format) SELECT md5(i::VARCHAR), now(), 'p@v1', '[]', 'ok', 'openai' "
+                   "FROM range(100000) AS t(i)")
+    monkeypatch.setenv(memory.VARIABLE, "8MB")
+    with open_warehouse(path) as wh, memory.writing(wh.con, wh.path, memory.WRITTEN_BY_INGEST):
+        held = mib(wh)
+        assert held > 8 + 10  # the logs' room
+        assert wh.execute(LISTS).fetchone() == (2_000_000,)  # ran out, grew until it fit
+        grown = mib(wh)
+    assert grown > held and memory.limit() < grown * 2**20 / 2
+    assert memory.limit() in (16_000_000, 32_000_000, 64_000_000)  # 8 MB doubled, no room kept
+    with open_warehouse(path) as wh:
+        assert mib(wh) < grown
 
 
 def test_the_spill_folder_is_beside_the_warehouse(tmp_path):

@@ -79,9 +79,8 @@ def validate_run(settings: Settings, run: Run, chunk_rows: int = CHUNK_ROWS) -> 
     with open_warehouse(settings.warehouse) as wh:
         wh.execute("DELETE FROM checks WHERE run_id = $r", {"r": run.run_id})
     stored = 0
-    # the request's question is read from the logs only for a judge, which is shown it
     answers = answer_chunks(settings.warehouse, run.run_id, chunk_rows,
-                            questions=night.judge is not None)
+                            questions=night.reads_questions)
     for part in night.checks(answers):
         part = night.finished(part)
         with open_warehouse(settings.warehouse) as wh:
@@ -141,6 +140,12 @@ class NightChecks:
                 yield chunk_checks(chunk, offset, self.suites, night, self.errors, self.judge,
                                    self.judge_api_key, self.judge_redactor)
                 offset += chunk.height
+
+    @property
+    def reads_questions(self) -> bool:
+        """Whether the night needs each request's question (`user_message`, from the logs): for
+        a judge, which is shown it, or a suite that names it."""
+        return self.judge is not None or any(s.reads("user_message") for s in self.suites.values())
 
     def stored_reason(self, text: str) -> str:
         """A reason as it is stored (see `redact_reasons`)."""

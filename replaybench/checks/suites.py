@@ -192,6 +192,12 @@ class SuiteSpec(BaseModel):
     judge: JudgeSpec | None = None
     """The suite's `judge:` block, if any."""
 
+    def reads(self, column: str) -> bool:
+        """Whether a check names `column`, as an argument or in its row_condition."""
+        return any(column in check.columns
+                   or (check.condition is not None and column in query_text(check.condition))
+                   for check in self.checks)
+
 
 # --- the file's shape ------------------------------------------------------------------------
 

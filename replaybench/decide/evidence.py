@@ -168,7 +168,9 @@ FROM decision_evidence WHERE decision_id = $d
 """
 
 _ADD = """
-MERGE INTO decision_evidence AS held USING _night AS fresh
+MERGE INTO decision_evidence AS held USING (
+    SELECT * FROM _night QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY counts DESC) = 1
+) AS fresh
 ON held.decision_id = fresh.decision_id AND held.request_id = fresh.request_id
 -- an answer replaces a failed call; nothing replaces an answer
 WHEN MATCHED AND NOT held.counts THEN UPDATE SET

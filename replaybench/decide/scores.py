@@ -12,6 +12,7 @@ recommendation in a sentence.
 from __future__ import annotations
 
 import math
+import threading
 import zlib
 
 import numpy as np
@@ -257,5 +258,13 @@ def _score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
         wh.insert("scores", decided.select(columns).with_columns(run_id=pl.lit(run.run_id)))
         return decided
 
-    return wh.atomic(store)
+    with decision_turn:
+        return wh.atomic(store)
+
+
+decision_turn = threading.Lock()
+"""One night's decisions at a time in a process (the nights of a parallel backfill): a
+decision's evidence spans nights, and `decision_evidence` has no key to refuse a request two
+nights with overlapping windows would both add (migration 015); each night's unit of work sees
+the one before it committed. Other processes wait for the warehouse itself (`WarehouseLock`)."""
 

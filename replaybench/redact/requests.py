@@ -75,7 +75,8 @@ def redact_run(wh: Warehouse, settings: Settings, run: Run) -> Redaction:
         # one row a request (no key index: the run's only writer merges), replacing a copy from
         # before parameters were redacted
         with wh.registered("_redacted", frame.with_columns(run_id=pl.lit(run.run_id))):
-            wh.execute("MERGE INTO redacted_requests AS held USING _redacted AS fresh "
+            wh.execute("MERGE INTO redacted_requests AS held USING (SELECT * FROM _redacted "
+                       "QUALIFY row_number() OVER (PARTITION BY request_id) = 1) AS fresh "
                        "ON held.run_id = fresh.run_id AND held.request_id = fresh.request_id "
                        "WHEN MATCHED THEN UPDATE SET messages = fresh.messages, "
                        "params = fresh.params, counts = fresh.counts "

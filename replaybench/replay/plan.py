@@ -87,6 +87,11 @@ def twins_path(path: Path) -> Path:
     return path.with_suffix(".twins.parquet")
 
 
+def _sorting(path: Path) -> Path:
+    """Where a plan's twins are written in order before they replace the twins file."""
+    return path.with_suffix(".twins.sorting")
+
+
 def plan_replay(settings: Settings, run: Run, candidate: Candidate,
                 use_cache: bool = True) -> ReplayPlan:
     """In the warehouse, briefly: load what a killed attempt left, write the pending requests to
@@ -133,7 +138,7 @@ class PlanWriter:
         self.reused_stem = shard_folder(settings) / f"{path.stem}--{os.getpid()}"
         self.written = self.requested = self.reused = 0
         path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in (path, twins_path(path)):  # an earlier attempt's
+        for stale in (path, twins_path(path), _sorting(path)):  # an earlier attempt's
             stale.unlink(missing_ok=True)
 
     def add(self, batch: pa.RecordBatch) -> None:
@@ -174,6 +179,8 @@ class PlanWriter:
                 raw = json.dumps(raw)
             same = (row["params"], row["model_id"] if self.candidate.replays_production else None)
             if (known := self.params.get(same)) is None:  # most requests share their params
+                if len(self.params) >= PARAMS_KEPT:
+                    self.params.clear()
                 params = request_params(row["params"], self.candidate, row["model_id"])
                 known = self.params[same] = (params, json.dumps(params))
             params, params_json = known
@@ -197,10 +204,11 @@ class PlanWriter:
     def write(self, path: Path, requests: list[dict[str, Any]], ts: pa.DataType) -> None:
         if not requests:
             return
+        twins = path != self.path  # a twin is given its question's answer: no messages
         schema = pa.schema([("request_id", pa.string()), ("prompt_version", pa.string()),
-                            ("ts", ts), ("messages", pa.string()), ("params_json", pa.string()),
-                            ("cache_key", pa.string()),
-                            *([("first_row", pa.int64())] if path != self.path else [])])
+                            ("ts", ts), *([] if twins else [("messages", pa.string())]),
+                            ("params_json", pa.string()), ("cache_key", pa.string()),
+                            *([("first_row", pa.int64())] if twins else [])])
         if path not in self.files:
             self.files[path] = pq.ParquetWriter(path, schema)
         self.files[path].write_table(
@@ -214,7 +222,7 @@ class PlanWriter:
             self.lookup.close()
         twins = twins_path(self.path)
         if twins in self.files:  # in the order of their first asking, by DuckDB (out of core)
-            ordered = twins.with_suffix(".sorting")
+            ordered = _sorting(self.path)
             self.wh.execute("COPY (SELECT * FROM read_parquet($twins) ORDER BY first_row) "
                             f"TO $ordered (FORMAT parquet, ROW_GROUP_SIZE {PLAN_BATCH})",
                             {"twins": str(twins), "ordered": str(ordered)})
@@ -229,7 +237,7 @@ class PlanWriter:
             file.close()
         if self.lookup is not None:
             self.lookup.close()
-        for path in [*self.files, *self.reused_files]:
+        for path in [*self.files, *self.reused_files, _sorting(self.path)]:
             path.unlink(missing_ok=True)
 
 

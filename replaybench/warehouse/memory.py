@@ -12,8 +12,8 @@ connection works under (`opened`, `at_least`).
 
 What DuckDB cannot evict, the key indexes of the tables that have one, gets room on top of the
 amount asked for (`index_room`). The tables that grow every night have none (migrations 014 and
-015) but `logs`, whose room is made only while ingest writes it (`writing`); the ones left (runs,
-decisions, scores, quotas, rejects) hold a few rows a night. A commit that finds no room for an
+015) but `logs` and `rejects`, whose room is made only while ingest writes them (`writing`); the
+ones left (runs, decisions, scores, quotas) hold a few rows a night. A commit that finds no room for an
 index ends DuckDB's instance for the whole process; it cannot be run again.
 
 If a statement still runs out, the limit is doubled for the rest of the process (a warning says
@@ -107,7 +107,7 @@ random, as `logs`' are), and a commit that finds no room for it ends the databas
 116 (a sha256 in hex)."""
 
 
-WRITTEN_BY_INGEST = frozenset({"logs"})
+WRITTEN_BY_INGEST = frozenset({"logs", "rejects"})
 """Keyed tables that grow with the warehouse's history but only ingest writes: their room is made
 while ingest writes them (`writing`), not in every step. A read does not load a key index,
 bar the few nodes of a lookup by key."""
@@ -221,10 +221,14 @@ def grow(con: duckdb.DuckDBPyConnection, path: Path, error: duckdb.OutOfMemoryEx
         if target <= instance.held:
             return False
         _set(con, instance, target)
-        _grown = max(_grown, target - index_room(con))
-    log.warning("the warehouse ran out of its memory limit (%s=%s): raised to %d MB for the rest "
-                "of this process (%s)", VARIABLE, os.environ.get(VARIABLE, DEFAULT),
-                target >> 20, str(error).splitlines()[0])
+        # the amount asked for grows, not what was held: a floor or an ingest's room for the
+        # logs' index (`at_least`, `writing`) is not kept for the process's later connections
+        _grown = max(_grown, min(2 * (limit() or 0), ceiling()))
+        asked = _grown
+    log.warning("the warehouse ran out of its memory limit (%s=%s): raised to %d MB, and %d MB "
+                "asked for in the rest of this process (%s)", VARIABLE,
+                os.environ.get(VARIABLE, DEFAULT), target >> 20, asked >> 20,
+                str(error).splitlines()[0])
     return True
 
 

@@ -4,10 +4,11 @@
 -- DuckDB filled that room with cache in every step (replaybench/warehouse/memory.py).
 -- Each row stays unique because its one writer says so, within the run's lease of its day:
 -- - `samples`: the sample inserts only the requests the run has not drawn (sql/sample.sql);
--- - `redacted_requests`: redaction stores only the samples not redacted yet, one row each
---   (`Warehouse.insert_new`);
+-- - `redacted_requests`: redaction merges the samples not redacted yet, one row each (MERGE
+--   INTO: a copy from before parameters were redacted is replaced);
 -- - `decision_evidence`: a night's pairs are merged into a decision's (MERGE INTO: an answer
---   replaces a failed call, nothing replaces an answer), in the score's atomic unit.
+--   replaces a failed call, nothing replaces an answer), in the score's atomic unit, which the
+--   nights of a parallel backfill take one at a time (`decide.scores.decision_turn`).
 -- Same columns, order, types and NOT NULLs (the key's columns were NOT NULL by being the key).
 
 CREATE TABLE samples_unindexed (
