@@ -181,6 +181,27 @@ def test_a_statement_outside_a_transaction_runs_again_too(tmp_path, monkeypatch)
         assert wh.frame(LISTS).item() == 2_000_000
 
 
+def test_a_result_that_ran_out_while_read_is_given_up_before_the_statement_runs_again(
+        tmp_path, monkeypatch):
+    """A frame that runs out of memory part way through being read (a 300,000-request night's
+    outcomes did) leaves its result unfinished on the connection, which refuses any other
+    statement until it is given up: the statement runs again all the same."""
+    monkeypatch.setenv(memory.VARIABLE, "8MB")
+    attempts = []
+
+    def frame_once_cut_short():
+        attempts.append(1)
+        if len(attempts) == 1:  # a result being read, held by the error its reading raised
+            reader = wh.con.sql("SELECT * FROM range(10000000)").to_arrow_reader(1000)
+            next(iter(reader))
+            raise duckdb.OutOfMemoryException("Out of Memory Error: failed to pin block")
+        return wh.con.sql("SELECT 42 AS answer").pl()
+
+    with open_warehouse(tmp_path / "w.duckdb") as wh:
+        assert wh._with_room(frame_once_cut_short).item() == 42
+    assert len(attempts) == 2
+
+
 def test_a_limit_that_cannot_grow_fails_with_duckdbs_error(tmp_path, monkeypatch):
     monkeypatch.setenv(memory.VARIABLE, "8MB")
     monkeypatch.setattr(memory, "ceiling", lambda: 8_000_000)

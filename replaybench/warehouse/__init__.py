@@ -12,6 +12,7 @@ shards first, loaded in one short step).
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -117,8 +118,15 @@ class Warehouse:
             try:
                 return statement()
             except duckdb.OutOfMemoryException as exc:
-                if self._depth or not memory.grow(self.con, self.path, exc):
+                if self._depth or not memory.can_grow(self.path):
                     raise
+                why = str(exc)
+            # out of the handler: a result that ran out while it was being read is held by the
+            # error's traceback (in a cycle the collector frees), and the connection refuses
+            # any other statement while it is open
+            gc.collect()
+            self.con.abort()
+            memory.grow(self.con, self.path, why)
 
     @contextmanager
     def registered(self, name: str, frame: pl.DataFrame) -> Iterator[None]:
@@ -176,7 +184,7 @@ class Warehouse:
         except BaseException as exc:
             self.con.execute("ROLLBACK")
             if isinstance(exc, duckdb.OutOfMemoryException):
-                self._grew = memory.grow(self.con, self.path, exc)
+                self._grew = memory.grow(self.con, self.path, str(exc))
             raise
         finally:
             self._depth -= 1

@@ -211,9 +211,16 @@ def at_least(con: duckdb.DuckDBPyConnection, path: Path, amount: int) -> Iterato
                     _set(con, instance, _target(con, instance))
 
 
-def grow(con: duckdb.DuckDBPyConnection, path: Path, error: duckdb.OutOfMemoryException) -> bool:
-    """After `error`: double the instance's limit, and what the process's later connections get;
-    False when it cannot grow (at DuckDB's default), and the error stands."""
+def can_grow(path: Path) -> bool:
+    """Whether the instance's limit can still grow (it is not at DuckDB's default yet)."""
+    with _lock:
+        return min(_instances[path.resolve()].held * 2, ceiling()) > _instances[path.resolve()].held
+
+
+def grow(con: duckdb.DuckDBPyConnection, path: Path, error: str) -> bool:
+    """After running out (DuckDB's message `error`): double the instance's limit, and what the
+    process's later connections get; False when it cannot grow (at DuckDB's default), and the
+    error stands."""
     global _grown
     with _lock:
         instance = _instances[path.resolve()]
@@ -228,7 +235,7 @@ def grow(con: duckdb.DuckDBPyConnection, path: Path, error: duckdb.OutOfMemoryEx
     log.warning("the warehouse ran out of its memory limit (%s=%s): raised to %d MB, and %d MB "
                 "asked for in the rest of this process (%s)", VARIABLE,
                 os.environ.get(VARIABLE, DEFAULT), target >> 20, asked >> 20,
-                str(error).splitlines()[0])
+                error.splitlines()[0])
     return True
 
 
