@@ -174,7 +174,7 @@ def test_a_judge_is_shown_each_request_s_question_from_the_logs(night, tmp_path)
         judged = load_settings(write_config(
             tmp_path, judge.base_url, sample={"per_prompt_version": 8, "seed": 7},
             judge={"base_url": judge.base_url, "model": "gpt-5", "trusted": True}))
-        validate_run(judged, run, chunk_rows=SMALL)
+        validate_run(judged, run)
     with open_warehouse(copy) as wh:
         asked = wh.execute(
             "SELECT DISTINCT l.messages->>'$[#-1].content' FROM checks AS c "
