@@ -246,16 +246,7 @@ def test_the_logs_index_gets_room_only_while_ingest_writes_it(tmp_path, monkeypa
     assert step < 64 + 2  # another step: what is asked for, and the few small keyed tables
 
     monkeypatch.setattr(memory, "KEY_BYTES", 4096)  # room past ingest's own streaming floor
-    seen = []
-    real = ingest_load._follow
-
-    def follow(wh, phase):
-        seen.append(mib(wh))
-        return real(wh, phase)
-
-    monkeypatch.setattr(ingest_load, "_follow", follow)
-    result = ingest_load.ingest_paths(path, [demo_slice])
-    assert result.ingested > 0
+    seen = limits_while_ingest_reads(monkeypatch, path, demo_slice)
     # above ingest's own floor (1 GB); DuckDB shows a limit to two digits (1.5 GiB)
     assert seen and min(seen) >= (64 + logs_room * 4096 / 128) * 0.9 > ingest_load.MEMORY_LIMIT / 2**20
     with open_warehouse(path) as wh:
@@ -294,12 +285,10 @@ def mib(wh) -> float:
     return memory.parse(text.replace(" ", "")) / 2**20
 
 
-def test_ingest_reads_under_its_own_room(tmp_path, monkeypatch, demo_slice):
-    """Ingest's streaming read runs under at least its own MEMORY_LIMIT whatever the process's
-    limit (giving it back is `test_no_connection_lowers_the_limit_another_works_under`'s)."""
+def limits_while_ingest_reads(monkeypatch, path: Path, logs: Path) -> list[float]:
+    """The limits (MiB) DuckDB had while ingest's streaming read of `logs` ran (it ingests)."""
     from replaybench.ingest import load as ingest_load
 
-    monkeypatch.setenv(memory.VARIABLE, "64MiB")
     seen = []
     real = ingest_load._follow
 
@@ -308,8 +297,17 @@ def test_ingest_reads_under_its_own_room(tmp_path, monkeypatch, demo_slice):
         return real(wh, phase)
 
     monkeypatch.setattr(ingest_load, "_follow", follow)
-    result = ingest_load.ingest_paths(tmp_path / "w.duckdb", [demo_slice])
-    assert result.ingested > 0
+    assert ingest_load.ingest_paths(path, [logs]).ingested > 0
+    return seen
+
+
+def test_ingest_reads_under_its_own_room(tmp_path, monkeypatch, demo_slice):
+    """Ingest's streaming read runs under at least its own MEMORY_LIMIT whatever the process's
+    limit (giving it back is `test_no_connection_lowers_the_limit_another_works_under`'s)."""
+    from replaybench.ingest import load as ingest_load
+
+    monkeypatch.setenv(memory.VARIABLE, "64MiB")
+    seen = limits_while_ingest_reads(monkeypatch, tmp_path / "w.duckdb", demo_slice)
     assert seen and all(s == pytest.approx(ingest_load.MEMORY_LIMIT / 2**20, rel=0.01) for s in seen)
 
 

@@ -121,7 +121,7 @@ def plan_replay(settings: Settings, run: Run, candidate: Candidate,
 
 class PlanWriter:
     """Writes a plan's files from the pending requests, batch by batch; stores the requests the
-    response cache answers (`wh`: None when the cache is not used)."""
+    response cache answers (unless `use_cache` is False); sorts the twins file when it closes."""
 
     def __init__(self, settings: Settings, run: Run, candidate: Candidate, path: Path,
                  wh: Warehouse, use_cache: bool = True):

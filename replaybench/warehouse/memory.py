@@ -13,12 +13,13 @@ connection works under (`opened`, `at_least`).
 What DuckDB cannot evict, the key indexes of the tables that have one, gets room on top of the
 amount asked for (`index_room`). The tables that grow every night have none (migrations 014 and
 015) but `logs` and `rejects`, whose room is made only while ingest writes them (`writing`); the
-ones left (runs, decisions, scores, quotas) hold a few rows a night. A commit that finds no room for an
-index ends DuckDB's instance for the whole process; it cannot be run again.
+ones left (runs, decisions, scores, quotas) hold a few rows a night. A commit that finds no room
+for an index ends DuckDB's instance for the whole process; it cannot be run again.
 
-If a statement still runs out, the limit is doubled for the rest of the process (a warning says
-so) and the statement, or the unit of work given to `Warehouse.atomic`, runs again; other work in
-a transaction fails, and finds the room when it is run again.
+If a statement still runs out, the limit is doubled, and the amount asked for with it for the
+rest of the process (a warning says so), and the statement, or the unit of work given to
+`Warehouse.atomic`, runs again; other work in a transaction fails, and finds the room when it
+is run again.
 """
 
 from __future__ import annotations
