@@ -204,3 +204,29 @@ def test_a_night_reads_the_questions_for_a_suite_that_names_them(tmp_path, entry
     assert NightChecks(suites, None, "r").reads_questions is reads
     judged = NightChecks(suites, None, "r", judge=object())
     assert judged.reads_questions
+
+
+def test_the_report_s_worst_failures_put_regressions_first(night, validated):
+    """`sql/failures.sql` on a validated night: a few failing answers per prompt_version and
+    candidate, each with every check it failed; a failure production passed (a regression)
+    is never left out for one production failed too."""
+    settings, run = night
+    per_model = 2
+    with open_warehouse(settings.warehouse) as wh:
+        shown = wh.frame("failures", run_id=run.run_id, per_model=per_model)
+        checks = wh.frame('SELECT request_id, model, prompt_version, "check", passed '
+                          "FROM checks WHERE run_id = $r", r=run.run_id)
+    assert shown.height > 0
+    failed = (checks.filter(~pl.col("passed") & (pl.col("model") != "production"))
+              .group_by("request_id", "model", "prompt_version")
+              .agg(pl.col("check").sort().str.join(", ").alias("failed_checks")))
+    regressions = set(checks.filter(pl.col("model") == "production").group_by("request_id")
+                      .agg(pl.col("passed").all()).filter("passed")["request_id"])
+    got = {(r["request_id"], r["model"]): r["failed_checks"] for r in shown.iter_rows(named=True)}
+    want = {(r["request_id"], r["model"]): r["failed_checks"] for r in failed.iter_rows(named=True)}
+    assert all(want[key] == checks_failed for key, checks_failed in got.items())
+    for (pv, model), group in failed.group_by("prompt_version", "model"):
+        picked = [r for r in group["request_id"] if (r, model) in got]
+        assert len(picked) == min(per_model, group.height)
+        left_out = set(group["request_id"]) - set(picked)
+        assert not (left_out & regressions and set(picked) - regressions), (pv, model)
