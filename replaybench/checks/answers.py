@@ -25,8 +25,8 @@ def answer_chunks(warehouse: Path, run_id: str, rows: int,
     """The run's answers (`answers.sql`), `rows` at a time in its order: one query when they fit
     in one chunk, else each chunk read piece by piece. Each chunk is read in a turn of the
     warehouse (the first in the turn that cuts the run into chunks), which is over before the
-    caller gets the chunk. Without `questions` (a night with no judge), `user_message` is NULL
-    and the logs are not read."""
+    caller gets the chunk. Without `questions` (no judge, and no suite naming it), `user_message`
+    is NULL and the logs are not read (`NightChecks.reads_questions`)."""
     with open_warehouse(warehouse) as wh:
         pieces = wh.query("answer_chunks", run_id=run_id, rows=rows)
         chunks = [list(chunk) for _, chunk in groupby(pieces, key=itemgetter(0))]

@@ -2,7 +2,7 @@
 -- no order), each next to production's logged answer to the same request (production_text; null
 -- on production's own rows, which are not compared), and the request's last message
 -- (user_message: the question an LLM judge is shown; NULL when with_question is false, and the
--- logs are not read: a night without a judge does not need them).
+-- logs are not read: only a judge, or a suite that names user_message, needs them).
 --
 -- Narrowed, when given, to one prompt_version (the_version), one model (the_model) and a range of
 -- request_ids (first_request to last_request, both included). The narrowing is applied where the
