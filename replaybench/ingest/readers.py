@@ -558,7 +558,8 @@ def _parquet(path: Path) -> Iterator[tuple[int, Any]]:
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(path)
+        # not pre-buffered: pyarrow's default reads the whole file at the first batch
+        parquet = pq.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowException, OSError) as exc:
         raise IngestError(f"{path} is not a Parquet file: {exc}") from None
     position = 0

@@ -283,7 +283,8 @@ def _rows(path: Path, start: int = 0, stop: int | None = None,
                 "warehouse (.plans, .journal, .shards), e.g. on a shared filesystem")
         return  # no twins
     params: dict[str, dict[str, Any]] = {}
-    with pq.ParquetFile(path) as file:
+    # not pre-buffered: pyarrow's default reads every row group asked for at the first batch
+    with pq.ParquetFile(path, pre_buffer=False) as file:
         stop = file.metadata.num_rows if stop is None else stop
         groups, at, first = [], 0, None
         for i in range(file.metadata.num_row_groups):
