@@ -8,6 +8,7 @@ import csv
 import functools
 import gzip
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -204,6 +205,24 @@ def _flat(rec: dict) -> dict:
     """A record as an export table row: nested values as JSON text, except the messages."""
     return {k: v if k == "messages" or not isinstance(v, dict | list) else json.dumps(v)
             for k, v in rec.items()}
+
+
+def test_a_parquet_log_is_read_a_batch_at_a_time_not_the_whole_file(tmp_path):
+    """Ingest holds a batch of a Parquet log, not the file: pyarrow's default (pre-buffering)
+    read every row group at the first batch."""
+    n = 20_000
+    path = tmp_path / "logs.parquet"
+    pq.write_table(pa.table({"request_id": [f"r{i}" for i in range(n)],
+                             "output": [os.urandom(500).hex() for _ in range(n)]}),
+                   path, row_group_size=500)
+    before = pa.total_allocated_bytes()
+
+    records = read_records(path)
+    position, first = next(records)
+    held = pa.total_allocated_bytes() - before
+
+    assert held < path.stat().st_size / 4, (held, path.stat().st_size)
+    assert (position, first["request_id"]) == (1, "r0") and 1 + sum(1 for _ in records) == n
 
 
 def test_json_array_parquet_csv_and_gzip_give_the_same_rows(tmp_path):

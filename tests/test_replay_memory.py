@@ -6,24 +6,34 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pickle
+import tracemalloc
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import replaybench.replay.journal as journal_module
 import replaybench.replay.load as load_module
 import replaybench.replay.plan as plan_module
+from replaybench import runs
+from replaybench.config import load_settings
 from replaybench.errors import ReplaybenchError
+from replaybench.pricing import price_table
+from replaybench.providers import Completion
 from replaybench.replay.files import journal_path
-from replaybench.replay.journal import journal_rows
+from replaybench.replay.journal import RowMaker, journal_rows
 from replaybench.replay.load import load_replay
 from replaybench.replay.plan import chunks, plan_replay
 from replaybench.replay.send import send_plan
 from replaybench.warehouse import open_warehouse
 
-from .test_replay_durability import candidate, sampled_run, served, stored
+from .conftest import write_config
+from .test_replay_durability import RUN_DATE, candidate, sampled_run, served, stored
 
 
 def sent_night(tmp_path: Path, demo_slice: Path, fleet):
@@ -174,3 +184,56 @@ def test_a_sender_that_cannot_see_its_plan_fails_rather_than_send_nothing(
 
     with pytest.raises(ReplaybenchError, match="plan .* is missing.*shared filesystem"):
         asyncio.run(send_plan(plan))
+
+
+def test_a_send_reads_its_plan_a_batch_at_a_time_not_the_whole_file(tmp_path, monkeypatch):
+    """What a send holds of its plan is the batch being sent: pyarrow's default (pre-buffering)
+    read every row group of the file at the first batch, ~23 MB a candidate at 100k requests,
+    held to the end of the send."""
+    monkeypatch.setattr(plan_module, "PLAN_BATCH", 100)
+    n = 4_000
+    path = tmp_path / "run--glm-5.2.parquet"
+    pq.write_table(pa.table({
+        "request_id": [f"r{i}" for i in range(n)], "prompt_version": ["p@v1"] * n,
+        "ts": pa.array([datetime(2026, 11, 1, tzinfo=UTC)] * n, pa.timestamp("us", "UTC")),
+        "messages": [os.urandom(1_000).hex() for _ in range(n)],  # 2 KB each, incompressible
+        "params_json": ["{}"] * n, "cache_key": [f"{i:064x}" for i in range(n)],
+    }), path, row_group_size=100)
+    before = pa.total_allocated_bytes()
+
+    groups = plan_module._groups(path, 0, n)
+    first = next(groups)
+    held = pa.total_allocated_bytes() - before
+
+    assert held < path.stat().st_size / 10, (held, path.stat().st_size)
+    assert first[0]["request_id"] == "r0" and 1 + sum(1 for _ in groups) == n
+
+
+def test_making_a_night_s_rows_keeps_nothing_of_its_requests(tmp_path):
+    """A send makes a row for each answer: what it remembers to make them (prices by day) does not
+    grow with the requests. A memo of each request's timestamp held two objects a request to the
+    end of the send (the night's timestamps are nearly all distinct)."""
+    base_url = "http://127.0.0.1:9/v1"  # never asked
+    settings = load_settings(write_config(
+        tmp_path, base_url, candidates=[candidate(SimpleNamespace(base_url=base_url), "glm-5.2")]))
+    glm = settings.candidates[0]
+    run = runs.Run("run-1", "nightly", RUN_DATE, *settings.window(RUN_DATE))
+    rows = RowMaker(run, glm, price_table(settings), settings.tz)
+    answer = Completion(status="ok", output_text="4", input_tokens=10, output_tokens=1)
+    start = datetime(2026, 11, 28, tzinfo=UTC)
+
+    def make(count: int, offset: int) -> None:
+        for i in range(offset, offset + count):
+            rows.row({"request_id": f"r{i}", "prompt_version": "p@v1", "send_params": {},
+                      "params_json": "{}", "cache_key": f"{i:064x}",
+                      "ts": start + timedelta(seconds=7 * i)}, answer, False)
+
+    make(100, 0)  # the day's prices, once
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        make(5_000, 100)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 50_000, kept  # the memo kept ~550 KB for 5,000 requests
