@@ -19,7 +19,7 @@ from replaybench.checks.docs import project_dir
 from replaybench.checks.run import run_checks, validate_run
 from replaybench.checks.suites import load_suites
 from replaybench.config import load_settings
-from replaybench.decide.scores import score_outcomes
+from replaybench.decide.scores import gather_outcomes, score_outcomes
 from replaybench.ingest.load import ingest_paths
 from replaybench.replay import replay_candidate
 from replaybench.replay.send import together
@@ -27,6 +27,7 @@ from replaybench.sample import draw_sample
 from replaybench.warehouse import open_warehouse
 
 from .conftest import ANSWER_SCHEMA, write_config
+from .test_score import assert_same_scores, reference_scores
 
 SMALL = 7  # answers per chunk: every prompt_version and model is cut into pieces
 
@@ -118,15 +119,20 @@ def test_a_night_validated_in_chunks_stores_what_one_batch_stores(validated):
     assert any(c["count"] > 1 for row in counts for c in row)
 
 
-def test_scores_per_prompt_version_are_the_scores_of_the_whole_night(night, validated):
+def test_a_night_s_outcomes_gathered_per_prompt_version_score_as_the_whole_night(
+        night, validated):
+    """Score gathers a night's outcomes one prompt_version at a time, and counts them in
+    DuckDB: the outcomes are those of the whole night at once, and the scores those Polars
+    computed from them in memory (`tests.test_score.reference_scores`)."""
     settings, run = night  # validated: the night's checks are stored
+    by_answer = ["prompt_version", "model", "request_id"]
     with open_warehouse(settings.warehouse) as wh:
-        whole = wh.frame("outcomes", run_id=run.run_id, prompt_version=None)
-        pvs = sorted(whole.get_column("prompt_version").unique().to_list())
-        parts = [wh.frame("outcomes", run_id=run.run_id, prompt_version=pv) for pv in pvs]
-    assert len(parts) >= 6 and pl.concat(parts).equals(whole)
-    assert pl.concat([score_outcomes(p, "production") for p in parts]).equals(
-        score_outcomes(whole, "production"))
+        whole = wh.frame("outcomes", run_id=run.run_id, prompt_version=None).sort(by_answer)
+        gather_outcomes(wh, run, "_gathered")
+        gathered = wh.frame("SELECT * FROM _gathered").sort(by_answer)
+        scores = score_outcomes(wh, "_gathered", "production")
+    assert whole["prompt_version"].n_unique() >= 6 and gathered.equals(whole)
+    assert_same_scores(scores, reference_scores(whole, "production"))
 
 
 SCHEMA_ON_ANSWER = (

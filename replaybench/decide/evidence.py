@@ -194,7 +194,7 @@ def record_night(wh: Warehouse, settings: Settings, run: Run,
     """Add tonight's pairs to every decision they serve, look once at each, and return the
     decision rows after tonight by (prompt_version, candidate). Idempotent per run.
 
-    `outcomes` names the table (or view) of the night's outcomes (`scores.EVIDENCE_COLUMNS`);
+    `outcomes` names the table (or view) of the night's outcomes (`sql/outcomes.sql`);
     the night's pairs stay in DuckDB (`_night_pairs`, a temp table), and Python holds one
     decision's at a time."""
     digests = suite_digests(settings.suites)

@@ -21,79 +21,93 @@ import polars as pl
 from replaybench.config import Settings
 from replaybench.decide import evidence, rules, stats
 from replaybench.runs import Run
-from replaybench.warehouse import Warehouse
+from replaybench.warehouse import Warehouse, sql_text
+
+# Per prompt_version × model, from one row per answer: counts, efficiency and latency. Each
+# aggregate as Polars had it: an empty sum is 0, and quantiles interpolate linearly.
+_SUMMARY = """
+SELECT prompt_version, model,
+       count(*) AS n,
+       count(*) FILTER (WHERE passed) AS passed,
+       avg(output_tokens) AS output_tokens_per_task,
+       avg(reasoning_tokens) AS reasoning_tokens_per_task,
+       -- an answer without a known price makes the total unknown, not smaller
+       CASE WHEN bool_or(status = 'ok' AND cost_usd IS NULL) THEN NULL
+            ELSE coalesce(sum(cost_usd), 0) END AS cost_total,
+       quantile_cont(latency_ms, 0.5) FILTER (WHERE status = 'ok') AS latency_p50_ms,
+       quantile_cont(latency_ms, 0.95) FILTER (WHERE status = 'ok') AS latency_p95_ms,
+       quantile_cont(ttft_ms, 0.5) FILTER (WHERE status = 'ok') AS ttft_p50_ms,
+       quantile_cont(output_tps, 0.5) FILTER (WHERE status = 'ok') AS output_tps_p50,
+       coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens_total,
+       avg((status <> 'ok')::DOUBLE) AS error_rate
+FROM {outcomes}
+GROUP BY prompt_version, model
+ORDER BY prompt_version, model
+"""
+
+# Per prompt_version × candidate, the discordant pairs against the baseline on the same requests.
+_PAIRED = """
+SELECT c.prompt_version, c.model, count(*) AS pairs,
+       count(*) FILTER (WHERE c.passed AND NOT b.passed) AS only_candidate,
+       count(*) FILTER (WHERE NOT c.passed AND b.passed) AS only_baseline
+FROM {outcomes} AS c
+JOIN {outcomes} AS b ON b.request_id = c.request_id AND b.model = $baseline
+WHERE c.model <> $baseline
+GROUP BY c.prompt_version, c.model
+ORDER BY c.prompt_version, c.model
+"""
+
+METRICS = {"output_tokens": "{t}.output_tokens",
+           "cost": "coalesce({t}.cost_usd, 0)",  # as in cost per task
+           "latency": "CASE WHEN {t}.status = 'ok' THEN {t}.latency_ms END"}  # answered calls only
+"""The per-request values whose mean paired difference to the baseline a score carries."""
+
+# One prompt_version × candidate's paired values (NaN for none), in the order of the requests.
+_PAIR_VALUES = """
+SELECT {values}
+FROM {outcomes} AS c
+JOIN {outcomes} AS b ON b.request_id = c.request_id AND b.model = $baseline
+WHERE c.prompt_version = $pv AND c.model = $model
+ORDER BY c.request_id
+"""
 
 
-def summarise(outcomes: pl.DataFrame) -> pl.DataFrame:
-    """Per prompt_version × model: counts, efficiency and latency from one row per answer."""
-    ok = pl.col("status") == "ok"
-    return (
-        outcomes.group_by("prompt_version", "model")
-        .agg(
-            n=pl.len(),
-            passed=pl.col("passed").sum(),
-            output_tokens_per_task=pl.col("output_tokens").mean(),
-            reasoning_tokens_per_task=pl.col("reasoning_tokens").mean(),
-            # an answer without a known price makes the total unknown, not smaller
-            cost_total=pl.when((ok & pl.col("cost_usd").is_null()).any()).then(None)
-            .otherwise(pl.col("cost_usd").sum()),
-            latency_p50_ms=pl.col("latency_ms").filter(ok).quantile(0.5, "linear"),
-            latency_p95_ms=pl.col("latency_ms").filter(ok).quantile(0.95, "linear"),
-            ttft_p50_ms=pl.col("ttft_ms").filter(ok).quantile(0.5, "linear"),
-            output_tps_p50=pl.col("output_tps").filter(ok).median(),
-            output_tokens_total=pl.col("output_tokens").sum(),
-            error_rate=(~ok).mean(),
-        )
-        .with_columns(
-            pass_rate=pl.col("passed") / pl.col("n"),
-            cost_per_task_usd=pl.col("cost_total") / pl.col("n"),
-            cost_per_success_usd=pl.when(pl.col("passed") > 0)
-            .then(pl.col("cost_total") / pl.col("passed")),
-            tokens_per_success=pl.when(pl.col("passed") > 0)
-            .then(pl.col("output_tokens_total") / pl.col("passed")),
-        )
-        .sort("prompt_version", "model")
+def summarise(wh: Warehouse, outcomes: str) -> pl.DataFrame:
+    """Per prompt_version × model: counts, efficiency and latency (`outcomes` names a table of
+    one row per answer)."""
+    summary = wh.frame(_SUMMARY.format(outcomes=outcomes))
+    return summary.with_columns(
+        pass_rate=pl.col("passed") / pl.col("n"),
+        cost_per_task_usd=pl.col("cost_total") / pl.col("n"),
+        cost_per_success_usd=pl.when(pl.col("passed") > 0)
+        .then(pl.col("cost_total") / pl.col("passed")),
+        tokens_per_success=pl.when(pl.col("passed") > 0)
+        .then(pl.col("output_tokens_total") / pl.col("passed")),
     )
 
 
-def pair_with_baseline(outcomes: pl.DataFrame, baseline: str) -> pl.DataFrame:
-    """Per prompt_version × model, the discordant pairs against the baseline on the same requests."""
-    base = outcomes.filter(pl.col("model") == baseline).select(
-        "request_id", base_passed=pl.col("passed")
-    )
-    return (
-        outcomes.filter(pl.col("model") != baseline)
-        .join(base, on="request_id", how="inner")
-        .group_by("prompt_version", "model")
-        .agg(
-            pairs=pl.len(),
-            only_candidate=(pl.col("passed") & ~pl.col("base_passed")).sum(),
-            only_baseline=(~pl.col("passed") & pl.col("base_passed")).sum(),
-        )
-    )
+def pair_with_baseline(wh: Warehouse, outcomes: str, baseline: str) -> pl.DataFrame:
+    """Per prompt_version × candidate, the discordant pairs against the baseline on the same
+    requests."""
+    return wh.frame(_PAIRED.format(outcomes=outcomes), baseline=baseline)
 
 
-def metric_deltas(outcomes: pl.DataFrame, baseline: str) -> pl.DataFrame:
-    """Per prompt_version × candidate, the mean paired difference to the baseline in output tokens,
-    cost and latency per request, each with a 95 % paired bootstrap interval."""
-    ok = pl.col("status") == "ok"
-    per_request = [pl.col("output_tokens").cast(pl.Float64),
-                   pl.col("cost_usd").fill_null(0.0).cast(pl.Float64),  # as in cost per task
-                   pl.when(ok).then(pl.col("latency_ms")).cast(pl.Float64)]  # answered calls only
-    metrics = ["output_tokens", "cost", "latency"]
-    values = outcomes.select("request_id", "prompt_version", "model",
-                             *[e.alias(m) for e, m in zip(per_request, metrics, strict=True)])
-    base = values.filter(pl.col("model") == baseline).select(
-        "request_id", *[pl.col(m).alias(f"base_{m}") for m in metrics])
-    pairs = values.filter(pl.col("model") != baseline).join(base, on="request_id", how="inner")
+def metric_deltas(wh: Warehouse, outcomes: str, baseline: str,
+                  paired: pl.DataFrame) -> pl.DataFrame:
+    """Per prompt_version × candidate with pairs (`paired`), the mean paired difference to the
+    baseline in output tokens, cost and latency per request, each with a 95 % paired bootstrap
+    interval. Python holds one prompt_version × candidate's values at a time, as floats."""
+    values = ", ".join(f"coalesce(({e.format(t=t)})::DOUBLE, 'NaN'::DOUBLE) AS {t}_{m}"
+                       for t in ("c", "b") for m, e in METRICS.items())
+    query = _PAIR_VALUES.format(values=values, outcomes=outcomes)
     rows = []
-    for (pv, model), group in pairs.sort("request_id").group_by(
-            "prompt_version", "model", maintain_order=True):
+    for pv, model in paired.select("prompt_version", "model").iter_rows():
+        found = wh.arrays(query, baseline=baseline, pv=pv, model=model)
         # A seed per row, so adding a candidate never moves another row's interval.
         seed = zlib.crc32(f"{pv}\x00{model}".encode())
         delta, low, high = stats.paired_bootstrap(
-            group.select(metrics).fill_null(np.nan).to_numpy(),
-            group.select([f"base_{m}" for m in metrics]).fill_null(np.nan).to_numpy(), seed=seed)
+            np.column_stack([found[f"c_{m}"] for m in METRICS]),
+            np.column_stack([found[f"b_{m}"] for m in METRICS]), seed=seed)
         row = {"prompt_version": pv, "model": model}
         for i, name in enumerate(["output_tokens_delta", "cost_delta_usd", "latency_delta_ms"]):
             for suffix, array in (("", delta), ("_low", low), ("_high", high)):
@@ -147,13 +161,17 @@ def outward(low: float, high: float) -> tuple[str, str]:
             f"{math.ceil(round(high * 1000, 6)) / 10:+.1f}")
 
 
-def score_outcomes(outcomes: pl.DataFrame, baseline: str) -> pl.DataFrame:
+def score_outcomes(wh: Warehouse, outcomes: str, baseline: str) -> pl.DataFrame:
     """Tonight's `scores` rows (without run_id and the decision columns) from per-answer
-    outcomes: per prompt_version × model, quality, efficiency and paired deltas."""
+    outcomes (`outcomes` names a table or view of them, `sql/outcomes.sql`'s columns): per
+    prompt_version × model, quality, efficiency and paired deltas. Counted and summed in
+    DuckDB; Python holds the scores, and one prompt_version × candidate's paired values."""
+    paired = pair_with_baseline(wh, outcomes, baseline)
     summary = (
-        summarise(outcomes)
-        .join(pair_with_baseline(outcomes, baseline), on=["prompt_version", "model"], how="left")
-        .join(metric_deltas(outcomes, baseline), on=["prompt_version", "model"], how="left")
+        summarise(wh, outcomes)
+        .join(paired, on=["prompt_version", "model"], how="left")
+        .join(metric_deltas(wh, outcomes, baseline, paired), on=["prompt_version", "model"],
+              how="left")
         .with_columns(reasoning_share=pl.when(pl.col("output_tokens_per_task") > 0).then(
             pl.col("reasoning_tokens_per_task") / pl.col("output_tokens_per_task")))
     )
@@ -203,20 +221,16 @@ def with_decisions(scores: pl.DataFrame, decisions: dict[tuple[str, str], dict],
     return pl.DataFrame(rows, schema=scores.schema | DECISION_COLUMNS)
 
 
-EVIDENCE_COLUMNS = ["prompt_version", "model", "request_id", "passed", "status", "error_kind",
-                    "attempts", "cost_usd"]
-"""The outcome columns the decisions' evidence reads (`evidence.record_night`)."""
-
 EVIDENCE = "_night_outcomes"
-"""The temp table the night's EVIDENCE_COLUMNS gather in while it is scored."""
+"""The temp table the night's outcomes gather in while it is scored (`sql/outcomes.sql`)."""
 
 
 def score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
     """Score tonight, add its pairs to the decisions and look at them; store the run's scores
-    (replacing any from an earlier attempt). Scores are per prompt_version, so the outcomes
-    are read and scored one prompt_version at a time; the few columns the decisions read of
-    all of them gather in DuckDB (a temp table it may spill), not in Python, so that the
-    memory a night takes follows its largest prompt_version, not its size."""
+    (replacing any from an earlier attempt). The night's outcomes gather in DuckDB (a temp
+    table it may spill), read one prompt_version at a time; they are counted, summed and paired
+    there, so that what Python holds of a night is its scores and one prompt_version ×
+    candidate's paired values, not its answers."""
     wh.execute(f"DROP TABLE IF EXISTS {EVIDENCE}")
     try:
         return _score_run(wh, settings, run)
@@ -224,26 +238,21 @@ def score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
         wh.execute(f"DROP TABLE IF EXISTS {EVIDENCE}")
 
 
-def _keep_evidence(wh: Warehouse, outcomes: pl.DataFrame) -> None:
-    with wh.registered("_part", outcomes.select(EVIDENCE_COLUMNS)):
-        wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {EVIDENCE} AS SELECT * FROM _part LIMIT 0")
-        wh.execute(f"INSERT INTO {EVIDENCE} SELECT * FROM _part")
-
-
-def _score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
-    parts = []
+def gather_outcomes(wh: Warehouse, run: Run, table: str) -> None:
+    """The run's outcomes in a new temp table, one prompt_version's at a time."""
+    query = sql_text("outcomes").strip().removesuffix(";")
+    wh.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM ({query}) LIMIT 0",
+               {"run_id": run.run_id, "prompt_version": None})
     for (prompt_version,) in wh.execute(
             "SELECT DISTINCT prompt_version FROM answers WHERE run_id = $r ORDER BY 1",
             {"r": run.run_id}):
-        outcomes = wh.frame("outcomes", run_id=run.run_id, prompt_version=prompt_version)
-        parts.append(score_outcomes(outcomes, settings.baseline))
-        _keep_evidence(wh, outcomes)
-        del outcomes
-    if not parts:  # nothing answered: the shapes of an empty night
-        outcomes = wh.frame("outcomes", run_id=run.run_id, prompt_version=None)
-        parts.append(score_outcomes(outcomes, settings.baseline))
-        _keep_evidence(wh, outcomes)
-    scores = pl.concat(parts)
+        wh.execute(f"INSERT INTO {table} SELECT * FROM ({query})",
+                   {"run_id": run.run_id, "prompt_version": prompt_version})
+
+
+def _score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
+    gather_outcomes(wh, run, EVIDENCE)
+    scores = score_outcomes(wh, EVIDENCE, settings.baseline)
 
     def store() -> pl.DataFrame:
         decisions = evidence.record_night(wh, settings, run, EVIDENCE)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from replaybench.errors import WarehouseError
@@ -110,6 +111,10 @@ class Warehouse:
         """A query's result as a Polars frame; a bare word is the name of a SQL file."""
         sql = sql_text(sql_or_name) if re.fullmatch(r"\w+", sql_or_name) else sql_or_name
         return self._with_room(lambda: self.con.sql(sql, params=params or None).pl())
+
+    def arrays(self, sql: str, **params: Any) -> dict[str, np.ndarray]:
+        """A query's result as NumPy arrays by column (a column with NULLs comes masked)."""
+        return self._with_room(lambda: self.con.execute(sql, params or {}).fetchnumpy())
 
     def _with_room(self, statement: Callable[[], T]) -> T:
         """One statement, run again under a grown limit while it runs out of memory; in a

@@ -16,5 +16,4 @@ FROM answers AS a
 LEFT JOIN verdicts AS v USING (request_id, model)
 LEFT JOIN replays AS r ON r.run_id = a.run_id AND r.request_id = a.request_id AND r.model = a.model
 LEFT JOIN logs AS l ON l.request_id = a.request_id
-WHERE a.run_id = $run_id AND ($prompt_version IS NULL OR a.prompt_version = $prompt_version)
-ORDER BY a.prompt_version, a.model, a.request_id;
+WHERE a.run_id = $run_id AND ($prompt_version IS NULL OR a.prompt_version = $prompt_version);
