@@ -20,7 +20,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import yaml
 
 from replaybench.config import Candidate, Settings
@@ -164,12 +163,17 @@ SELECT count(*) FILTER (WHERE counts) AS pairs,
             THEN NULL ELSE coalesce(sum(baseline_cost) FILTER (WHERE counts), 0)
        END AS baseline_cost,
        count(DISTINCT run_id) FILTER (WHERE counts) AS nights
-FROM decision_evidence WHERE decision_id = $d
+FROM {pairs}
 """
+
+_TONIGHT = """(SELECT *, $run AS run_id FROM _night_pairs
+               WHERE prompt_version = $pv AND candidate = $c)"""
+"""Tonight's pairs of one prompt_version and candidate, as a decision's evidence holds them."""
 
 _ADD = """
 MERGE INTO decision_evidence AS held USING (
-    SELECT * FROM _night QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY counts DESC) = 1
+    SELECT * EXCLUDE (prompt_version, candidate), $d AS decision_id FROM {tonight}
+    QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY counts DESC) = 1
 ) AS fresh
 ON held.decision_id = fresh.decision_id AND held.request_id = fresh.request_id
 -- an answer replaces a failed call; nothing replaces an answer
@@ -184,7 +188,11 @@ WHEN NOT MATCHED THEN INSERT BY NAME
 
 def tally(wh: Warehouse, decision_id: str) -> rules.Tally:
     """Every pair a decision holds, added up."""
-    row = wh.frame(_TALLY, d=decision_id).row(0, named=True)
+    return _tally(wh, "decision_evidence WHERE decision_id = $d", d=decision_id)
+
+
+def _tally(wh: Warehouse, pairs: str, **params: object) -> rules.Tally:
+    row = wh.frame(_TALLY.format(pairs=pairs), **params).row(0, named=True)
     return rules.Tally(**{k: (v if v is not None or k.endswith("cost") else 0)
                           for k, v in row.items()})
 
@@ -195,8 +203,8 @@ def record_night(wh: Warehouse, settings: Settings, run: Run,
     decision rows after tonight by (prompt_version, candidate). Idempotent per run.
 
     `outcomes` names the table (or view) of the night's outcomes (`sql/outcomes.sql`);
-    the night's pairs stay in DuckDB (`_night_pairs`, a temp table), and Python holds one
-    decision's at a time."""
+    the night's pairs stay in DuckDB (`_night_pairs`, a temp table): each decision adds
+    them up and takes its share there, and Python holds none of them."""
     digests = suite_digests(settings.suites)
     production = production_models(wh, run)
     compared = {c.name: c for c in _compared(settings)}
@@ -207,12 +215,6 @@ def record_night(wh: Warehouse, settings: Settings, run: Run,
     # is rolled back, which takes the table with it
     wh.execute("DROP TABLE _night_pairs")
     return after
-
-
-def _pairs_of(wh: Warehouse, pv: str, candidate: str) -> pl.DataFrame:
-    """Tonight's pairs of one prompt_version and candidate (`_night_pairs`)."""
-    return wh.frame("SELECT * FROM _night_pairs WHERE prompt_version = $pv AND candidate = $c",
-                    pv=pv, c=candidate)
 
 
 def _record(wh: Warehouse, settings: Settings, run: Run, compared: dict[str, Candidate],
@@ -231,7 +233,7 @@ def _record(wh: Warehouse, settings: Settings, run: Run, compared: dict[str, Can
         else:
             live[(pv, name)] = dec
     for pv, name, key, parts in opening:  # one family: the decisions opened together tonight
-        first = _tally_of(_pairs_of(wh, pv, name))
+        first = _tally(wh, _TONIGHT, run=run.run_id, pv=pv, c=name)
         plan = rules.plan(len(opening), first.pairs, rules.planning_discordance(first),
                           alpha=settings.decide.alpha, margin=settings.decide.margin,
                           difference=settings.sample.min_detectable_difference,
@@ -259,27 +261,10 @@ def _record(wh: Warehouse, settings: Settings, run: Run, compared: dict[str, Can
         if dec["state"] != rules.OPEN and dec["reached_run"] != run.run_id:
             after[(pv, name)] = dec
             continue
-        night = _pairs_of(wh, pv, name)
-        with wh.registered("_night", night.drop("prompt_version", "candidate").with_columns(
-                decision_id=pl.lit(dec["decision_id"]), run_id=pl.lit(run.run_id))):
-            wh.execute(_ADD)
-        after[(pv, name)] = _look(wh, dec, run, day, night.height, now)
+        tonight = {"run": run.run_id, "pv": pv, "c": name}
+        wh.execute(_ADD.format(tonight=_TONIGHT), {**tonight, "d": dec["decision_id"]})
+        after[(pv, name)] = _look(wh, dec, run, day, _tally(wh, _TONIGHT, **tonight).calls, now)
     return after
-
-
-def _tally_of(night: pl.DataFrame) -> rules.Tally:
-    """A night's pairs as a Tally (the quality outcomes only; the calls and errors of all)."""
-    calls, errors = night.height, int(night["candidate_error"].sum())
-    night = night.filter(pl.col("counts"))
-    cand_cost = None if night.filter(~pl.col("candidate_error")
-                                     & pl.col("candidate_cost").is_null()).height \
-        else float(night["candidate_cost"].fill_null(0).sum())
-    return rules.Tally(night.height,
-                       night.filter(pl.col("candidate_passed") & ~pl.col("baseline_passed")).height,
-                       night.filter(pl.col("baseline_passed") & ~pl.col("candidate_passed")).height,
-                       int(night["candidate_passed"].sum()), int(night["baseline_passed"].sum()),
-                       errors, cand_cost, float(night["baseline_cost"].fill_null(0).sum()),
-                       1 if night.height else 0, calls)
 
 
 def _look(wh: Warehouse, dec: dict, run: Run, day: date, tonight: int, now: datetime) -> dict:
