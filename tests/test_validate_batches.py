@@ -119,19 +119,43 @@ def test_a_night_validated_in_chunks_stores_what_one_batch_stores(validated):
     assert any(c["count"] > 1 for row in counts for c in row)
 
 
+OUTCOMES_THROUGH_THE_ANSWERS_VIEW = """
+WITH verdicts AS (
+    SELECT request_id, model, bool_and(passed) AS passed
+    FROM checks
+    WHERE run_id = $run_id AND ($prompt_version IS NULL OR prompt_version = $prompt_version)
+    GROUP BY request_id, model
+)
+SELECT a.request_id, a.prompt_version, a.model, a.status, a.output_tokens, a.reasoning_tokens,
+       a.cost_usd, a.latency_ms, a.ttft_ms, a.output_tps,
+       coalesce(v.passed, false) AND a.status = 'ok' AS passed,
+       r.error_kind, r.attempts, l.model_id AS production_model
+FROM answers AS a
+LEFT JOIN verdicts AS v USING (request_id, model)
+LEFT JOIN replays AS r ON r.run_id = a.run_id AND r.request_id = a.request_id AND r.model = a.model
+LEFT JOIN logs AS l ON l.request_id = a.request_id
+WHERE a.run_id = $run_id AND ($prompt_version IS NULL OR a.prompt_version = $prompt_version)
+"""
+"""`sql/outcomes.sql` as it was, through the `answers` view: the reference it must equal."""
+
+
 def test_a_night_s_outcomes_gathered_per_prompt_version_score_as_the_whole_night(
         night, validated):
     """Score gathers a night's outcomes one prompt_version at a time, and counts them in
     DuckDB: the outcomes are those of the whole night at once, and the scores those Polars
-    computed from them in memory (`tests.test_score.reference_scores`)."""
+    computed from them in memory (`tests.test_score.reference_scores`); and the outcomes are
+    those the `answers` view gives."""
     settings, run = night  # validated: the night's checks are stored
     by_answer = ["prompt_version", "model", "request_id"]
     with open_warehouse(settings.warehouse) as wh:
         whole = wh.frame("outcomes", run_id=run.run_id, prompt_version=None).sort(by_answer)
+        via_view = wh.frame(OUTCOMES_THROUGH_THE_ANSWERS_VIEW, run_id=run.run_id,
+                            prompt_version=None).sort(by_answer)
         gather_outcomes(wh, run, "_gathered")
         gathered = wh.frame("SELECT * FROM _gathered").sort(by_answer)
         scores = score_outcomes(wh, "_gathered", "production")
     assert whole["prompt_version"].n_unique() >= 6 and gathered.equals(whole)
+    assert whole.equals(via_view) and whole["passed"].any() and not whole["passed"].all()
     assert_same_scores(scores, reference_scores(whole, "production"))
 
 
