@@ -263,11 +263,11 @@ def _record(wh: Warehouse, settings: Settings, run: Run, compared: dict[str, Can
             continue
         tonight = {"run": run.run_id, "pv": pv, "c": name}
         wh.execute(_ADD.format(tonight=_TONIGHT), {**tonight, "d": dec["decision_id"]})
-        after[(pv, name)] = _look(wh, dec, run, day, _tally(wh, _TONIGHT, **tonight).calls, now)
+        after[(pv, name)] = _look(wh, dec, run, day, now)
     return after
 
 
-def _look(wh: Warehouse, dec: dict, run: Run, day: date, tonight: int, now: datetime) -> dict:
+def _look(wh: Warehouse, dec: dict, run: Run, day: date, now: datetime) -> dict:
     plan = rules.Plan(dec["alpha"], dec["margin"], dec["planned_pairs"], dec["fixed_pairs"])
     total = tally(wh, dec["decision_id"])
     earlier = tuple(r[0] for r in wh.execute(

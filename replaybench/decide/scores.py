@@ -23,8 +23,11 @@ from replaybench.decide import evidence, rules, stats
 from replaybench.runs import Run
 from replaybench.warehouse import Warehouse, sql_text
 
-# Per prompt_version × model, from one row per answer: counts, efficiency and latency. Each
-# aggregate as Polars had it: an empty sum is 0, and quantiles interpolate linearly.
+# Per prompt_version × model, from one row per answer: counts, efficiency and latency. As Polars
+# computed them (`tests/test_score.py` holds that code): an empty sum is 0, and quantiles
+# interpolate linearly (the same to ~1e-16: DuckDB rounds the interpolation its own way). The
+# cost is a compensated (Kahan) sum, `fsum`, so that its last digits hardly depend on the order
+# DuckDB's threads add in (a resumed run scores the night again).
 _SUMMARY = """
 SELECT prompt_version, model,
        count(*) AS n,
@@ -33,7 +36,7 @@ SELECT prompt_version, model,
        avg(reasoning_tokens) AS reasoning_tokens_per_task,
        -- an answer without a known price makes the total unknown, not smaller
        CASE WHEN bool_or(status = 'ok' AND cost_usd IS NULL) THEN NULL
-            ELSE coalesce(sum(cost_usd), 0) END AS cost_total,
+            ELSE coalesce(fsum(cost_usd), 0) END AS cost_total,
        quantile_cont(latency_ms, 0.5) FILTER (WHERE status = 'ok') AS latency_p50_ms,
        quantile_cont(latency_ms, 0.95) FILTER (WHERE status = 'ok') AS latency_p95_ms,
        quantile_cont(ttft_ms, 0.5) FILTER (WHERE status = 'ok') AS ttft_p50_ms,
@@ -51,7 +54,8 @@ SELECT c.prompt_version, c.model, count(*) AS pairs,
        count(*) FILTER (WHERE c.passed AND NOT b.passed) AS only_candidate,
        count(*) FILTER (WHERE NOT c.passed AND b.passed) AS only_baseline
 FROM {outcomes} AS c
-JOIN {outcomes} AS b ON b.request_id = c.request_id AND b.model = $baseline
+JOIN {outcomes} AS b ON b.prompt_version = c.prompt_version AND b.request_id = c.request_id
+                     AND b.model = $baseline
 WHERE c.model <> $baseline
 GROUP BY c.prompt_version, c.model
 ORDER BY c.prompt_version, c.model
@@ -66,7 +70,8 @@ METRICS = {"output_tokens": "{t}.output_tokens",
 _PAIR_VALUES = """
 SELECT {values}
 FROM {outcomes} AS c
-JOIN {outcomes} AS b ON b.request_id = c.request_id AND b.model = $baseline
+JOIN {outcomes} AS b ON b.prompt_version = c.prompt_version AND b.request_id = c.request_id
+                     AND b.model = $baseline
 WHERE c.prompt_version = $pv AND c.model = $model
 ORDER BY c.request_id
 """
@@ -105,9 +110,10 @@ def metric_deltas(wh: Warehouse, outcomes: str, baseline: str,
         found = wh.arrays(query, baseline=baseline, pv=pv, model=model)
         # A seed per row, so adding a candidate never moves another row's interval.
         seed = zlib.crc32(f"{pv}\x00{model}".encode())
+        # column-major, as Polars gave them: NumPy's sums then add in the same order
         delta, low, high = stats.paired_bootstrap(
-            np.column_stack([found[f"c_{m}"] for m in METRICS]),
-            np.column_stack([found[f"b_{m}"] for m in METRICS]), seed=seed)
+            np.asfortranarray(np.column_stack([found[f"c_{m}"] for m in METRICS])),
+            np.asfortranarray(np.column_stack([found[f"b_{m}"] for m in METRICS])), seed=seed)
         row = {"prompt_version": pv, "model": model}
         for i, name in enumerate(["output_tokens_delta", "cost_delta_usd", "latency_delta_ms"]):
             for suffix, array in (("", delta), ("_low", low), ("_high", high)):
