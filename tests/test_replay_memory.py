@@ -237,3 +237,24 @@ def test_making_a_night_s_rows_keeps_nothing_of_its_requests(tmp_path):
     finally:
         tracemalloc.stop()
     assert kept < 50_000, kept  # the memo kept ~550 KB for 5,000 requests
+
+
+@pytest.mark.parametrize("checked", [64 << 20, 700])  # one piece; a piece per few lines
+def test_a_journal_s_answers_the_warehouse_lacks_are_counted_piece_by_piece(
+        tmp_path, demo_slice, fleet, monkeypatch, checked):
+    """A journal's answers the warehouse lacks (some lost after the shards were stored) are
+    counted exactly, whatever the pieces its keys are checked in; a line of another candidate
+    counts as lacking."""
+    monkeypatch.setattr(load_module, "JOURNAL_CHECKED", checked)
+    settings, run, glm, plan, sent, sampled = sent_night(tmp_path, demo_slice, fleet)
+    journal = journal_path(settings, run, glm)
+    paid = {r["request_id"] for r in journal_rows(journal.read_bytes())}
+    with open_warehouse(settings.warehouse) as wh:
+        load_module.store_shard_files(wh, run.run_id, [Path(s) for s in sent.shards])
+        wh.execute("DELETE FROM replays WHERE hash(request_id) % 3 = 0")
+        held = {r[0] for r in wh.execute("SELECT request_id FROM replays").fetchall()}
+        assert held and paid - held
+
+        assert load_module.lacking(wh, journal, run.run_id, glm.name) == len(paid - held)
+        assert load_module.lacking(wh, journal, run.run_id, "another") == len(paid)
+    assert journal.stat().st_size > 4 * 700  # several pieces

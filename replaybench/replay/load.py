@@ -7,6 +7,7 @@ written, and those rows are taken from it. Loading twice stores each row once.""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOURNAL_PIECE = 4 << 20  # bytes of a journal read and parsed at a time (whole lines)
+JOURNAL_CHECKED = 64 << 20  # bytes of a journal whose keys DuckDB checks at a time (`lacking`)
 LOAD_ROWS = 20_000  # rows of shards stored per transaction
 CACHE_COLUMNS = ["cache_key", "provider", "base_url", "model_sent", "params", "output_text",
                  "reasoning_text", "finish_reason", "input_tokens", "output_tokens",
@@ -97,8 +99,10 @@ def cache_answers(wh: Warehouse, source: str, run_id: str,
         {**(params or {}), "run_id": run_id})
 
 
-def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Path]) -> int:
-    """Store what shards and journals hold (each row once); return rows added. DuckDB reads the
+def load_files(wh: Warehouse, run_id: str, model: str, journals: list[Path],
+               shards: list[Path]) -> int:
+    """Store what one candidate's (`model`'s) shards and journals hold in the run (each row
+    once); return rows added. DuckDB reads the
     shards itself, `LOAD_ROWS` rows a transaction (a transaction holds its rows in memory until
     it commits), and each shard is deleted once stored; then it reads only the keys of each
     journal, to find the answers the warehouse still lacks. Only a journal with such answers
@@ -107,7 +111,7 @@ def load_files(wh: Warehouse, run_id: str, journals: list[Path], shards: list[Pa
     store_shard_files(wh, run_id, shards)
     missing: dict[Path, int] = {}
     for path in journals:
-        if lacking(wh, path) != 0:
+        if lacking(wh, path, run_id, model) != 0:
             missing[path] = wh.atomic(lambda path=path: store_journal(wh, run_id, path))
     added = replay_count(wh) - before
     for path in journals:
@@ -137,19 +141,27 @@ def replay_count(wh: Warehouse) -> int:
     return wh.execute("SELECT count(*) FROM replays").fetchone()[0]
 
 
-def lacking(wh: Warehouse, journal: Path) -> int | None:
-    """How many of a journal's answers `replays` lacks, by (run, request, model): DuckDB reads
-    only those keys of each line. None when DuckDB cannot read the journal (a line cut short by
-    a killed writer, a line past its object size): parse it to know. Asked once the shards are
-    stored: an anti-join against them as well held a night's keys of both in memory (a 300k
-    night's load ran out of 128 MB there)."""
+def lacking(wh: Warehouse, journal: Path, run_id: str, model: str) -> int | None:
+    """How many of a journal's answers (the run's, of the candidate `model`) `replays` lacks:
+    DuckDB reads only their keys. None when DuckDB cannot read the journal (a line cut short by
+    a killed writer, a line past its object size): parse it to know.
+
+    Asked once the shards are stored, against the run's rows of that candidate (a line of
+    another run or candidate counts as lacking, and is stored by its own key), and in pieces by
+    the hash of the request id, one per `JOURNAL_CHECKED` bytes of the journal: the anti-join
+    holds a piece's keys, not the night's (at once, or against the shards too, it ran out of
+    128 MB in a 300k night's load)."""
+    pieces = max(1, math.ceil(journal.stat().st_size / JOURNAL_CHECKED))
     try:
-        return wh.execute(
+        return sum(wh.execute(
             "SELECT count(*) FROM read_json($journal, format = 'newline_delimited', columns = "
             "{run_id: 'VARCHAR', request_id: 'VARCHAR', model: 'VARCHAR'}) AS j "
-            "WHERE NOT EXISTS (SELECT 1 FROM replays AS r WHERE r.run_id = j.run_id "
-            "AND r.request_id = j.request_id AND r.model = j.model)",
-            {"journal": str(journal)}).fetchone()[0]
+            "WHERE hash(j.request_id) % $pieces = $piece AND NOT EXISTS ("
+            "SELECT 1 FROM replays AS r WHERE r.run_id = $run_id AND r.model = $model "
+            "AND hash(r.request_id) % $pieces = $piece AND r.request_id = j.request_id "
+            "AND j.run_id = $run_id AND j.model = $model)",
+            {"journal": str(journal), "run_id": run_id, "model": model, "pieces": pieces,
+             "piece": piece}).fetchone()[0] for piece in range(pieces))
     except duckdb.Error:
         return None
 
@@ -208,7 +220,7 @@ def load_replay(settings: Settings, run: Run, candidate: Candidate, plan: Replay
     """In the warehouse, briefly: store the shards the sending wrote (and any journal row they
     lack); each journal is deleted once the warehouse holds its answers."""
     with warehouse_turn, open_warehouse(settings.warehouse) as wh:
-        load_files(wh, run.run_id, *leftovers(settings, run, candidate))
+        load_files(wh, run.run_id, candidate.name, *leftovers(settings, run, candidate))
     plan.discard()
     ok = sum(s.ok for s in sent) + plan.recovered + plan.reused
     failed = sum(s.failed for s in sent)

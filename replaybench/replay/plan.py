@@ -102,7 +102,8 @@ def plan_replay(settings: Settings, run: Run, candidate: Candidate,
         if redacted and wh.query("unredacted_samples", run_id=run.run_id):
             raise ReplaybenchError(f"{candidate.name} gets redacted requests, but run {run.run_id} "
                                    "has sampled requests not redacted yet: run the redact step first")
-        recovered = load_files(wh, run.run_id, *leftovers(settings, run, candidate))
+        recovered = load_files(wh, run.run_id, candidate.name,
+                               *leftovers(settings, run, candidate))
         pending = wh.con.sql(sql_text("pending_replays"), params={
             "run_id": run.run_id, "model": candidate.name, "redacted": redacted,
             "every_sampled": candidate.replays_production}).to_arrow_reader(PLAN_BATCH)
