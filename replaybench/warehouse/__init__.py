@@ -157,21 +157,26 @@ class Warehouse:
         """Insert the rows of `source` (a table expression) for the run `run_id` whose `keys`
         `table` does not hold yet, each key once; return rows added. What a primary key would
         give, without its index: the tables a night fills have none (migration 014), as DuckDB
-        keeps in memory, unevictable, every key a connection writes. The anti-join reads only
-        the run's rows of `table` (its row groups are pruned by run_id). Two connections adding
-        the same key at once would both add it: the caller must be the run's only writer of
-        `table` (replay's load holds `replay.load.warehouse_turn`, and a run's day is leased to
-        one process)."""
+        keeps in memory, unevictable, every key a connection writes. The joins hold the fresh
+        keys, not the run's rows of `table` (whose row groups are pruned by run_id). Two
+        connections adding the same key at once would both add it: the caller must be the run's
+        only writer of `table` (replay's load holds `replay.load.warehouse_turn`, and a run's
+        day is leased to one process)."""
         columns = [r[0] for r in self.execute(f"DESCRIBE SELECT * FROM {source}", params)]
         listed = ", ".join(f'"{c}"' for c in columns)
         key_list = ", ".join(f'"{k}"' for k in keys)
         matched = " AND ".join(f'held."{k}" = fresh."{k}"' for k in keys)
+        held_keys = ", ".join(f'held."{k}"' for k in keys)
         return self.execute(
-            f"INSERT INTO {table} ({listed}) SELECT {listed} FROM ("
-            f"SELECT * FROM {source} WHERE run_id = $run_id "
-            f"QUALIFY row_number() OVER (PARTITION BY {key_list}) = 1) AS fresh "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS held "
-            f"WHERE held.run_id = $run_id AND {matched})",
+            f"INSERT INTO {table} ({listed}) "
+            f"WITH fresh AS (SELECT * FROM {source} WHERE run_id = $run_id "
+            f"QUALIFY row_number() OVER (PARTITION BY {key_list}) = 1), "
+            # the run's rows that share a fresh key, found by a hash table of the fresh keys (a
+            # NOT EXISTS built one of the run's rows, which grew with the night: a 300k night's
+            # load ran out of 128 MB in this transaction)
+            f"held AS (SELECT {held_keys} "
+            f"FROM {table} AS held SEMI JOIN fresh ON {matched} WHERE held.run_id = $run_id) "
+            f"SELECT {listed} FROM fresh ANTI JOIN held ON {matched}",
             {**(params or {}), "run_id": run_id}).fetchone()[0]  # DuckDB counts what it added
 
     def _count(self, table: str) -> int:
