@@ -227,7 +227,7 @@ def with_decisions(scores: pl.DataFrame, decisions: dict[tuple[str, str], dict],
     return pl.DataFrame(rows, schema=scores.schema | DECISION_COLUMNS)
 
 
-EVIDENCE = "_night_outcomes"
+OUTCOMES = "_night_outcomes"
 """The temp table the night's outcomes gather in while it is scored (`sql/outcomes.sql`)."""
 
 
@@ -237,11 +237,11 @@ def score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
     table it may spill), read one prompt_version at a time; they are counted, summed and paired
     there, so that what Python holds of a night is its scores and one prompt_version ×
     candidate's paired values, not its answers."""
-    wh.execute(f"DROP TABLE IF EXISTS {EVIDENCE}")
+    wh.execute(f"DROP TABLE IF EXISTS {OUTCOMES}")
     try:
         return _score_run(wh, settings, run)
     finally:
-        wh.execute(f"DROP TABLE IF EXISTS {EVIDENCE}")
+        wh.execute(f"DROP TABLE IF EXISTS {OUTCOMES}")
 
 
 def gather_outcomes(wh: Warehouse, run: Run, table: str) -> None:
@@ -249,19 +249,20 @@ def gather_outcomes(wh: Warehouse, run: Run, table: str) -> None:
     query = sql_text("outcomes").strip().removesuffix(";")
     wh.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM ({query}) LIMIT 0",
                {"run_id": run.run_id, "prompt_version": None})
+    # the run's prompt_versions from its sample and replays (the `answers` view joins the logs)
     for (prompt_version,) in wh.execute(
-            "SELECT DISTINCT prompt_version FROM answers WHERE run_id = $r ORDER BY 1",
-            {"r": run.run_id}):
+            "SELECT prompt_version FROM samples WHERE run_id = $r UNION "
+            "SELECT prompt_version FROM replays WHERE run_id = $r ORDER BY 1", {"r": run.run_id}):
         wh.execute(f"INSERT INTO {table} SELECT * FROM ({query})",
                    {"run_id": run.run_id, "prompt_version": prompt_version})
 
 
 def _score_run(wh: Warehouse, settings: Settings, run: Run) -> pl.DataFrame:
-    gather_outcomes(wh, run, EVIDENCE)
-    scores = score_outcomes(wh, EVIDENCE, settings.baseline)
+    gather_outcomes(wh, run, OUTCOMES)
+    scores = score_outcomes(wh, OUTCOMES, settings.baseline)
 
     def store() -> pl.DataFrame:
-        decisions = evidence.record_night(wh, settings, run, EVIDENCE)
+        decisions = evidence.record_night(wh, settings, run, OUTCOMES)
         decided = with_decisions(scores, decisions, settings.baseline, settings.noise_floor)
         for row in decided.filter(pl.col("decision_id").is_not_null()).iter_rows(named=True):
             wh.execute("UPDATE decisions SET reason = $why WHERE decision_id = $d",
